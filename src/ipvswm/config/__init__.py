@@ -1,0 +1,1 @@
+"""Configuration: model and parser (SPEC §2)."""

@@ -1,0 +1,228 @@
+"""The configuration model: immutable values produced by the parser (SPEC §2)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+class Proto(enum.Enum):
+    """Transport protocol of a virtual service."""
+
+    TCP = "tcp"
+    UDP = "udp"
+
+
+class Method(enum.Enum):
+    """IPVS forwarding method of the pairs of a virtual service."""
+
+    NAT = "nat"
+    DR = "dr"
+    TUN = "tun"
+
+
+class CheckKind(enum.Enum):
+    """What a check does: an HTTP(S) GET, a TCP connect, or nothing (`-`)."""
+
+    HTTP = "http"
+    HTTPS = "https"
+    TCP = "tcp"
+    NONE = "none"
+
+
+StatusRange = tuple[int, int]
+"""An inclusive range of HTTP statuses that pass, e.g. (200, 299)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """How to check a real server, whichever it is (the parsed CHECK column plus options).
+
+    `url_host`/`url_port` are what the URL names (`http://NAME[:PORT]/PATH`); for the `/PATH` form
+    `url_host` is None and the real server's address is sent as Host. `port` of the target (not of
+    the spec) decides where to connect: `url_port` if given, else the pair's real-server port.
+    """
+
+    kind: CheckKind
+    url_host: str | None = None
+    url_port: int | None = None
+    path: str = "/"
+    expect: tuple[StatusRange, ...] = ((200, 200),)
+    verify: bool = False
+    interval: float = 5.0
+    connect_timeout: float = 1.0
+    response_timeout: float = 3.0
+    rise: int = 1
+    fall: int = 1
+
+    def passes_status(self, status: int) -> bool:
+        """Whether an HTTP status is one of the expected ones."""
+        return any(low <= status <= high for low, high in self.expect)
+
+    def describe(self) -> str:
+        """A short human form, as written in the config (`http://name/path`, `tcp://:81`, `-`)."""
+        if self.kind is CheckKind.NONE:
+            return "-"
+        port = f":{self.url_port}" if self.url_port is not None else ""
+        if self.kind is CheckKind.TCP:
+            return f"tcp://{port}"
+        if self.url_host is None:
+            return self.path
+        return f"{self.kind.value}://{self.url_host}{port}{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckTarget:
+    """One distinct check: what one checker runs (real-server address, effective port, spec)."""
+
+    address: str
+    port: int
+    spec: CheckSpec
+
+    def host_header(self) -> str:
+        """The Host header value: the URL's name (and port), else the real server's address."""
+        if self.spec.url_host is None:
+            return f"[{self.address}]" if ":" in self.address else self.address
+        if self.spec.url_port is not None:
+            return f"{self.spec.url_host}:{self.spec.url_port}"
+        return self.spec.url_host
+
+    def __str__(self) -> str:
+        addr = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{addr}:{self.port} {self.spec.describe()}"
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualService:
+    """A `!` line: one virtual service and how its real servers are checked."""
+
+    tag: str
+    address: str  # normalised IP address (IPv4 dotted, IPv6 compressed, no brackets)
+    port: int
+    rs_port: int  # default real-server port (the VS port unless `ADDR:PORT:RSPORT`)
+    check: CheckSpec
+    proto: Proto = Proto.TCP
+    email: bool = False
+    sorry_server: str | None = None  # a host tag
+    scheduler: str = "wrr"
+    method: Method = Method.NAT
+    persistent: int | None = None  # seconds
+    name: str = ""  # the address as written in the file (a hostname stays readable in logs)
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """A host line: one real server and its weight on each virtual service it serves."""
+
+    tag: str
+    address: str  # normalised IP address
+    port: int | None = None  # overrides the VS's real-server port for this host
+    weights: tuple[tuple[str, int], ...] = ()  # (vs tag, weight) in file order
+    name: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """One host on one virtual service: one IPVS destination with its configured weight."""
+
+    vs: str
+    host: str
+    address: str
+    port: int  # effective real-server port
+    weight: int  # configured weight (0 = drained by config)
+    check: CheckTarget | None  # None when the VS's check is `-` (always passing)
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalOptions:
+    """Every `Key=value` option, typed, with the original's defaults (SPEC §2.1)."""
+
+    management_socket_ip: str = "127.0.0.1"
+    management_socket_port: int = 9000
+    management_socket_path: str = "/run/ipvswm.sock"
+    management_fifo_path: str = "/tmp/fifo"
+    config_path: str = ""
+    config_check_period: float = 3.0
+    config_auto_check: bool = True
+    log_path: str = "/var/log/ipvs-weightman.log"
+    log_syslog: bool = False
+    log_syslog_facility: str = "daemon"
+    log_stderr: bool = False
+    log_level: int = 1
+    ramping_trigger_time: float = 120.0
+    ramping_duration: float = 10.0
+    db: str = "/var/run/ipvs-weightman.db"
+    ipvsadm: str = "/sbin/ipvsadm"
+    email_smtp: str = "127.0.0.1"
+    email_from: str = ""
+    email_to: str = ""
+    email_reply_to: str = ""
+    sorry_server_default: str = ""
+    sorry_server_fallback_host: str = ""
+    sorry_server_fallback_ip: str = ""
+    sorry_server_fallback_title: str = ""
+    ipvs_backend: str = "ipvsadm"
+    ipvs_scheduler: str = "wrr"
+    ipvs_method: Method = Method.NAT
+    ipvs_resync_period: float = 10.0
+    check_interval: float = 5.0
+    check_timeout_connect: float = 1.0
+    check_timeout_response: float = 3.0
+    check_rise: int = 1
+    check_fall: int = 1
+    metrics_listen: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole, valid configuration file."""
+
+    path: str = ""
+    options: GlobalOptions = field(default_factory=GlobalOptions)
+    services: tuple[VirtualService, ...] = ()
+    hosts: tuple[Host, ...] = ()
+
+    def service(self, tag: str) -> VirtualService | None:
+        """The virtual service with this tag, if any."""
+        for vs in self.services:
+            if vs.tag == tag:
+                return vs
+        return None
+
+    def host(self, tag: str) -> Host | None:
+        """The host with this tag, if any."""
+        for host in self.hosts:
+            if host.tag == tag:
+                return host
+        return None
+
+    def pairs(self) -> Iterator[Pair]:
+        """Every (VS, host) pair in file order of hosts, with its effective port and check."""
+        by_tag = {vs.tag: vs for vs in self.services}
+        for host in self.hosts:
+            for vs_tag, weight in host.weights:
+                vs = by_tag[vs_tag]
+                port = host.port if host.port is not None else vs.rs_port
+                yield Pair(
+                    vs=vs.tag,
+                    host=host.tag,
+                    address=host.address,
+                    port=port,
+                    weight=weight,
+                    check=check_target(vs.check, host.address, port),
+                )
+
+    def check_targets(self) -> frozenset[CheckTarget]:
+        """The distinct checks of this config: one checker each."""
+        return frozenset(p.check for p in self.pairs() if p.check is not None)
+
+
+def check_target(spec: CheckSpec, address: str, rs_port: int) -> CheckTarget | None:
+    """The check of a pair: the real server's address, the URL's port or else the pair's port."""
+    if spec.kind is CheckKind.NONE:
+        return None
+    port = spec.url_port if spec.url_port is not None else rs_port
+    return CheckTarget(address=address, port=port, spec=spec)

@@ -1,0 +1,1 @@
+"""The management console: grammar, servers and client (SPEC §7)."""

@@ -1,0 +1,81 @@
+"""What the console needs from the running daemon: the seam between console and daemon."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ipvswm.config.model import Config
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.events import AdminEvent, CheckStatus
+from ipvswm.kernel.table import Table
+
+
+@dataclass(frozen=True, slots=True)
+class CheckView:
+    """One checker as `show checks` displays it."""
+
+    target: str  # "127.0.0.2:80 http://www.example.org/health"
+    status: CheckStatus
+    last_started: float | None
+    last_duration: float | None
+    cause: str
+    pairs: tuple[str, ...]  # "vs/host" of every pair it feeds
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    """What a `config reload` did: the actions taken, or the errors that stopped it."""
+
+    ok: bool
+    actions: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+class Control(Protocol):
+    """The daemon as the console sees it. Every mutation goes through the daemon's one queue."""
+
+    def config(self) -> Config:
+        """The config in force."""
+        ...
+
+    def snapshot(self) -> StateSnapshot:
+        """The engine's current state (pairs, hosts, VSs)."""
+        ...
+
+    def kernel(self) -> Table:
+        """The last table read from (or applied to) the kernel, with connection counts."""
+        ...
+
+    def checks(self) -> list[CheckView]:
+        """Every running checker."""
+        ...
+
+    async def submit(self, event: AdminEvent) -> str | None:
+        """Apply an admin event; returns after its state change is committed. An error text
+        (starting with `#`) when it could not be applied, else None."""
+        ...
+
+    async def reload(self) -> ReloadOutcome:
+        """Re-read the config file and apply it as a diff (nothing applied if invalid)."""
+        ...
+
+    def config_diff(self) -> ReloadOutcome:
+        """The actions a reload would take now, without taking them."""
+        ...
+
+    def config_check(self) -> ReloadOutcome:
+        """Validate the config file on disk without applying it."""
+        ...
+
+    def set_log_level(self, level: int) -> None:
+        """Change `Log.Level` at run time."""
+        ...
+
+    def status(self) -> dict[str, object]:
+        """`dump status`: daemon facts (pid, start time, backend, config path, counts)."""
+        ...
+
+    async def wait_change(self, timeout: float) -> None:
+        """Return after the next engine step or kernel read, or after `timeout` seconds."""
+        ...

@@ -1,0 +1,53 @@
+"""What one engine step returns: decisions to log, alerts to send, state to persist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ipvswm.engine.state import Phase, StateChanges
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A pair's desired weight or phase changed (logged once, SPEC §8)."""
+
+    vs: str
+    host: str
+    old_weight: int
+    new_weight: int
+    old_phase: Phase
+    new_phase: Phase
+    cause: str  # e.g. "check failed: connect refused", "admin off (maintenance)", "ramp 3/10"
+
+    def __str__(self) -> str:
+        return (
+            f"vs {self.vs} host {self.host}: weight {self.old_weight} -> {self.new_weight}, "
+            f"{self.old_phase.value} -> {self.new_phase.value} ({self.cause})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SorryChange:
+    """A VS's sorry server went in (on=True: nothing else carries weight) or out."""
+
+    vs: str
+    on: bool
+    at: float
+    after: float | None = None  # when going off: seconds the sorry server was on
+    sorry_host: str = ""  # host tag, or the fallback title/IP
+
+    def subject(self) -> str:
+        if self.on:
+            return f"VS '{self.vs}' FAIL"
+        return f"VS '{self.vs}' OK (after {self.after or 0.0:.1f}s)"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The result of feeding one event to the engine."""
+
+    decisions: tuple[Decision, ...] = ()
+    alerts: tuple[SorryChange, ...] = ()
+    changes: StateChanges = field(default_factory=StateChanges)
+    error: str | None = None  # an admin event that could not be applied (e.g. "# no host 'x'")
+    next_wakeup: float | None = None  # when desired weights next change by time alone (ramps)

@@ -1,0 +1,86 @@
+"""The engine's state records: what is persisted (SPEC §6) and what the console shows."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from ipvswm.events import CheckStatus
+from ipvswm.kernel.table import ServiceKey
+
+
+class Phase(enum.Enum):
+    """Where a pair stands in the rules of SPEC §4."""
+
+    DISABLED = "DISABLED"
+    AWAIT_PASS = "AWAIT_PASS"
+    RAMPING = "RAMPING"
+    ENABLED = "ENABLED"
+
+
+PairId = tuple[str, str]
+"""(vs tag, host tag)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    """Host-level admin state: `set host H off|on` without a VS list."""
+
+    reasons: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class PairState:
+    """Everything the engine remembers about one pair. Times are wall-clock seconds."""
+
+    reasons: frozenset[str] = frozenset()  # pair-level reasons
+    enabled_at: float | None = None  # last time the pair (or its host) was enabled
+    down_since: float | None = None
+    ramp_duration: float | None = None  # a pending or running ramp's duration
+    ramp_deadline: float | None = None  # set while a ramp runs
+    override: int | None = None
+    check_status: CheckStatus = CheckStatus.UNKNOWN
+    check_cause: str = ""
+    last_pass_started: float | None = None  # start time of the most recent passing check
+    last_check_started: float | None = None
+    last_check_ended: float | None = None
+    weight: int = 0  # the desired weight last computed
+    phase: Phase = Phase.AWAIT_PASS
+    applied_weight: int | None = None  # the weight last applied to (or adopted from) the kernel
+
+
+@dataclass(frozen=True, slots=True)
+class VsState:
+    """Per virtual service: whether its sorry server is in, and since when."""
+
+    sorry_on: bool = False
+    sorry_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateSnapshot:
+    """The whole persistent state, as loaded from or saved to the store."""
+
+    hosts: dict[str, HostState] = field(default_factory=dict)
+    pairs: dict[PairId, PairState] = field(default_factory=dict)
+    vss: dict[str, VsState] = field(default_factory=dict)
+    managed: frozenset[ServiceKey] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanges:
+    """What one engine step changed: written to the store in one transaction.
+
+    A key mapped to None was removed (e.g. a host or pair gone from the config).
+    """
+
+    hosts: dict[str, HostState | None] = field(default_factory=dict)
+    pairs: dict[PairId, PairState | None] = field(default_factory=dict)
+    vss: dict[str, VsState | None] = field(default_factory=dict)
+    managed_added: frozenset[ServiceKey] = frozenset()
+    managed_removed: frozenset[ServiceKey] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.hosts or self.pairs or self.vss or self.managed_added or self.managed_removed
+        )

@@ -1,0 +1,1 @@
+"""The IPVS table: model, reconciler and backends (SPEC §5)."""

@@ -1,0 +1,72 @@
+"""The seam between the daemon and the kernel: read the table, apply operations (SPEC §5)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ipvswm.kernel.table import Op, Table
+
+
+class FailureKind(enum.Enum):
+    """Why a backend call failed, so the daemon can log it clearly and decide how to retry."""
+
+    MISSING = "missing"  # the ipvsadm binary is not there / not executable
+    NO_IPVS = "no-ipvs"  # "Can't initialize ipvs": no IPVS in this kernel
+    ARGUMENT = "argument"  # the front end rejected an argument (a bug on our side)
+    KERNEL = "kernel"  # the kernel refused an operation (e.g. "No such destination")
+    TIMEOUT = "timeout"  # the call hung and was killed
+    OTHER = "other"
+
+
+class BackendError(Exception):
+    """A backend call that failed as a whole (nothing read, or nothing known to be applied)."""
+
+    def __init__(self, kind: FailureKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class OpError:
+    """One operation the kernel refused, with the backend's message."""
+
+    op: Op | None  # None when the failing line cannot be matched to an op
+    kind: FailureKind
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What an apply did. After any error the caller must re-read the table before trusting it."""
+
+    ops: int  # how many operations were sent
+    errors: tuple[OpError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def must_resync(self) -> bool:
+        return bool(self.errors)
+
+
+class KernelBackend(Protocol):
+    """A way to reach the IPVS table. Backends never decide anything: they read and apply."""
+
+    name: str
+
+    async def read(self) -> Table:
+        """The whole current table, with connection counts. Raises BackendError."""
+        ...
+
+    async def apply(self, ops: Sequence[Op]) -> ApplyResult:
+        """Apply operations in order, in one batch where the backend allows.
+
+        Raises BackendError when nothing could be attempted (binary missing, no IPVS, timeout).
+        """
+        ...
