@@ -76,6 +76,6 @@ class Control(Protocol):
         """`dump status`: daemon facts (pid, start time, backend, config path, counts)."""
         ...
 
-    async def wait_change(self, timeout: float) -> None:
-        """Return after the next engine step or kernel read, or after `timeout` seconds."""
+    async def wait_change(self) -> None:
+        """Return after the next engine step or kernel read (callers bound it with a timeout)."""
         ...
