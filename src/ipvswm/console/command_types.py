@@ -1,0 +1,165 @@
+"""The typed commands the console grammar produces (SPEC §7): one frozen value per command."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+MAX_WEIGHT = 65535
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    """`help [WORD]`: the command list (only commands starting with WORD if given)."""
+
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """`history`: this session's numbered command history."""
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """`!` (last command) or `!N` (history entry N, 1-based)."""
+
+    index: int | None = None
+
+
+class ConfigAction(enum.Enum):
+    RELOAD = "reload"
+    DIFF = "diff"
+    CHECK = "check"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigCmd:
+    """`config reload|diff|check`."""
+
+    action: ConfigAction
+
+
+class DumpWhat(enum.Enum):
+    STATUS = "status"
+    OPTIONS = "options"
+    CHECKERS = "checkers"
+    HOSTS = "hosts"
+    VS = "vs"
+
+
+@dataclass(frozen=True, slots=True)
+class Dump:
+    """`dump status|options|checkers`, `dump host[s] [H]`, `dump vs [V]`."""
+
+    what: DumpWhat
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetHost:
+    """`set host H on|off [for vs V…] [reasons R…|*] [in N]`.
+
+    `vss` None = host-level; `reasons` None = all (`*`, only with on); `ramp` only with on.
+    """
+
+    host: str
+    on: bool
+    vss: tuple[str, ...] | None = None
+    reasons: frozenset[str] | None = frozenset({"default"})
+    ramp: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetWeight:
+    """`set host H weight N|default [for vs V…]` (weight None = back to the configured one)."""
+
+    host: str
+    weight: int | None
+    vss: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShowVs:
+    """`show vs` (vss None: one line per VS) or `show vs V[,V2]` (each with its pairs)."""
+
+    vss: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShowHosts:
+    """`show hosts [H1,H2] [for V1,V2]`."""
+
+    hosts: tuple[str, ...] | None = None
+    vss: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShowChecks:
+    """`show checks`."""
+
+
+class WaitFor(enum.Enum):
+    UP = "up"
+    DOWN = "down"
+    QUIESCENT = "quiescent"
+
+
+DEFAULT_WAIT_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """`wait host H quiescent|up|down [for vs V…] [timeout N]`."""
+
+    host: str
+    until: WaitFor
+    vss: tuple[str, ...] | None = None
+    timeout: float = DEFAULT_WAIT_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """`format json|text`."""
+
+    json: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LogLevel:
+    """`log level N`."""
+
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    """`quit|exit` (and ^D)."""
+
+
+Command = (
+    Help
+    | History
+    | Repeat
+    | ConfigCmd
+    | Dump
+    | SetHost
+    | SetWeight
+    | ShowVs
+    | ShowHosts
+    | ShowChecks
+    | Wait
+    | Format
+    | LogLevel
+    | Quit
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ParseError:
+    """Input that is not a command: a short message and the closest command's syntax."""
+
+    message: str
+    hint: str = ""
