@@ -1,0 +1,437 @@
+"""Persistent engine state in SQLite (SPEC §6): load at start, one transaction per state change.
+
+Records are stored generically, one JSON object per row built from the dataclass fields, so fields
+added to the state dataclasses later need no schema change: unknown fields are ignored on load and
+missing or unreadable ones fall back to their defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import json
+import logging
+import os
+import sqlite3
+import threading
+import types
+import typing
+import urllib.parse
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from ipvswm.engine.state import HostState, PairState, StateChanges, StateSnapshot, VsState
+from ipvswm.kernel.table import Protocol, ServiceKey
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+"""The schema this code writes. Older databases are migrated; newer ones are refused."""
+
+BUSY_TIMEOUT_MS = 5000
+
+R = TypeVar("R")
+
+
+class StoreError(Exception):
+    """The state database cannot be used (missing directory, unreadable, corrupt, too new)."""
+
+
+class _BadValue(Exception):
+    """A stored value does not fit its field's type (the field falls back to its default)."""
+
+
+# --- generic record codec -------------------------------------------------------------------
+
+
+def _encode(value: Any) -> Any:
+    """A JSON-ready form of a field value: enums by value, sets as sorted lists."""
+    if isinstance(value, enum.Enum):
+        return _encode(value.value)
+    if isinstance(value, frozenset | set):
+        items = [_encode(item) for item in value]
+        try:
+            return sorted(items)
+        except TypeError:  # mixed types: any stable order will do
+            return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+    if isinstance(value, tuple | list):
+        return [_encode(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _encode(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _fields_to_dict(value)
+    return value
+
+
+def _fields_to_dict(record: Any) -> dict[str, Any]:
+    return {f.name: _encode(getattr(record, f.name)) for f in dataclasses.fields(record)}
+
+
+def encode_record(record: Any) -> str:
+    """One dataclass record as a JSON object of all its fields."""
+    return json.dumps(_fields_to_dict(record), sort_keys=True, separators=(",", ":"))
+
+
+_hints_cache: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _hints_cache.get(cls)
+    if hints is None:
+        hints = typing.get_type_hints(cls)
+        _hints_cache[cls] = hints
+    return hints
+
+
+def _decode(tp: Any, raw: Any) -> Any:
+    """The value of type `tp` stored as `raw`; raises _BadValue when it does not fit."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        args = typing.get_args(tp)
+        if raw is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _decode(arg, raw)
+            except _BadValue:
+                continue
+        raise _BadValue(f"{raw!r} is not a {tp}")
+    if origin in (frozenset, set, tuple, list):
+        if not isinstance(raw, list):
+            raise _BadValue(f"{raw!r} is not a list")
+        args = typing.get_args(tp)
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(args) != len(raw):
+                raise _BadValue(f"{raw!r} does not have {len(args)} items")
+            return tuple(_decode(arg, item) for arg, item in zip(args, raw, strict=True))
+        item_type = args[0] if args else Any
+        return origin(_decode(item_type, item) for item in raw)
+    if origin is dict:
+        if not isinstance(raw, dict):
+            raise _BadValue(f"{raw!r} is not an object")
+        key_type, value_type = typing.get_args(tp) or (Any, Any)
+        return {_decode(key_type, k): _decode(value_type, v) for k, v in raw.items()}
+    if tp is Any:
+        return raw
+    if isinstance(tp, type):
+        if issubclass(tp, enum.Enum):
+            try:
+                return tp(raw)
+            except ValueError:
+                raise _BadValue(f"{raw!r} is not a {tp.__name__}") from None
+        if tp is bool:
+            if isinstance(raw, bool):
+                return raw
+        elif tp is float:
+            if isinstance(raw, int | float) and not isinstance(raw, bool):
+                return float(raw)
+        elif tp is int:
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                return raw
+        elif tp is str:
+            if isinstance(raw, str):
+                return raw
+        elif dataclasses.is_dataclass(tp):
+            if isinstance(raw, dict):
+                return _record_from_dict(tp, raw, "")
+        else:
+            raise _BadValue(f"cannot decode type {tp}")
+        raise _BadValue(f"{raw!r} is not a {tp.__name__}")
+    raise _BadValue(f"cannot decode type {tp}")
+
+
+def _record_from_dict(cls: type[R], data: dict[str, Any], where: str) -> R:
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            continue  # written by an older version: the default applies
+        try:
+            kwargs[f.name] = _decode(hints[f.name], data[f.name])
+        except _BadValue as exc:
+            log.warning("state %s: field %s unreadable (%s); using its default", where, f.name, exc)
+    return cls(**kwargs)
+
+
+def decode_record(cls: type[R], text: str, where: str = "") -> R:
+    """A record of `cls` from its JSON object; unknown fields are ignored, missing ones default."""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"state record {where} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise StoreError(f"state record {where} is not a JSON object")
+    return _record_from_dict(cls, data, where)
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+
+def _create_v1(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+    conn.execute("CREATE TABLE hosts (host TEXT PRIMARY KEY, data TEXT NOT NULL)")
+    conn.execute(
+        "CREATE TABLE pairs (vs TEXT NOT NULL, host TEXT NOT NULL, data TEXT NOT NULL,"
+        " PRIMARY KEY (vs, host))"
+    )
+    conn.execute("CREATE TABLE vss (vs TEXT PRIMARY KEY, data TEXT NOT NULL)")
+    conn.execute(
+        "CREATE TABLE managed (protocol TEXT NOT NULL, address TEXT NOT NULL,"
+        " port INTEGER NOT NULL, PRIMARY KEY (protocol, address, port))"
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create_v1}
+"""Schema upgrades by the version they start from (0: a new, empty database)."""
+
+
+def _read_version(conn: sqlite3.Connection, path: str) -> int:
+    """The database's schema version (0 for a new, empty one); refuses one newer than ours."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "schema_version" not in tables:
+        if tables:
+            names = ", ".join(sorted(tables))
+            raise StoreError(f"{path}: not an ipvswm state database (tables: {names})")
+        return 0
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    if row is None or not isinstance(row[0], int):
+        raise StoreError(f"{path}: corrupt state database: no valid schema version")
+    if row[0] > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: schema version {row[0]} is newer than this ipvswm supports"
+            f" ({SCHEMA_VERSION}); run a newer ipvswm or move the database away"
+        )
+    return row[0]
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+class Store:
+    """The state database at one path: load once, then save every state change."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise StoreError(f"{path}: cannot open state database: no directory {directory}")
+        self._lock = threading.Lock()  # save() may be called from a worker thread
+        self._conn = self._call(self._open, "cannot open state database (unreadable or corrupt?)")
+
+    def _call(self, fn: Callable[[], R], what: str = "state database error") -> R:
+        try:
+            return fn()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {what}: {exc}") from exc
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning("state database %s: journal mode %s, not WAL", self.path, mode)
+            # FULL: a committed (acknowledged) change survives power loss, not only kill -9.
+            conn.execute("PRAGMA synchronous = FULL")
+            check = conn.execute("PRAGMA quick_check").fetchall()
+            if check != [("ok",)]:
+                problems = "; ".join(str(row[0]) for row in check[:3])
+                raise StoreError(f"{self.path}: corrupt state database: {problems}")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = _read_version(conn, self.path)
+            start = version
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](conn)
+                version += 1
+            if version != start:
+                conn.execute("UPDATE schema_version SET version = ?", (version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if start not in (0, version):
+            log.info("state database %s migrated from schema %d to %d", self.path, start, version)
+
+    def load(self) -> StateSnapshot:
+        """The whole stored state (empty for a new database)."""
+        with self._lock:
+            return self._call(lambda: _load(self._conn))
+
+    def save(self, changes: StateChanges) -> None:
+        """Write one engine step's changes in one durable transaction (None deletes the row)."""
+        if not changes:
+            return
+        with self._lock:
+            self._call(lambda: self._save(changes))
+
+    def _save(self, changes: StateChanges) -> None:
+        up_hosts, del_hosts = _split(changes.hosts.items())
+        up_pairs, del_pairs = _split(changes.pairs.items())
+        up_vss, del_vss = _split(changes.vss.items())
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("DELETE FROM hosts WHERE host = ?", ((k,) for k in del_hosts))
+            conn.executemany(
+                "INSERT OR REPLACE INTO hosts (host, data) VALUES (?, ?)",
+                ((k, encode_record(v)) for k, v in up_hosts),
+            )
+            conn.executemany(
+                "DELETE FROM pairs WHERE vs = ? AND host = ?", ((vs, h) for vs, h in del_pairs)
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO pairs (vs, host, data) VALUES (?, ?, ?)",
+                ((vs, h, encode_record(v)) for (vs, h), v in up_pairs),
+            )
+            conn.executemany("DELETE FROM vss WHERE vs = ?", ((k,) for k in del_vss))
+            conn.executemany(
+                "INSERT OR REPLACE INTO vss (vs, data) VALUES (?, ?)",
+                ((k, encode_record(v)) for k, v in up_vss),
+            )
+            # Removed first: a key in both sets ends up managed.
+            conn.executemany(
+                "DELETE FROM managed WHERE protocol = ? AND address = ? AND port = ?",
+                (_key_row(k) for k in changes.managed_removed),
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO managed (protocol, address, port) VALUES (?, ?, ?)",
+                (_key_row(k) for k in changes.managed_added),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _split(items: Iterable[tuple[Any, R | None]]) -> tuple[list[tuple[Any, R]], list[Any]]:
+    upserts: list[tuple[Any, R]] = []
+    deletes: list[Any] = []
+    for key, value in items:
+        if value is None:
+            deletes.append(key)
+        else:
+            upserts.append((key, value))
+    return upserts, deletes
+
+
+def _key_row(key: ServiceKey) -> tuple[str, str, int]:
+    return (key.protocol.value, key.address, key.port)
+
+
+def _load(conn: sqlite3.Connection) -> StateSnapshot:
+    hosts = {
+        host: decode_record(HostState, data, f"host {host}")
+        for host, data in conn.execute("SELECT host, data FROM hosts")
+    }
+    pairs = {
+        (vs, host): decode_record(PairState, data, f"pair {vs}/{host}")
+        for vs, host, data in conn.execute("SELECT vs, host, data FROM pairs")
+    }
+    vss = {
+        vs: decode_record(VsState, data, f"vs {vs}")
+        for vs, data in conn.execute("SELECT vs, data FROM vss")
+    }
+    managed: set[ServiceKey] = set()
+    for protocol, address, port in conn.execute("SELECT protocol, address, port FROM managed"):
+        try:
+            managed.add(ServiceKey(Protocol(protocol), str(address), int(port)))
+        except ValueError:
+            log.warning(
+                "state: managed service %s %s %s unreadable; ignored", protocol, address, port
+            )
+    return StateSnapshot(hosts=hosts, pairs=pairs, vss=vss, managed=frozenset(managed))
+
+
+# --- dump ------------------------------------------------------------------------------------
+
+_TIME_SUFFIXES = ("_at", "_since", "_started", "_ended", "_deadline")
+
+
+def _show(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, frozenset | set):
+        return ",".join(sorted(str(v) for v in value)) or "-"
+    if isinstance(value, float) and name.endswith(_TIME_SUFFIXES):
+        try:
+            stamp = datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
+        except (OverflowError, OSError, ValueError):
+            return repr(value)
+        return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    if isinstance(value, str):
+        return json.dumps(value) if (not value or " " in value) else value
+    return str(value)
+
+
+def _fields_line(record: Any) -> str:
+    return " ".join(
+        f"{f.name}={_show(f.name, getattr(record, f.name))}" for f in dataclasses.fields(record)
+    )
+
+
+def format_dump(snapshot: StateSnapshot) -> str:
+    """The persistent state as readable text, one record per line (times in UTC)."""
+    lines = [f"hosts ({len(snapshot.hosts)}):"]
+    lines += [f"  {h} {_fields_line(s)}" for h, s in sorted(snapshot.hosts.items())]
+    lines.append(f"pairs ({len(snapshot.pairs)}):")
+    lines += [f"  {vs}/{h} {_fields_line(s)}" for (vs, h), s in sorted(snapshot.pairs.items())]
+    lines.append(f"vss ({len(snapshot.vss)}):")
+    lines += [f"  {vs} {_fields_line(s)}" for vs, s in sorted(snapshot.vss.items())]
+    lines.append(f"managed services ({len(snapshot.managed)}):")
+    lines += [f"  {key}" for key in sorted(snapshot.managed)]
+    return "\n".join(lines) + "\n"
+
+
+def dump_file(path: str) -> str:
+    """Open the database read-only (no writes, no migration) and format its state."""
+    if not os.path.exists(path):
+        raise StoreError(f"{path}: no state database")
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot open state database: {exc}") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("BEGIN")  # one consistent read of all tables
+        version = _read_version(conn, path)
+        if version == 0:
+            return format_dump(StateSnapshot())
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: schema version {version} is older than {SCHEMA_VERSION};"
+                " start the daemon once to migrate it"
+            )
+        return format_dump(_load(conn))
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: unreadable or corrupt state database: {exc}") from exc
+    finally:
+        conn.close()
