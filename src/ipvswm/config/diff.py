@@ -1,0 +1,88 @@
+"""What applying a new config would change, in operator words (`config diff`, reload logs)."""
+
+from __future__ import annotations
+
+from ipvswm.config.model import Config, GlobalOptions
+
+# Options read once at start: a reload that changes them says a restart is needed.
+RESTART_OPTIONS = (
+    "management_socket_ip",
+    "management_socket_port",
+    "management_socket_path",
+    "management_fifo_path",
+    "db",
+    "ipvs_backend",
+    "ipvsadm",
+    "metrics_listen",
+)
+
+
+def describe_diff(old: Config, new: Config) -> list[str]:
+    """One line per change between two configs; empty when nothing changed."""
+    lines: list[str] = []
+    old_vs = {vs.tag: vs for vs in old.services}
+    new_vs = {vs.tag: vs for vs in new.services}
+    for tag in sorted(new_vs.keys() - old_vs.keys()):
+        vs = new_vs[tag]
+        lines.append(f"add vs {tag} {vs.proto.value}:{vs.address}:{vs.port}")
+    for tag in sorted(old_vs.keys() - new_vs.keys()):
+        lines.append(f"remove vs {tag}")
+    for tag in sorted(old_vs.keys() & new_vs.keys()):
+        a, b = old_vs[tag], new_vs[tag]
+        if (a.proto, a.address, a.port) != (b.proto, b.address, b.port):
+            lines.append(
+                f"replace vs {tag}: {a.proto.value}:{a.address}:{a.port} -> "
+                f"{b.proto.value}:{b.address}:{b.port}"
+            )
+            continue
+        if a.check != b.check:
+            lines.append(f"vs {tag}: check {a.check.describe()} -> {b.check.describe()}")
+        for name in ("rs_port", "scheduler", "method", "persistent", "email", "sorry_server"):
+            before, after = getattr(a, name), getattr(b, name)
+            if before != after:
+                lines.append(f"vs {tag}: {name} {_show(before)} -> {_show(after)}")
+
+    old_hosts = {h.tag: h for h in old.hosts}
+    new_hosts = {h.tag: h for h in new.hosts}
+    for tag in sorted(new_hosts.keys() - old_hosts.keys()):
+        lines.append(f"add host {tag} {new_hosts[tag].address}")
+    for tag in sorted(old_hosts.keys() - new_hosts.keys()):
+        lines.append(f"remove host {tag}")
+    old_pairs = {(p.vs, p.host): p for p in old.pairs()}
+    new_pairs = {(p.vs, p.host): p for p in new.pairs()}
+    for vs, host in sorted(new_pairs.keys() - old_pairs.keys()):
+        lines.append(f"add host {host} to vs {vs} (weight {new_pairs[(vs, host)].weight})")
+    for vs, host in sorted(old_pairs.keys() - new_pairs.keys()):
+        lines.append(f"remove host {host} from vs {vs}")
+    for key in sorted(old_pairs.keys() & new_pairs.keys()):
+        a_pair, b_pair = old_pairs[key], new_pairs[key]
+        if (a_pair.address, a_pair.port) != (b_pair.address, b_pair.port):
+            lines.append(
+                f"vs {key[0]} host {key[1]}: address {a_pair.address}:{a_pair.port} -> "
+                f"{b_pair.address}:{b_pair.port}"
+            )
+        if a_pair.weight != b_pair.weight:
+            lines.append(f"vs {key[0]} host {key[1]}: weight {a_pair.weight} -> {b_pair.weight}")
+
+    started = new.check_targets() - old.check_targets()
+    stopped = old.check_targets() - new.check_targets()
+    if started or stopped:
+        lines.append(f"checkers: {len(started)} to start, {len(stopped)} to stop")
+    lines.extend(_option_changes(old.options, new.options))
+    return lines
+
+
+def _option_changes(old: GlobalOptions, new: GlobalOptions) -> list[str]:
+    lines = []
+    for name in GlobalOptions.__dataclass_fields__:
+        before, after = getattr(old, name), getattr(new, name)
+        if before != after:
+            note = " (takes effect after a restart)" if name in RESTART_OPTIONS else ""
+            lines.append(f"option {name}: {_show(before)} -> {_show(after)}{note}")
+    return lines
+
+
+def _show(value: object) -> str:
+    if hasattr(value, "value"):
+        return str(value.value)
+    return "''" if value == "" else str(value)

@@ -1,0 +1,69 @@
+"""Notices when the config file changes (mtime, size, inode), for automatic reload (SPEC §2.4)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+Signature = tuple[int, int, int, int] | None
+"""(inode, device, size, mtime_ns) of the file, or None when it cannot be stat'ed."""
+
+
+def file_signature(path: str) -> Signature:
+    """What identifies a version of the file without reading it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+
+
+class ConfigWatcher:
+    """Polls the file every `period` seconds and calls `on_change` when its signature changes.
+
+    The signature of the version last handed to `on_change` is remembered, so a file that stays
+    invalid is reported once, and a file being written (partial, unparsable) is tried again as soon
+    as the writer changes it.
+    """
+
+    def __init__(self, path: str, period: float, on_change: Callable[[], Awaitable[None]]) -> None:
+        self.path = path
+        self.period = period
+        self._on_change = on_change
+        self._seen: Signature = file_signature(path)
+        self._task: asyncio.Task[None] | None = None
+
+    def mark_current(self) -> None:
+        """The file as it is now has been handled (e.g. by a manual reload)."""
+        self._seen = file_signature(self.path)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="config-watcher")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.period)
+            current = file_signature(self.path)
+            if current == self._seen:
+                continue
+            self._seen = current
+            if current is None:
+                log.warning(
+                    "config %s: cannot be read now; keeping the last good config", self.path
+                )
+                continue
+            try:
+                await self._on_change()
+            except Exception:
+                log.exception("config %s: reload failed unexpectedly", self.path)
