@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ipvswm.engine.state import Phase, StateChanges
+from ipvswm.kernel.table import ServiceKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +52,6 @@ class Step:
     changes: StateChanges = field(default_factory=StateChanges)
     error: str | None = None  # an admin event that could not be applied (e.g. "# no host 'x'")
     next_wakeup: float | None = None  # when desired weights next change by time alone (ramps)
+    # The services whose desired entry may have changed in this step: reconcile only these.
+    touched: frozenset[ServiceKey] = frozenset()
+    note: str | None = None  # an informational reply that is not an error ("nothing to do")
