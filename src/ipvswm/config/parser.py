@@ -1,0 +1,374 @@
+"""Parse a config file into a `Config`, reporting every error with its line (SPEC §2).
+
+The parser is pure apart from name resolution (injectable) and never raises: any input gives
+either a config or a list of `FILE:LINE: message` errors, sorted by line.
+
+Choices where SPEC §2 leaves room:
+- Two passes. Every line is classified first and all global `Key=value` lines are read before
+  any VS or host is built, so a global (e.g. `Check.Interval`) is the default of every VS lacking
+  the matching option wherever it is written, and a host line may name a VS defined below it.
+- Global keys are matched case-insensitively; messages use the SPEC spelling. A key set twice
+  is an error (the original silently kept the later one).
+- VS tags and host tags are separate namespaces (console commands always say which they mean),
+  so a VS and a host may share a tag. Tags are `[A-Za-z0-9_.-]+`.
+- VS options and a host's `VSTAG=WEIGHT` items may be separated by commas and/or whitespace.
+- A line that fails still declares its tag, so lines naming it do not pile up follow-on errors.
+- `name` of a VS or host is its HOST as written, without brackets; addresses are normalised.
+- Lines end at `\\n` (a trailing `\\r` is ignored); a control character or U+FFFD (what invalid
+  UTF-8 decodes to) outside a comment is an error rather than a value smuggled into a path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ipvswm.config.model import CheckSpec, Config, GlobalOptions, Host, Proto, VirtualService
+from ipvswm.config.options import (
+    GLOBALS_BY_LOWER,
+    parse_check,
+    parse_int,
+    parse_vs_options,
+    port_field,
+    show,
+    valid_tag,
+)
+from ipvswm.config.resolve import AddressResolver, Resolver, split_host_port, system_resolver
+
+__all__ = [
+    "ConfigError",
+    "ParseResult",
+    "Resolver",
+    "parse_file",
+    "parse_text",
+    "summarize",
+    "system_resolver",
+]
+
+log = logging.getLogger(__name__)
+
+VS_SYNTAX = "'! TAG ADDR:PORT[:RSPORT] CHECK [OPTIONS]'"
+HOST_SYNTAX = "'TAG HOST[:PORT] [VSTAG=WEIGHT ...]'"
+TAG_CHARS = "letters, digits, '_', '.' and '-'"
+
+_COMMENT_RE = re.compile(r"(?:^|\s)[#;]")
+_GLOBAL_RE = re.compile(r"([^\s=]+)\s*=\s*(.*)")
+_BAD_CHAR_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ufffd]")
+_MAX_KNOWN = 10  # longest list of known tags in a message
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigError:
+    """One problem in a config file, at a line (0 when it concerns the whole file)."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """A parsed config, or (config None) every error found."""
+
+    config: Config | None
+    errors: tuple[ConfigError, ...]
+
+
+def parse_text(text: str, path: str = "<config>", resolver: Resolver | None = None) -> ParseResult:
+    """Parse config text; `path` names it in errors; `resolver` defaults to the system's."""
+    try:
+        return _Parser(path, resolver).run(text)
+    except Exception as exc:  # a bug must not take the daemon down with it on a reload
+        log.exception("config parser failed on %s", path)
+        return ParseResult(None, (ConfigError(path, 0, f"internal parser error: {exc!r}"),))
+
+
+def parse_file(path: str, resolver: Resolver | None = None) -> ParseResult:
+    """Read and parse a config file; an unreadable file is one error at line 0."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return ParseResult(None, (ConfigError(path, 0, f"cannot read config file: {reason}"),))
+    return parse_text(data.decode("utf-8", errors="replace"), path, resolver)
+
+
+def summarize(config: Config) -> str:
+    """A one-line summary: counts of virtual services, hosts, pairs and distinct checks."""
+    pairs = sum(len(host.weights) for host in config.hosts)
+    return (
+        f"{len(config.services)} virtual services, {len(config.hosts)} hosts, "
+        f"{pairs} pairs, {len(config.check_targets())} distinct checks"
+    )
+
+
+def _known(tags: list[str]) -> str:
+    if not tags:
+        return "none defined"
+    shown = ", ".join(tags[:_MAX_KNOWN])
+    return shown + (f", ... ({len(tags)} in all)" if len(tags) > _MAX_KNOWN else "")
+
+
+class _Parser:
+    """One parse: collects lines, then builds globals, VSs and hosts, recording every error."""
+
+    def __init__(self, path: str, resolver: Resolver | None) -> None:
+        self.path = path
+        self.addresses = AddressResolver(resolver)
+        self.errors: list[tuple[int, str]] = []
+        self.global_lines: dict[str, int] = {}  # SPEC key -> line
+        self.global_values: dict[str, Any] = {}  # GlobalOptions field -> value
+        self.vs_lines: list[tuple[int, list[str]]] = []
+        self.host_lines: list[tuple[int, list[str]]] = []
+        self.vs_tags: dict[str, int] = {}  # every declared VS tag -> line, even of a broken line
+        self.host_tags: dict[str, int] = {}
+        self.sorry_refs: list[tuple[int, str, str]] = []  # (line, vs tag, host tag)
+        # Duplicate detection by dict: (proto, address, port) / (address, port) -> (tag, line).
+        self._service_keys: dict[tuple[Proto, str, int], tuple[str, int]] = {}
+        self._host_keys: dict[tuple[str, int | None], tuple[str, int]] = {}
+
+    def error(self, line: int, message: str) -> None:
+        self.errors.append((line, message))
+
+    def run(self, text: str) -> ParseResult:
+        for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), 1):
+            self.classify(number, raw)
+        options = dataclasses.replace(GlobalOptions(), **self.global_values)
+        services = [vs for n, t in self.vs_lines if (vs := self.service(n, t, options))]
+        hosts = [host for n, t in self.host_lines if (host := self.host(n, t))]
+        for number, vs_tag, host_tag in self.sorry_refs:
+            if host_tag not in self.host_tags:
+                known = _known(list(self.host_tags))
+                self.error(
+                    number,
+                    f"virtual service '{vs_tag}': sorry_server '{host_tag}' is not a host "
+                    f"(known hosts: {known})",
+                )
+        if self.errors:
+            self.errors.sort(key=lambda e: e[0])  # stable: a line's errors keep their order
+            errors = tuple(ConfigError(self.path, n, m) for n, m in self.errors)
+            return ParseResult(None, errors)
+        config = Config(self.path, options, tuple(services), tuple(hosts))
+        return ParseResult(config, ())
+
+    def classify(self, number: int, raw: str) -> None:
+        """Strip the comment; read a global now, keep a VS or host line for later."""
+        comment = _COMMENT_RE.search(raw)
+        content = (raw[: comment.start()] if comment else raw).strip()
+        if not content:
+            return
+        bad = _BAD_CHAR_RE.search(content)
+        if bad:
+            char = bad.group()
+            what = "invalid UTF-8" if char == "\ufffd" else f"control character {char!a}"
+            self.error(number, f"line contains {what} (column {bad.start() + 1})")
+            return
+        if content.startswith("!"):
+            self.vs_lines.append((number, content[1:].split()))
+        elif match := _GLOBAL_RE.fullmatch(content):
+            self.global_option(number, match[1], match[2])
+        else:
+            tokens = content.split()
+            if len(tokens) < 2:
+                self.error(
+                    number,
+                    f"malformed line {show(content)}: expected 'Key=value', {VS_SYNTAX} "
+                    f"or {HOST_SYNTAX}",
+                )
+                return
+            self.host_lines.append((number, tokens))
+
+    def global_option(self, number: int, key: str, value: str) -> None:
+        spec = GLOBALS_BY_LOWER.get(key.lower())
+        if spec is None:
+            close = difflib.get_close_matches(key.lower(), GLOBALS_BY_LOWER, n=1)
+            hint = f" (did you mean {GLOBALS_BY_LOWER[close[0]].key}?)" if close else ""
+            self.error(number, f"unknown key {show(key)}{hint}")
+            return
+        first = self.global_lines.get(spec.key)
+        if first is not None:
+            self.error(number, f"{spec.key} set twice (first at line {first})")
+            return
+        self.global_lines[spec.key] = number
+        try:
+            self.global_values[spec.field] = spec.convert(value)
+        except ValueError as exc:
+            self.error(number, f"{spec.key}: bad value {show(value)}: {exc}")
+
+    def address(
+        self, number: int, where: str, text: str, ports: tuple[int, int]
+    ) -> tuple[str, str, list[int]] | None:
+        """(address, name, ports) of `HOST[:PORT...]` with min..max ports, or None on error."""
+        low, high = ports
+        try:
+            host, bracketed, fields = split_host_port(text)
+            if not low <= len(fields) <= high:
+                expected = "ADDR:PORT[:RSPORT]" if low else "HOST[:PORT]"
+                raise ValueError(f"bad address {show(text)}: expected {expected}")
+        except ValueError as exc:
+            self.error(number, f"{where}: {exc}")
+            return None
+        ok = True
+        numbers: list[int] = []
+        for field in fields:
+            try:
+                numbers.append(port_field(field))
+            except ValueError as exc:
+                self.error(number, f"{where}: {exc}")
+                ok = False
+        try:
+            address = self.addresses.address(host, bracketed)
+        except ValueError as exc:
+            self.error(number, f"{where}: {exc}")
+            return None
+        return (address, host, numbers) if ok else None
+
+    def service(self, number: int, tokens: list[str], g: GlobalOptions) -> VirtualService | None:
+        """Build one VS line (`!` already removed), or record why it is wrong."""
+        if not tokens:
+            self.error(number, f"malformed virtual service line: expected {VS_SYNTAX}")
+            return None
+        tag = tokens[0]
+        if not valid_tag(tag):
+            self.error(number, f"bad virtual service tag {show(tag)}: use {TAG_CHARS}")
+            return None
+        first = self.vs_tags.get(tag)
+        if first is not None:
+            self.error(number, f"duplicate virtual service tag '{tag}' (first at line {first})")
+            return None
+        self.vs_tags[tag] = number
+        where = f"virtual service '{tag}'"
+        if len(tokens) < 3:
+            missing = "ADDR:PORT and CHECK" if len(tokens) == 1 else "CHECK"
+            self.error(number, f"{where}: missing {missing}: expected {VS_SYNTAX}")
+            return None
+        where_to = self.address(number, where, tokens[1], (1, 2))
+        try:
+            form = parse_check(tokens[2])
+        except ValueError as exc:
+            self.error(number, f"{where}: {exc}")
+            form = None
+        opts, problems = parse_vs_options(tokens[3:])
+        for problem in problems:
+            self.error(number, f"{where}: {problem}")
+        if "sorry_server" in opts:
+            self.sorry_refs.append((number, tag, opts["sorry_server"]))
+        if where_to is None or form is None or problems:
+            return None
+        address, name, ports = where_to
+        check = CheckSpec(
+            kind=form.kind,
+            url_host=form.url_host,
+            url_port=form.url_port,
+            path=form.path,
+            expect=opts.get("expect", ((200, 200),)),
+            verify=opts.get("verify", False),
+            interval=opts.get("interval", g.check_interval),
+            connect_timeout=opts.get("connect_timeout", g.check_timeout_connect),
+            response_timeout=opts.get("timeout", g.check_timeout_response),
+            rise=opts.get("rise", g.check_rise),
+            fall=opts.get("fall", g.check_fall),
+        )
+        vs = VirtualService(
+            tag=tag,
+            address=address,
+            port=ports[0],
+            rs_port=ports[-1],
+            check=check,
+            proto=opts.get("proto", Proto.TCP),
+            email=opts.get("email", False),
+            sorry_server=opts.get("sorry_server"),
+            scheduler=opts.get("scheduler", g.ipvs_scheduler),
+            method=opts.get("method", g.ipvs_method),
+            persistent=opts.get("persistent"),
+            name=name,
+            line=number,
+        )
+        return vs if self.unique_service(vs) else None
+
+    def unique_service(self, vs: VirtualService) -> bool:
+        """Whether no earlier VS has this (proto, address, port); records an error if one has."""
+        key = (vs.proto, vs.address, vs.port)
+        other = self._service_keys.get(key)
+        if other is None:
+            self._service_keys[key] = (vs.tag, vs.line)
+            return True
+        addr = f"[{vs.address}]" if ":" in vs.address else vs.address
+        self.error(
+            vs.line,
+            f"virtual service '{vs.tag}': {vs.proto.value} {addr}:{vs.port} is already used by "
+            f"virtual service '{other[0]}' (line {other[1]})",
+        )
+        return False
+
+    def host(self, number: int, tokens: list[str]) -> Host | None:
+        """Build one host line, or record why it is wrong."""
+        tag, text, *items = tokens
+        if not valid_tag(tag):
+            self.error(number, f"bad host tag {show(tag)}: use {TAG_CHARS} in {HOST_SYNTAX}")
+            return None
+        first = self.host_tags.get(tag)
+        if first is not None:
+            self.error(number, f"duplicate host tag '{tag}' (first at line {first})")
+            return None
+        self.host_tags[tag] = number
+        where = f"host '{tag}'"
+        where_to = self.address(number, where, text, (0, 1))
+        unique = where_to is not None and self.unique_host(tag, number, where_to[0], where_to[2])
+        weights = self.weights(number, where, items)
+        if where_to is None or weights is None or not unique:
+            return None
+        address, name, ports = where_to
+        return Host(tag, address, ports[0] if ports else None, weights, name, number)
+
+    def weights(
+        self, number: int, where: str, tokens: list[str]
+    ) -> tuple[tuple[str, int], ...] | None:
+        """The `VSTAG=WEIGHT` items of a host line, or None if any is wrong."""
+        weights: dict[str, int] = {}
+        failed = False
+        for item in (part for token in tokens for part in token.split(",") if part):
+            vs_tag, eq, text = item.partition("=")
+            if not (eq and vs_tag and text):
+                self.error(number, f"{where}: malformed pair {show(item)}: expected VSTAG=WEIGHT")
+            elif vs_tag not in self.vs_tags:
+                known = _known(list(self.vs_tags))
+                self.error(
+                    number, f"{where}: unknown virtual service {show(vs_tag)} (known: {known})"
+                )
+            elif vs_tag in weights:
+                self.error(number, f"{where}: virtual service '{vs_tag}' listed twice")
+            else:
+                try:
+                    weights[vs_tag] = parse_int(text, 0, 65535)
+                    continue
+                except ValueError:
+                    self.error(
+                        number,
+                        f"{where}: bad weight {show(text)} for virtual service '{vs_tag}': "
+                        "expected an integer 0..65535",
+                    )
+            failed = True
+        return None if failed else tuple(weights.items())
+
+    def unique_host(self, tag: str, number: int, address: str, ports: list[int]) -> bool:
+        """Whether no earlier host has this address and port; records an error if one has."""
+        port = ports[0] if ports else None  # a host without port compares with port None
+        other = self._host_keys.setdefault((address, port), (tag, number))
+        if other == (tag, number):
+            return True
+        shown = f"[{address}]" if ":" in address else address
+        shown += f":{port}" if port is not None else ""
+        self.error(
+            number,
+            f"host '{tag}': address {shown} is already used by host '{other[0]}' (line {other[1]})",
+        )
+        return False
