@@ -1,0 +1,279 @@
+"""Execute parsed console commands against the daemon's `Control` (SPEC §7)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ipvswm.config.model import Config
+from ipvswm.console import render
+from ipvswm.console.command_types import (
+    Command,
+    ConfigAction,
+    ConfigCmd,
+    Dump,
+    DumpWhat,
+    Format,
+    Help,
+    History,
+    LogLevel,
+    Quit,
+    SetHost,
+    SetWeight,
+    ShowChecks,
+    ShowHosts,
+    ShowVs,
+    Wait,
+    WaitFor,
+)
+from ipvswm.console.control import Control, ReloadOutcome
+from ipvswm.console.grammar import help_lines
+from ipvswm.engine.state import Phase
+from ipvswm.events import AdminEvent, SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
+
+if TYPE_CHECKING:
+    from ipvswm.console.session import Session
+
+log = logging.getLogger(__name__)
+
+STATUS_OK = 0
+STATUS_FAILED = 1
+STATUS_TIMEOUT = 3
+WAIT_POLL = 1.0  # re-check a `wait` at least this often, even if no change is signalled
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The answer to one command: text lines, JSON data, exit status, and whether to close."""
+
+    ok: bool = True
+    status: int = STATUS_OK
+    lines: list[str] = field(default_factory=list)
+    data: dict[str, object] = field(default_factory=dict)
+    close: bool = False
+
+
+def failed(message: str, status: int = STATUS_FAILED) -> Reply:
+    """A failed command: one `#` line."""
+    text = message if message.startswith("#") else f"# {message}"
+    return Reply(ok=False, status=status, lines=[text], data={"error": text})
+
+
+def rendered(result: render.Rendered) -> Reply:
+    lines, data = result
+    return Reply(lines=lines, data=data)
+
+
+def check_names(
+    config: Config, hosts: Iterable[str] = (), vss: Iterable[str] = (), *, paired: bool = False
+) -> str | None:
+    """An error line for the first unknown host or VS (or, if `paired`, a VS a host is not on)."""
+    host_tags = list(hosts)
+    vs_tags = list(vss)
+    for tag in host_tags:
+        if config.host(tag) is None:
+            return f"# no such host '{tag}'"
+    for tag in vs_tags:
+        if config.service(tag) is None:
+            return f"# no such vs '{tag}'"
+    if paired:
+        for tag in host_tags:
+            host = config.host(tag)
+            on = {vs for vs, _ in host.weights} if host is not None else set()
+            for vs in vs_tags:
+                if vs not in on:
+                    return f"# host '{tag}' is not on vs '{vs}'"
+    return None
+
+
+def admin_event(cmd: SetHost | SetWeight) -> AdminEvent:
+    """The admin event a `set host` command submits."""
+    if isinstance(cmd, SetWeight):
+        return SetOverride(cmd.host, cmd.weight, cmd.vss)
+    if cmd.vss is None:
+        if cmd.on:
+            return SetHostOn(cmd.host, cmd.reasons, cmd.ramp)
+        return SetHostOff(cmd.host, cmd.reasons or frozenset({"default"}))
+    if cmd.on:
+        return SetPairsOn(cmd.host, cmd.vss, cmd.reasons, cmd.ramp)
+    return SetPairsOff(cmd.host, cmd.vss, cmd.reasons or frozenset({"default"}))
+
+
+def describe(cmd: SetHost | SetWeight) -> str:
+    """What an admin command did, for its reply and the log."""
+    where = f" on vs {','.join(cmd.vss)}" if cmd.vss else ""
+    if isinstance(cmd, SetWeight):
+        weight = "configured" if cmd.weight is None else str(cmd.weight)
+        return f"host {cmd.host}{where}: weight {weight}"
+    reasons = "*" if cmd.reasons is None else ",".join(sorted(cmd.reasons))
+    ramp = f", ramp {cmd.ramp:g}s" if cmd.ramp is not None else ""
+    return f"host {cmd.host}{where}: {'on' if cmd.on else 'off'} (reasons {reasons}){ramp}"
+
+
+async def _admin(cmd: SetHost | SetWeight, control: Control, session: Session) -> Reply:
+    error = check_names(control.config(), [cmd.host], cmd.vss or (), paired=True)
+    if error is not None:
+        return failed(error)
+    event = admin_event(cmd)
+    error = await control.submit(event)
+    if error is not None:
+        return failed(error)
+    text = describe(cmd)
+    log.info("console %s: %s", session.name, text)
+    return Reply(lines=[f"ok: {text}"], data={"event": type(event).__name__, **_event_data(event)})
+
+
+def _event_data(event: AdminEvent) -> dict[str, object]:
+    data = render.jsonable(event)
+    assert isinstance(data, dict)
+    return data
+
+
+def wait_reached(control: Control, cmd: Wait) -> bool:
+    """Whether the kernel shows the waited-for state for every selected pair of the host."""
+    views = render.pair_views(
+        control.config(), control.snapshot(), control.kernel(), hosts=[cmd.host], vss=cmd.vss
+    )
+    if cmd.until is WaitFor.QUIESCENT:
+        return all(v.active == 0 for v in views)
+    if cmd.until is WaitFor.DOWN:
+        return all(v.kernel_or_zero == 0 for v in views)
+    return all(v.phase is Phase.ENABLED and v.kernel_weight == v.target for v in views)
+
+
+async def _wait(cmd: Wait, control: Control) -> Reply:
+    error = check_names(control.config(), [cmd.host], cmd.vss or (), paired=True)
+    if error is not None:
+        return failed(error)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    deadline = start + cmd.timeout
+    what = f"host {cmd.host}" + (f" on vs {','.join(cmd.vss)}" if cmd.vss else "")
+    while not wait_reached(control, cmd):
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return Reply(
+                ok=False,
+                status=STATUS_TIMEOUT,
+                lines=[f"# timeout: {what} not {cmd.until.value} after {cmd.timeout:g}s"],
+                data={"host": cmd.host, "until": cmd.until.value, "reached": False},
+            )
+        # The poll cap covers a change signalled between the check and the wait.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(control.wait_change(), min(remaining, WAIT_POLL))
+    elapsed = loop.time() - start
+    return Reply(
+        lines=[f"ok: {what} is {cmd.until.value} (after {elapsed:.1f}s)"],
+        data={"host": cmd.host, "until": cmd.until.value, "reached": True, "elapsed": elapsed},
+    )
+
+
+def _outcome(outcome: ReloadOutcome, empty: str) -> Reply:
+    if not outcome.ok:
+        lines = [e if e.startswith("#") else f"# {e}" for e in outcome.errors] or ["# failed"]
+        return Reply(
+            ok=False, status=STATUS_FAILED, lines=lines, data={"errors": list(outcome.errors)}
+        )
+    return Reply(lines=list(outcome.actions) or [empty], data={"actions": list(outcome.actions)})
+
+
+async def _config(cmd: ConfigCmd, control: Control) -> Reply:
+    if cmd.action is ConfigAction.RELOAD:
+        return _outcome(await control.reload(), "config reloaded: no change")
+    if cmd.action is ConfigAction.DIFF:
+        return _outcome(control.config_diff(), "no change")
+    return _outcome(control.config_check(), "config OK")
+
+
+def _dump(cmd: Dump, control: Control) -> Reply:
+    config = control.config()
+    if cmd.what is DumpWhat.STATUS:
+        status = control.status()
+        return Reply(lines=render.key_values(status), data={"status": render.jsonable(status)})
+    if cmd.what is DumpWhat.OPTIONS:
+        return Reply(
+            lines=render.dump_fields("options", config.options)[1:],
+            data={"options": render.jsonable(config.options)},
+        )
+    if cmd.what is DumpWhat.CHECKERS:
+        lines: list[str] = []
+        for check in control.checks():
+            lines.extend(render.dump_fields(f"checker {check.target}", check))
+        return Reply(lines=lines, data={"checks": render.jsonable(control.checks())})
+    names = [cmd.name] if cmd.name is not None else None
+    if cmd.what is DumpWhat.HOSTS:
+        error = check_names(config, hosts=names or ())
+        if error is not None:
+            return failed(error)
+        tags = names or [h.tag for h in config.hosts]
+        return rendered(render.dump_hosts(config, control.snapshot(), tags))
+    error = check_names(config, vss=names or ())
+    if error is not None:
+        return failed(error)
+    tags = names or [vs.tag for vs in config.services]
+    return rendered(render.dump_vss(config, control.snapshot(), tags))
+
+
+def _show_hosts(cmd: ShowHosts, control: Control) -> Reply:
+    config = control.config()
+    error = check_names(config, cmd.hosts or (), cmd.vss or ())
+    if error is not None:
+        return failed(error)
+    views = render.pair_views(config, control.snapshot(), control.kernel(), cmd.hosts, cmd.vss)
+    if cmd.hosts is not None:
+        order = list(cmd.hosts)
+    elif cmd.vss is not None:
+        order = list(dict.fromkeys(v.host for v in views))
+    else:
+        order = [h.tag for h in config.hosts]
+    return rendered(render.show_hosts(views, order, time.time()))
+
+
+def _show_vs(cmd: ShowVs, control: Control) -> Reply:
+    config = control.config()
+    if cmd.vss is None:
+        return rendered(render.show_vs_list(config, control.snapshot(), control.kernel()))
+    error = check_names(config, vss=cmd.vss)
+    if error is not None:
+        return failed(error)
+    snap, table = control.snapshot(), control.kernel()
+    return rendered(render.show_vs_detail(config, cmd.vss, snap, table, time.time()))
+
+
+async def execute(cmd: Command, control: Control, session: Session) -> Reply:
+    """Run one command; never raises for a command's own failure (that is a failed Reply)."""
+    match cmd:
+        case Help(topic):
+            return Reply(lines=help_lines(topic), data={"help": help_lines(topic)})
+        case History():
+            entries = [f"{i:4d}  {line}" for i, line in enumerate(session.history, 1)]
+            return Reply(lines=entries, data={"history": list(session.history)})
+        case Format(json):
+            session.json = json
+            return Reply(lines=[f"format {'json' if json else 'text'}"], data={"json": json})
+        case Quit():
+            return Reply(lines=["bye"], data={}, close=True)
+        case LogLevel(level):
+            control.set_log_level(level)
+            log.info("console %s: log level %d", session.name, level)
+            return Reply(lines=[f"log level {level}"], data={"level": level})
+        case SetHost() | SetWeight():
+            return await _admin(cmd, control, session)
+        case Wait():
+            return await _wait(cmd, control)
+        case ConfigCmd():
+            return await _config(cmd, control)
+        case Dump():
+            return _dump(cmd, control)
+        case ShowHosts():
+            return _show_hosts(cmd, control)
+        case ShowVs():
+            return _show_vs(cmd, control)
+        case ShowChecks():
+            return rendered(render.show_checks(control.checks(), time.time()))
+    return failed(f"# cannot execute {type(cmd).__name__} here", STATUS_FAILED)

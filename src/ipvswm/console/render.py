@@ -1,0 +1,356 @@
+"""What `show` and `dump` print: text lines and the matching JSON data (pure; SPEC §7).
+
+Definitions used by `show host[s]`:
+- `Proc.*` are the kernel's values as last read (a pair absent from the kernel shows `-`).
+- `Total.ActiveConn` / `Total.Weight`: sums over the host's shown pairs of the kernel's active
+  connections / kernel weights (absent = 0): the traffic the host carries now.
+- A pair is *settled* when its phase is ENABLED or DISABLED (ENABLED at weight 0 is "drained by
+  config") and its kernel weight (absent = 0) equals its desired weight.
+- `Combined.TStatus` is `0-DONE` when every shown pair of the host is settled; else `N-LIST` where
+  N is the number of unsettled pairs and LIST the sorted distinct pending states among them:
+  `AWAIT_PASS`, `RAMPING`, or `SYNC` (phase settled but the kernel does not show the desired weight
+  yet). E.g. `2-AWAIT_PASS,SYNC`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ipvswm.config.model import Config, VirtualService
+from ipvswm.console.control import CheckView
+from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot, VsState
+from ipvswm.kernel.table import Destination, DestKey, Protocol, ServiceKey, Table
+
+Rendered = tuple[list[str], dict[str, object]]
+"""Text lines and JSON data of one reply."""
+
+
+def service_key(vs: VirtualService) -> ServiceKey:
+    """The kernel's key of a virtual service."""
+    return ServiceKey(Protocol(vs.proto.value), vs.address, vs.port)
+
+
+def addr_port(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def when(stamp: float | None) -> str:
+    """A wall-clock time as UTC `YYYY-MM-DD HH:MM:SS`, or `-`."""
+    if stamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp))
+
+
+def jsonable(value: object) -> object:
+    """Dataclasses, enums, sets and tuples as plain JSON values (sets sorted)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, frozenset | set):
+        return sorted(jsonable(v) for v in value)  # type: ignore[type-var]
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PairView:
+    """One pair as `show` sees it: config, engine state and kernel values together."""
+
+    vs: str
+    host: str
+    address: str
+    port: int
+    host_reasons: frozenset[str]
+    reasons: frozenset[str]
+    configured: int
+    override: int | None
+    desired: int
+    phase: Phase
+    ramp_duration: float | None
+    ramp_deadline: float | None
+    kernel_weight: int | None  # None: absent from the kernel table
+    active: int
+    inactive: int
+
+    @property
+    def target(self) -> int:
+        """T of SPEC §4: the override if set, else the configured weight."""
+        return self.override if self.override is not None else self.configured
+
+    @property
+    def kernel_or_zero(self) -> int:
+        return self.kernel_weight or 0
+
+    def pending(self) -> str | None:
+        """None when settled, else what it is waiting for (AWAIT_PASS, RAMPING, SYNC)."""
+        if self.phase in (Phase.AWAIT_PASS, Phase.RAMPING):
+            return str(self.phase.value)
+        return None if self.kernel_or_zero == self.desired else "SYNC"
+
+
+def pair_views(
+    config: Config,
+    snap: StateSnapshot,
+    table: Table,
+    hosts: Iterable[str] | None = None,
+    vss: Iterable[str] | None = None,
+) -> list[PairView]:
+    """Every pair of the config (in file order), optionally only of some hosts and VSs."""
+    host_set = None if hosts is None else set(hosts)
+    vs_set = None if vss is None else set(vss)
+    views: list[PairView] = []
+    for pair in config.pairs():
+        if (host_set is not None and pair.host not in host_set) or (
+            vs_set is not None and pair.vs not in vs_set
+        ):
+            continue
+        vs = config.service(pair.vs)
+        assert vs is not None  # Config.pairs() only yields pairs of known VSs
+        state = snap.pairs.get((pair.vs, pair.host), PairState())
+        dest: Destination | None = table.destination(
+            service_key(vs), DestKey(pair.address, pair.port)
+        )
+        views.append(
+            PairView(
+                vs=pair.vs,
+                host=pair.host,
+                address=pair.address,
+                port=pair.port,
+                host_reasons=snap.hosts.get(pair.host, HostState()).reasons,
+                reasons=state.reasons,
+                configured=pair.weight,
+                override=state.override,
+                desired=state.weight,
+                phase=state.phase,
+                ramp_duration=state.ramp_duration,
+                ramp_deadline=state.ramp_deadline,
+                kernel_weight=None if dest is None else dest.weight,
+                active=0 if dest is None else dest.active,
+                inactive=0 if dest is None else dest.inactive,
+            )
+        )
+    return views
+
+
+def tstatus(views: Iterable[PairView]) -> str:
+    """`Combined.TStatus` of some pairs (see the module docstring)."""
+    pending = [p for p in (v.pending() for v in views) if p is not None]
+    if not pending:
+        return "0-DONE"
+    return f"{len(pending)}-{','.join(sorted(set(pending)))}"
+
+
+def _reasons_text(view: PairView) -> str:
+    parts = [f"host:{r}" for r in sorted(view.host_reasons)] + sorted(view.reasons)
+    return ",".join(parts) or "-"
+
+
+def _ramp_text(view: PairView, now: float) -> str:
+    if view.ramp_deadline is not None:
+        return f"{max(view.ramp_deadline - now, 0.0):.1f}s(until {when(view.ramp_deadline)})"
+    if view.ramp_duration is not None:
+        return f"pending:{view.ramp_duration:g}s"
+    return "-"
+
+
+def _opt(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def pair_line(view: PairView, now: float) -> str:
+    """One pair: `HOST/VS ADDR:PORT Key=value …`."""
+    return (
+        f"{view.host}/{view.vs} {addr_port(view.address, view.port)}"
+        f" Reasons={_reasons_text(view)} Weight.Config={view.configured}"
+        f" Weight.Override={_opt(view.override)} Weight.Desired={view.desired}"
+        f" Proc.Weight={_opt(view.kernel_weight)} Proc.ActiveConn={view.active}"
+        f" Proc.InActConn={view.inactive} Ramp={_ramp_text(view, now)} Phase={view.phase.value}"
+    )
+
+
+def pair_data(view: PairView) -> dict[str, object]:
+    data = jsonable(view)
+    assert isinstance(data, dict)
+    data["target"] = view.target
+    data["pending"] = view.pending()
+    return data
+
+
+def show_hosts(views: list[PairView], host_order: Iterable[str], now: float) -> Rendered:
+    """`show host[s]`: each host's pair lines, then its summary line."""
+    lines: list[str] = []
+    hosts: list[dict[str, object]] = []
+    for host in host_order:
+        mine = [v for v in views if v.host == host]
+        total_active = sum(v.active for v in mine)
+        total_weight = sum(v.kernel_or_zero for v in mine)
+        status = tstatus(mine)
+        lines.extend(pair_line(v, now) for v in mine)
+        lines.append(
+            f"{host} Total.ActiveConn={total_active} Total.Weight={total_weight}"
+            f" Combined.TStatus={status}"
+        )
+        hosts.append(
+            {
+                "host": host,
+                "pairs": [pair_data(v) for v in mine],
+                "total_active": total_active,
+                "total_weight": total_weight,
+                "tstatus": status,
+            }
+        )
+    return lines, {"hosts": hosts}
+
+
+def sorry_target(config: Config, vs: VirtualService) -> tuple[str, str, int] | None:
+    """The sorry server of a VS (SPEC §4) as (name, address, port), or None if there is none."""
+    for tag in (vs.sorry_server, config.options.sorry_server_default):
+        host = config.host(tag) if tag else None
+        if host is not None:
+            return host.tag, host.address, host.port if host.port is not None else vs.rs_port
+    ip = config.options.sorry_server_fallback_ip
+    if ip:
+        return config.options.sorry_server_fallback_title or ip, ip, vs.rs_port
+    return None
+
+
+def _vs_summary(
+    config: Config, vs: VirtualService, snap: StateSnapshot, table: Table
+) -> tuple[str, dict[str, object]]:
+    views = pair_views(config, snap, table, vss=[vs.tag])
+    state = snap.vss.get(vs.tag, VsState())
+    desired = sum(v.desired for v in views)
+    kernel = sum(v.kernel_or_zero for v in views)
+    sorry = "on" if state.sorry_on else "off"
+    line = (
+        f"{vs.tag} {service_key(vs)} Check={vs.check.describe()} Hosts={len(views)}"
+        f" Weight.Desired={desired} Proc.Weight={kernel} Sorry={sorry}"
+    )
+    data: dict[str, object] = {
+        "vs": vs.tag,
+        "service": str(service_key(vs)),
+        "check": vs.check.describe(),
+        "hosts": len(views),
+        "weight_desired": desired,
+        "weight_kernel": kernel,
+        "sorry_on": state.sorry_on,
+        "sorry_since": state.sorry_since,
+    }
+    return line, data
+
+
+def show_vs_list(config: Config, snap: StateSnapshot, table: Table) -> Rendered:
+    """`show vs`: one line per virtual service."""
+    lines: list[str] = []
+    items: list[dict[str, object]] = []
+    for vs in config.services:
+        line, data = _vs_summary(config, vs, snap, table)
+        lines.append(line)
+        items.append(data)
+    return lines, {"vss": items}
+
+
+def show_vs_detail(
+    config: Config, tags: Iterable[str], snap: StateSnapshot, table: Table, now: float
+) -> Rendered:
+    """`show vs V`: the VS line, its pairs and its sorry server."""
+    lines: list[str] = []
+    items: list[dict[str, object]] = []
+    for tag in tags:
+        vs = config.service(tag)
+        assert vs is not None  # the caller checked the names
+        line, data = _vs_summary(config, vs, snap, table)
+        views = pair_views(config, snap, table, vss=[tag])
+        lines.append(line)
+        lines.extend(f"  {pair_line(v, now)}" for v in views)
+        sorry = sorry_target(config, vs)
+        state = snap.vss.get(tag, VsState())
+        if sorry is None:
+            lines.append("  sorry server: none configured")
+        else:
+            name, address, port = sorry
+            since = f" since {when(state.sorry_since)}" if state.sorry_on else ""
+            in_kernel = table.destination(service_key(vs), DestKey(address, port)) is not None
+            lines.append(
+                f"  sorry server: {name} {addr_port(address, port)}"
+                f" {'on' if state.sorry_on else 'off'}{since} Proc.Present={int(in_kernel)}"
+            )
+        data["pairs"] = [pair_data(v) for v in views]
+        data["sorry_server"] = (
+            None if sorry is None else dict(zip(("name", "address", "port"), sorry, strict=True))
+        )
+        items.append(data)
+    return lines, {"vss": items}
+
+
+def show_checks(checks: list[CheckView], now: float) -> Rendered:
+    """`show checks`: one line per checker."""
+    lines = []
+    for c in sorted(checks, key=lambda c: c.target):
+        age = "-" if c.last_started is None else f"{max(now - c.last_started, 0.0):.1f}s ago"
+        took = "-" if c.last_duration is None else f"{c.last_duration:.3f}s"
+        lines.append(
+            f"{c.target} Status={c.status.value} Last={age} Duration={took}"
+            f" Cause={c.cause or '-'} Pairs={','.join(c.pairs) or '-'}"
+        )
+    return lines, {"checks": [jsonable(c) for c in checks]}
+
+
+def key_values(values: Mapping[str, object], indent: str = "") -> list[str]:
+    """`key = value` lines, in the mapping's order."""
+    return [f"{indent}{k} = {_plain(v)}" for k, v in values.items()]
+
+
+def _plain(value: object) -> str:
+    shown = jsonable(value)
+    if isinstance(shown, list):
+        return ",".join(str(v) for v in shown) or "-"
+    return "-" if shown is None or shown == "" else str(shown)
+
+
+def dump_fields(title: str, value: object, indent: str = "") -> list[str]:
+    """A dataclass as a title line and one indented `field = value` line per field."""
+    data = jsonable(value)
+    assert isinstance(data, dict)
+    return [f"{indent}{title}", *key_values(data, indent + "  ")]
+
+
+def dump_hosts(config: Config, snap: StateSnapshot, tags: Iterable[str]) -> Rendered:
+    """`dump host[s] [H]`: config and every stored field of each host and its pairs."""
+    lines: list[str] = []
+    items: list[dict[str, object]] = []
+    for tag in tags:
+        host = config.host(tag)
+        assert host is not None
+        state = snap.hosts.get(tag, HostState())
+        pairs = {vs: snap.pairs.get((vs, tag), PairState()) for vs, _ in host.weights}
+        lines.extend(dump_fields(f"host {tag}", host))
+        lines.extend(dump_fields("state", state, "  "))
+        for vs, pair in pairs.items():
+            lines.extend(dump_fields(f"pair {vs}/{tag}", pair, "  "))
+        items.append({"config": jsonable(host), "state": jsonable(state), "pairs": jsonable(pairs)})
+    return lines, {"hosts": items}
+
+
+def dump_vss(config: Config, snap: StateSnapshot, tags: Iterable[str]) -> Rendered:
+    """`dump vs [V]`: config and stored state of each virtual service."""
+    lines: list[str] = []
+    items: list[dict[str, object]] = []
+    for tag in tags:
+        vs = config.service(tag)
+        assert vs is not None
+        state = snap.vss.get(tag, VsState())
+        managed = service_key(vs) in snap.managed
+        lines.extend(dump_fields(f"vs {tag}", vs))
+        lines.extend(dump_fields("state", state, "  "))
+        lines.append(f"  managed = {int(managed)}")
+        items.append({"config": jsonable(vs), "state": jsonable(state), "managed": managed})
+    return lines, {"vss": items}

@@ -1,0 +1,228 @@
+"""The console grammar: every command form of SPEC §7, near misses, hints and help."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ipvswm.console.command_types import (
+    ConfigAction,
+    ConfigCmd,
+    Dump,
+    DumpWhat,
+    Format,
+    Help,
+    History,
+    LogLevel,
+    ParseError,
+    Quit,
+    Repeat,
+    SetHost,
+    SetWeight,
+    ShowChecks,
+    ShowHosts,
+    ShowVs,
+    Wait,
+    WaitFor,
+)
+from ipvswm.console.grammar import COMMANDS, help_lines, parse, split_words
+
+D = frozenset({"default"})
+
+
+def R(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+FORMS = [
+    ("help", Help()),
+    ("h", Help()),
+    ("?", Help()),
+    ("HELP set", Help("set")),
+    ("history", History()),
+    ("!", Repeat()),
+    ("!3", Repeat(3)),
+    ("! 3", Repeat(3)),
+    ("config reload", ConfigCmd(ConfigAction.RELOAD)),
+    ("config diff", ConfigCmd(ConfigAction.DIFF)),
+    ("Config CHECK", ConfigCmd(ConfigAction.CHECK)),
+    ("dump status", Dump(DumpWhat.STATUS)),
+    ("dump options", Dump(DumpWhat.OPTIONS)),
+    ("dump checkers", Dump(DumpWhat.CHECKERS)),
+    ("dump host", Dump(DumpWhat.HOSTS)),
+    ("dump hosts", Dump(DumpWhat.HOSTS)),
+    ("dump host Web1", Dump(DumpWhat.HOSTS, "Web1")),
+    ("dump vs", Dump(DumpWhat.VS)),
+    ("dump vs www", Dump(DumpWhat.VS, "www")),
+    # host level
+    ("set host web1 off", SetHost("web1", False)),
+    ("set host web1 on", SetHost("web1", True)),
+    ("set host web1 on 20", SetHost("web1", True, ramp=20.0)),
+    ("set host web1 on 20s", SetHost("web1", True, ramp=20.0)),
+    ("set host web1 on in 20", SetHost("web1", True, ramp=20.0)),
+    ("set host web1 on in 20S", SetHost("web1", True, ramp=20.0)),
+    ("set host web1 off for reason deploy", SetHost("web1", False, reasons=R("deploy"))),
+    (
+        "set host web1 off reasons deploy, kernel",
+        SetHost("web1", False, reasons=R("deploy", "kernel")),
+    ),
+    ("set host web1 off for deploy", SetHost("web1", False, reasons=R("deploy"))),
+    ("set host web1 on reasons deploy", SetHost("web1", True, reasons=R("deploy"))),
+    ("set host web1 on reason *", SetHost("web1", True, reasons=None)),
+    ("set host web1 on for reasons * in 30", SetHost("web1", True, reasons=None, ramp=30.0)),
+    ("set host web1 on reason deploy in 30", SetHost("web1", True, reasons=R("deploy"), ramp=30.0)),
+    # pair level
+    ("set host web1 off vs www", SetHost("web1", False, ("www",))),
+    ("set host web1 off on vs www", SetHost("web1", False, ("www",))),
+    ("set host web1 off for vs www,api", SetHost("web1", False, ("www", "api"))),
+    ("set host web1 off in vs www , api", SetHost("web1", False, ("www", "api"))),
+    (
+        "set host web1 off for vs www,api for reasons deploy,kernel",
+        SetHost("web1", False, ("www", "api"), R("deploy", "kernel")),
+    ),
+    ("set host web1 off vs www for deploy", SetHost("web1", False, ("www",), R("deploy"))),
+    ("set host web1 off vs www reason deploy", SetHost("web1", False, ("www",), R("deploy"))),
+    ("set host web1 off vs www for reason deploy", SetHost("web1", False, ("www",), R("deploy"))),
+    ("set host web1 on vs www", SetHost("web1", True, ("www",))),
+    ("set host web1 on in vs www reasons *", SetHost("web1", True, ("www",), None)),
+    ("set host web1 on for vs www for reasons a,b", SetHost("web1", True, ("www",), R("a", "b"))),
+    ("set host web1 on on vs www 15", SetHost("web1", True, ("www",), D, 15.0)),
+    ("set host web1 on vs www reasons x in 15s", SetHost("web1", True, ("www",), R("x"), 15.0)),
+    ("set host web1 on vs www in 2.5", SetHost("web1", True, ("www",), D, 2.5)),
+    # weight
+    ("set host web1 weight 10", SetWeight("web1", 10)),
+    ("set host web1 weight default", SetWeight("web1", None)),
+    ("set host web1 weight 0 for vs www,api", SetWeight("web1", 0, ("www", "api"))),
+    ("set host web1 weight 65535 vs www", SetWeight("web1", 65535, ("www",))),
+    # show
+    ("show vs", ShowVs()),
+    ("show vs www", ShowVs(("www",))),
+    ("show hosts", ShowHosts()),
+    ("show host", ShowHosts()),
+    ("show hosts for www,api", ShowHosts(None, ("www", "api"))),
+    ("show hosts in vs www", ShowHosts(None, ("www",))),
+    ("show host web1", ShowHosts(("web1",))),
+    ("show hosts web1, web2 for www", ShowHosts(("web1", "web2"), ("www",))),
+    ("show hosts web1 in www", ShowHosts(("web1",), ("www",))),
+    ("show checks", ShowChecks()),
+    # wait
+    ("wait host web1 quiescent", Wait("web1", WaitFor.QUIESCENT)),
+    ("wait host web1 up timeout 5", Wait("web1", WaitFor.UP, timeout=5.0)),
+    ("wait host web1 down for vs www,api", Wait("web1", WaitFor.DOWN, ("www", "api"))),
+    ("wait host web1 up vs www timeout 10s", Wait("web1", WaitFor.UP, ("www",), 10.0)),
+    # misc
+    ("format json", Format(True)),
+    ("FORMAT Text", Format(False)),
+    ("log level 5", LogLevel(5)),
+    ("quit", Quit()),
+    ("EXIT", Quit()),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), FORMS, ids=[f[0] for f in FORMS])
+def test_every_form(line: str, expected: object) -> None:
+    assert parse(line) == expected
+
+
+def test_whitespace_and_case_collapse_but_tags_keep_case() -> None:
+    assert parse("  SET   Host  Web1\tOFF  FOR vs  WWW ") == SetHost("Web1", False, ("WWW",))
+
+
+NEAR_MISSES = [
+    ("set host web1 of", "set host H off"),
+    ("set host web1", "set host H"),
+    ("set host", "set host H"),
+    ("set hosts web1 off", "set host H"),
+    ("set host web1 on for 20", "set host H on"),
+    ("set host web1 off reasons *", "set host H off"),
+    ("set host web1 off 20", "set host H off"),
+    ("set host web1 weight x", "set host H weight"),
+    ("set host web1 weight 65536", "set host H weight"),
+    ("set host web1 on vs", "set host H on"),
+    ("set host web1 on vs a,,b", "set host H on"),
+    ("sho hosts", "show host[s]"),
+    ("show host web1 for", "show host[s]"),
+    ("shw checks", "show checks"),
+    ("show vs www extra", "show vs"),
+    ("wait host web1 sideways", "wait host"),
+    ("wait host web1 up timeout", "wait host"),
+    ("dump everything", "dump"),
+    ("dump host a b", "dump host"),
+    ("config", "config"),
+    ("format xml", "format"),
+    ("log level high", "log level"),
+    ("quit now", "quit"),
+    ("frobnicate", "help"),
+    ("", "help"),
+    ("!x", "help"),
+]
+
+
+@pytest.mark.parametrize(("line", "hint"), NEAR_MISSES, ids=[n[0] or "empty" for n in NEAR_MISSES])
+def test_near_misses_give_a_hint(line: str, hint: str) -> None:
+    result = parse(line)
+    assert isinstance(result, ParseError)
+    assert result.message
+    assert result.hint.startswith(hint), result.hint
+
+
+def test_split_words_joins_lists() -> None:
+    assert split_words(" show hosts a , b ,c  for x, y") == ["show", "hosts", "a,b,c", "for", "x,y"]
+
+
+def test_help_lists_every_syntax_of_the_table() -> None:
+    text = "\n".join(help_lines())
+    for entry in COMMANDS:
+        assert entry.syntax in text
+        for form, _ in entry.forms:
+            assert form in text
+    assert not any(line.startswith("{") for line in help_lines())  # JSON framing relies on it
+
+
+def test_help_topic_filters() -> None:
+    lines = help_lines("wait")
+    assert lines[0].strip().startswith("wait host H")
+    assert not any(line.strip().startswith("show") for line in lines)
+
+
+@given(st.text(max_size=80))
+def test_parse_never_raises(line: str) -> None:
+    result = parse(line)
+    assert result is not None
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "set",
+                "host",
+                "web1",
+                "on",
+                "off",
+                "for",
+                "in",
+                "vs",
+                "www,api",
+                "reasons",
+                "reason",
+                "*",
+                "20",
+                "20s",
+                "weight",
+                "default",
+                "show",
+                "hosts",
+                "wait",
+                "up",
+                "timeout",
+                "x,",
+            ]
+        ),
+        max_size=9,
+    )
+)
+def test_parse_never_raises_on_keyword_soup(words: list[str]) -> None:
+    result = parse(" ".join(words))
+    assert result is not None
