@@ -1,0 +1,113 @@
+"""The reconciler: the minimal ops that turn the actual IPVS table into the desired one."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from ipvswm.kernel.table import (
+    AddDestination,
+    AddService,
+    DeleteDestination,
+    DeleteService,
+    Destination,
+    EditDestination,
+    EditService,
+    Forward,
+    Op,
+    Service,
+    ServiceKey,
+    Table,
+)
+
+# Scheduler flag names by the bit the kernel stores (ipvsadm prints them by scheduler).
+_FLAG_BITS = {
+    "flag-1": 1,
+    "sh-fallback": 1,
+    "mh-fallback": 1,
+    "flag-2": 2,
+    "sh-port": 2,
+    "mh-port": 2,
+    "flag-3": 3,
+}
+
+
+def service_sort_key(key: ServiceKey) -> tuple[str, str, int]:
+    """A total order on service keys (Protocol is an enum and does not order by itself)."""
+    return (key.protocol.value, key.address, key.port)
+
+
+def _default_netmask(key: ServiceKey) -> str:
+    return "128" if key.ipv6 else "255.255.255.255"
+
+
+def _effective(service: Service) -> tuple[object, ...]:
+    """The settings the kernel keeps, in a form where equivalent spellings compare equal."""
+    persistent = service.persistent is not None
+    netmask = service.netmask if persistent else None
+    if netmask == _default_netmask(service.key):
+        netmask = None
+    flags = frozenset(_FLAG_BITS.get(f, f) for f in service.flags)
+    return (
+        service.scheduler,
+        service.persistent,
+        netmask,
+        flags,
+        service.one_packet,
+        service.pe if persistent else None,
+    )
+
+
+def same_service(want: Service, have: Service) -> bool:
+    """Whether the kernel's service settings already are the desired ones."""
+    return _effective(want) == _effective(have)
+
+
+def same_destination(want: Destination, have: Destination) -> bool:
+    """Whether the kernel's destination already is the desired one (counts never compared)."""
+    # The kernel may report a destination as Local by itself; rewriting it would loop forever.
+    forward_ok = have.forward is Forward.LOCAL or want.forward is have.forward
+    return (
+        forward_ok
+        and want.weight == have.weight
+        and want.upper == have.upper
+        and want.lower == have.lower
+    )
+
+
+def reconcile(desired: Table, actual: Table, managed: Collection[ServiceKey]) -> list[Op]:
+    """The ops, in a safe and deterministic order, that make `actual` match `desired`.
+
+    Services in `desired` are managed and authoritative (unknown destinations are deleted); a
+    service only in `actual` is deleted only if it is in `managed`; anything else is untouched.
+    """
+    service_ops: list[Op] = []
+    dest_deletes: list[Op] = []
+    dest_edits: list[Op] = []
+    dest_adds: list[Op] = []
+    for key in sorted(desired.services, key=service_sort_key):
+        want = desired.services[key]
+        have = actual.services.get(key)
+        if have is None:
+            service_ops.append(AddService(want.service))
+            dest_adds.extend(
+                AddDestination(key, want.destinations[dk]) for dk in sorted(want.destinations)
+            )
+            continue
+        if not same_service(want.service, have.service):
+            service_ops.append(EditService(want.service))
+        for dk in sorted(have.destinations):
+            if dk not in want.destinations:
+                dest_deletes.append(DeleteDestination(key, dk))
+        for dk in sorted(want.destinations):
+            dest = want.destinations[dk]
+            current = have.destinations.get(dk)
+            if current is None:
+                dest_adds.append(AddDestination(key, dest))
+            elif not same_destination(dest, current):
+                dest_edits.append(EditDestination(key, dest))
+    service_deletes: list[Op] = [
+        DeleteService(key)
+        for key in sorted(actual.services, key=service_sort_key)
+        if key not in desired.services and key in managed
+    ]
+    return service_ops + dest_deletes + dest_edits + dest_adds + service_deletes
