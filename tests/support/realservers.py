@@ -216,6 +216,9 @@ class RealServer:
             await self._serve(reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # the client went away or spoke nonsense: nothing to answer
+        except asyncio.CancelledError:
+            # stop(): end normally, as Python 3.11's stream callback chokes on a cancelled handler.
+            pass
         finally:
             self._handlers.discard(task)
             self._writers.discard(writer)
@@ -226,7 +229,12 @@ class RealServer:
         name, arg = _parse_mode(mode)
         if name == "tcp":
             return
-        head = await reader.readuntil(b"\r\n\r\n")
+        first = await reader.readexactly(1)
+        if first == b"\x16":  # a TLS ClientHello on a plain port: answer 400 like nginx does
+            writer.write(_response(400, b"plain HTTP port\n"))
+            await writer.drain()
+            return
+        head = first + await reader.readuntil(b"\r\n\r\n")
         self._record(head, writer, mode)
         if name == "healthy":
             writer.write(_response(200, b"OK\n"))
