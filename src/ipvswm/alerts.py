@@ -1,0 +1,399 @@
+"""Email alerts when a virtual service's sorry server goes in or out (SPEC §8, issue 7).
+
+API for the daemon:
+
+- ``Mailer(options)``; ``await start()`` once the event loop runs; ``await close(grace)`` on exit
+  (waits up to ``grace`` seconds for queued alerts, abandons pending retries at once).
+- ``Mailer.should_mail(vs)``: whether a VS wants alerts (``email=true``); the caller decides.
+- ``notify(change, vs, host_lines)``: builds the message and queues it; never blocks, never raises.
+  ``host_lines(config, snapshot, kernel, vs_tag)`` makes the body's host list from the state.
+- ``reconfigure(options)`` after a reload: later sends (and retries) use the new settings.
+
+Sending: ``Email.SMTP`` (``HOST[:PORT]``, ``[V6]:PORT``; default port 25) with smtplib in a
+daemon thread per attempt with a socket timeout, so a dead or silent relay never delays the event
+loop nor the daemon's exit; an empty ``Email.SMTP`` pipes the message to ``sendmail -t -oi``. One
+worker sends the queued alerts in order (a FAIL before its OK); a failed send is logged with its
+cause and retried ``retries`` times after ``backoff``, then twice, four times that… seconds, then
+given up (logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import smtplib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from email.utils import formatdate, make_msgid
+from typing import TypeVar
+
+from ipvswm import __version__
+from ipvswm.config.model import Config, GlobalOptions, VirtualService
+from ipvswm.engine.outputs import SorryChange
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.kernel.table import Table
+from ipvswm.metrics import pair_views, service_key
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+SMTP_PORT = 25
+
+
+class MailError(Exception):
+    """A send attempt that failed for a reason other than an smtplib or socket error."""
+
+
+def parse_smtp(value: str) -> tuple[str, int] | None:
+    """`Email.SMTP` as (host, port); None for an empty value (local sendmail). ValueError if bad."""
+    value = value.strip()
+    if not value:
+        return None
+    port = ""
+    if value.startswith("["):
+        host, closed, rest = value[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ValueError(f"bad Email.SMTP {value!r}: expected [ADDRESS]:PORT")
+        port = rest[1:]
+        if rest and not port:
+            raise ValueError(f"bad Email.SMTP {value!r}: empty port")
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+        if not port:
+            raise ValueError(f"bad Email.SMTP {value!r}: empty port")
+    else:
+        host = value  # a name, an IPv4 address or a bare IPv6 address
+    if not host:
+        raise ValueError(f"bad Email.SMTP {value!r}: no host")
+    if port and (not port.isdigit() or not 0 < int(port) < 65536):
+        raise ValueError(f"bad Email.SMTP {value!r}: bad port {port!r}")
+    return host, int(port) if port else SMTP_PORT
+
+
+def host_lines(config: Config, snapshot: StateSnapshot, kernel: Table, vs_tag: str) -> list[str]:
+    """One line per pair of the VS: host, address, weights, phase, check and reasons."""
+    lines = []
+    for view in pair_views(config, snapshot, kernel):
+        if view.vs != vs_tag:
+            continue
+        addr = f"[{view.address}]" if ":" in view.address else view.address
+        kernel_weight = "-" if view.kernel is None else str(view.kernel)
+        line = (
+            f"{view.host} {addr}:{view.port} weight {view.desired} "
+            f"(config {view.configured}, kernel {kernel_weight}) {view.phase.value}, "
+            f"check {view.check}"
+        )
+        if view.cause:
+            line += f" ({view.cause})"
+        if view.reasons:
+            line += f", reasons {','.join(sorted(view.reasons))}"
+        lines.append(line)
+    return lines
+
+
+def _cause(exc: BaseException) -> str:
+    """A short, readable cause for a failed send."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
+        return f"SMTP {exc.smtp_code} {text}".strip()
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return f"recipients refused: {', '.join(sorted(exc.recipients))}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def _in_thread(fn: Callable[[], T]) -> T:
+    """Run a blocking call in a fresh daemon thread; cancelling abandons it (it ends by itself)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: Exception | None) -> None:
+        if future.done():
+            return  # the waiter was cancelled
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result: T | None = None
+        error: Exception | None = None
+        try:
+            result = fn()
+        except Exception as exc:
+            error = exc
+        # The loop may be gone when an abandoned send ends: nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="ipvswm-mail", daemon=True).start()
+    return await future
+
+
+async def _set_within(event: asyncio.Event, delay: float) -> bool:
+    """Wait up to `delay` s for `event`; whether it was set."""
+    try:
+        await asyncio.wait_for(event.wait(), delay)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _smtp_send(smtp: smtplib.SMTP, host: str, port: int, message: EmailMessage) -> dict[str, str]:
+    """One SMTP transaction (blocking); the recipients refused while others were accepted."""
+    try:
+        smtp.connect(host, port)
+        refused = smtp.send_message(message)
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            smtp.quit()  # the message is accepted: a failed QUIT must not cause a duplicate
+        return {
+            rcpt: f"{code} {text.decode(errors='replace')}"
+            for rcpt, (code, text) in refused.items()
+        }
+    finally:
+        smtp.close()
+
+
+def _abort(smtp: smtplib.SMTP) -> None:
+    """Wake a thread blocked on this connection (close() alone does not interrupt a recv)."""
+    sock = getattr(smtp, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class Mailer:
+    """Queues alert mails and sends them in the background, with retries."""
+
+    def __init__(
+        self,
+        options: GlobalOptions,
+        *,
+        retries: int = 3,
+        backoff: float = 2.0,
+        timeout: float = 10.0,
+        sendmail: str = "/usr/sbin/sendmail",
+        hostname: str | None = None,
+        queue_limit: int = 100,
+    ) -> None:
+        self._retries = retries
+        self._backoff = backoff
+        self._timeout = timeout
+        self._sendmail = sendmail
+        self._hostname = hostname or socket.gethostname()  # never a DNS lookup (unlike getfqdn)
+        self._queue: asyncio.Queue[EmailMessage] = asyncio.Queue(maxsize=queue_limit)
+        self._closing = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: smtplib.SMTP | None = None
+        self._closed = False
+        self._busy = False  # an alert is in hand (being sent or waiting for a retry)
+        self.sent = 0
+        self.failed = 0
+        self.reconfigure(options)
+
+    @staticmethod
+    def should_mail(vs: VirtualService) -> bool:
+        """Whether the VS asked for alerts (`email=true`)."""
+        return vs.email
+
+    def reconfigure(self, options: GlobalOptions) -> None:
+        """Use new options (relay, headers) from now on, retries of queued alerts included."""
+        self._options = options
+        self._relay_error = ""
+        try:
+            self._relay = parse_smtp(options.email_smtp)
+        except ValueError as exc:
+            self._relay = None
+            self._relay_error = str(exc)
+            log.error("alerts: %s: alerts will not be sent", exc)
+
+    @property
+    def via(self) -> str:
+        """Where mails go, for logs."""
+        if self._relay is None:
+            return self._sendmail
+        host, port = self._relay
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def build_message(
+        self, change: SorryChange, vs: VirtualService, host_lines: list[str]
+    ) -> EmailMessage:
+        """The alert mail for a sorry-server change (pure but for the Message-ID)."""
+        opts = self._options
+        message = EmailMessage(policy=default_policy)
+        message["Subject"] = change.subject()
+        message["From"] = opts.email_from or f"ipvs-weightman@{self._hostname}"
+        message["To"] = opts.email_to
+        if opts.email_reply_to:
+            message["Reply-To"] = opts.email_reply_to
+        message["Date"] = formatdate(change.at, usegmt=True)
+        message["Message-ID"] = make_msgid("ipvswm", domain=self._hostname)
+        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
+        message["X-Mailer"] = f"ipvs-weightman {__version__}"
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(change.at))
+        sorry = f"sorry server {change.sorry_host!r}" if change.sorry_host else "sorry server"
+        where = f"{service_key(vs)}" + (
+            f" ({vs.name})" if vs.name and vs.name != vs.address else ""
+        )
+        if change.on:
+            head = (
+                f"Virtual service '{vs.tag}' {where} has no real server with weight left:\n"
+                f"the {sorry} went in at {when}."
+            )
+        else:
+            head = (
+                f"Virtual service '{vs.tag}' {where} has real servers with weight again:\n"
+                f"the {sorry} went out at {when}, after {change.after or 0.0:.1f}s."
+            )
+        hosts = "\n".join(f"  {line}" for line in host_lines) or "  (no hosts)"
+        body = f"{head}\n\nHosts:\n{hosts}\n\n-- \nipvs-weightman on {self._hostname}\n"
+        message.set_content(body)
+        return message
+
+    def notify(self, change: SorryChange, vs: VirtualService, host_lines: list[str]) -> None:
+        """Queue the alert for a sorry-server change. Never blocks, never raises."""
+        try:
+            subject = change.subject()
+            if self._closed:
+                log.warning("alert %r not sent: shutting down", subject)
+                return
+            if not self._options.email_to:
+                log.warning("alert %r not sent: Email.Headers.To is empty", subject)
+                return
+            if self._relay_error:
+                log.error("alert %r not sent: %s", subject, self._relay_error)
+                return
+            message = self.build_message(change, vs, host_lines)
+            if self._queue.full():
+                dropped = self._queue.get_nowait()
+                self._queue.task_done()
+                self.failed += 1
+                log.error("alert %r dropped: too many alerts waiting", dropped["Subject"])
+            self._queue.put_nowait(message)
+            log.debug("alert %r queued for %s", subject, self._options.email_to)
+        except Exception:  # an alert must never take the daemon down
+            log.exception("alert for vs %s not queued", change.vs)
+
+    @property
+    def pending(self) -> int:
+        """Alerts queued or being sent."""
+        return self._queue.qsize() + int(self._busy)
+
+    async def start(self) -> None:
+        """Start the sending worker."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._run(), name="ipvswm-mailer")
+
+    async def drain(self) -> None:
+        """Wait until every queued alert is sent or given up."""
+        await self._queue.join()
+
+    async def close(self, grace: float = 2.0) -> None:
+        """Stop: wait up to `grace` s for queued alerts (no more retries), then drop the rest."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing.set()  # backoff waits end now: failures are given up, not retried
+        task, self._task = self._task, None
+        if task is not None and self.pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), grace)
+        if task is not None:
+            task.cancel()
+            if self._inflight is not None:
+                _abort(self._inflight)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        left = self._queue.qsize()
+        if left:
+            self.failed += left
+            log.error("%d alert(s) not sent: shutting down", left)
+
+    async def _run(self) -> None:
+        while True:
+            message = await self._queue.get()
+            self._busy = True
+            try:
+                await self._deliver(message)
+            except Exception:  # a bug here must not stop later alerts
+                log.exception("alert %r: unexpected error", message["Subject"])
+            finally:
+                self._busy = False
+                self._queue.task_done()
+
+    async def _deliver(self, message: EmailMessage) -> None:
+        subject = message["Subject"]
+        attempts = self._retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._send_once(message)
+            except (OSError, smtplib.SMTPException, MailError) as exc:
+                cause = _cause(exc)
+            else:
+                self.sent += 1
+                log.info("alert %r sent to %s via %s", subject, message["To"], self.via)
+                return
+            if attempt == attempts or self._closing.is_set():
+                self.failed += 1
+                log.error("alert %r: giving up after %d attempt(s): %s", subject, attempt, cause)
+                return
+            delay = self._backoff * 2 ** (attempt - 1)
+            log.warning(
+                "alert %r: send via %s failed: %s; retry %d/%d in %.1fs",
+                subject,
+                self.via,
+                cause,
+                attempt,
+                self._retries,
+                delay,
+            )
+            if await _set_within(self._closing, delay):
+                self.failed += 1
+                log.error("alert %r: not retried: shutting down", subject)
+                return
+
+    async def _send_once(self, message: EmailMessage) -> None:
+        relay = self._relay
+        if relay is None:
+            await self._pipe_sendmail(message)
+            return
+        host, port = relay
+        smtp = smtplib.SMTP(local_hostname=self._hostname, timeout=self._timeout)
+        self._inflight = smtp
+        try:
+            refused = await _in_thread(lambda: _smtp_send(smtp, host, port, message))
+        except asyncio.CancelledError:
+            _abort(smtp)
+            raise
+        finally:
+            self._inflight = None
+        for rcpt, why in refused.items():
+            log.warning("alert %r: recipient %s refused: %s", message["Subject"], rcpt, why)
+
+    async def _pipe_sendmail(self, message: EmailMessage) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            self._sendmail,
+            "-t",
+            "-oi",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(message.as_bytes()), self._timeout)
+        except BaseException as exc:  # timeout or cancel: do not leave the process behind
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            if isinstance(exc, TimeoutError):
+                raise MailError(f"{self._sendmail} timed out after {self._timeout:g}s") from None
+            raise
+        if proc.returncode != 0:
+            text = err.decode(errors="replace").strip().splitlines()
+            raise MailError(
+                f"{self._sendmail} exited {proc.returncode}" + (f": {text[-1]}" if text else "")
+            )
