@@ -1,0 +1,189 @@
+"""Checker: rise/fall counting, schedule, robustness, with a scripted fake probe (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from ipvswm.checks.checker import Checker
+from ipvswm.checks.probe import ProbeOutcome
+from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
+from ipvswm.events import CheckResult, CheckStatus
+
+P, F, U = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.UNKNOWN
+
+
+def target(interval: float = 0.01, rise: int = 1, fall: int = 1) -> CheckTarget:
+    spec = CheckSpec(CheckKind.TCP, interval=interval, rise=rise, fall=fall)
+    return CheckTarget("192.0.2.10", 80, spec)
+
+
+class Script:
+    """A fake probe returning scripted pass/fail outcomes (then passes), recording its calls."""
+
+    def __init__(self, passes: Sequence[bool] = (), duration: float = 0.0) -> None:
+        self.passes = list(passes)
+        self.duration = duration
+        self.starts: list[float] = []
+        self.running = 0
+        self.max_running = 0
+
+    async def __call__(self, target: CheckTarget) -> ProbeOutcome:
+        self.starts.append(asyncio.get_running_loop().time())
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        started = time.time()
+        try:
+            if self.duration:
+                await asyncio.sleep(self.duration)  # simulated check time, not a readiness wait
+            passed = self.passes.pop(0) if self.passes else True
+            return ProbeOutcome(passed, "" if passed else "status 503", None, started, time.time())
+        finally:
+            self.running -= 1
+
+
+class Results:
+    """A sink that lets a test await the n-th result."""
+
+    def __init__(self) -> None:
+        self.items: list[CheckResult] = []
+        self._event = asyncio.Event()
+
+    def __call__(self, result: CheckResult) -> None:
+        self.items.append(result)
+        self._event.set()
+
+    async def wait(self, n: int) -> list[CheckResult]:
+        async with asyncio.timeout(5):
+            while len(self.items) < n:
+                self._event.clear()
+                await self._event.wait()
+        return self.items[:n]
+
+
+async def run(
+    passes: Sequence[bool], *, rise: int = 1, fall: int = 1
+) -> tuple[Checker, list[CheckResult]]:
+    sink = Results()
+    checker = Checker(target(rise=rise, fall=fall), sink, probe=Script(passes))
+    checker.start()
+    results = await sink.wait(len(passes))
+    await checker.stop()
+    return checker, results
+
+
+@pytest.mark.parametrize(
+    ("passes", "rise", "fall", "statuses"),
+    [
+        ([True, False, True], 1, 1, [P, F, P]),
+        ([False, True], 1, 1, [F, P]),
+        ([True, True, True, False, True], 3, 1, [U, U, P, F, F]),
+        ([False, False, True, False, False, False], 1, 3, [U, U, P, P, P, F]),
+        ([True, False, True, True, False, False], 2, 2, [U, U, U, P, P, F]),
+    ],
+)
+async def test_rise_and_fall(
+    passes: list[bool], rise: int, fall: int, statuses: list[CheckStatus]
+) -> None:
+    _, results = await run(passes, rise=rise, fall=fall)
+    assert [r.status for r in results] == statuses
+    assert [r.passed for r in results] == passes
+    before = [U, *statuses[:-1]]
+    assert [r.changed for r in results] == [
+        a is not b for a, b in zip(before, statuses, strict=True)
+    ]
+    assert all(r.cause == ("" if r.passed else "status 503") for r in results)
+
+
+async def test_view_properties() -> None:
+    checker, results = await run([True, True, False], rise=1, fall=2)
+    assert checker.status is P
+    assert checker.last_result == results[-1]
+    assert (checker.passes, checker.fails) == (0, 1)
+    assert checker.checks >= 3
+    assert not checker.running
+
+
+async def test_probe_exception_becomes_internal_error_and_checker_goes_on() -> None:
+    calls = 0
+
+    async def flaky(t: CheckTarget) -> ProbeOutcome:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("bug in a probe")
+        now = time.time()
+        return ProbeOutcome(True, "", 200, now, now)
+
+    sink = Results()
+    checker = Checker(target(), sink, probe=flaky)
+    checker.start()
+    first, second = await sink.wait(2)
+    await checker.stop()
+    assert (first.passed, first.cause, first.status) == (False, "internal error", F)
+    assert (second.passed, second.status, second.changed) == (True, P, True)
+
+
+async def test_sink_exception_does_not_stop_the_checker() -> None:
+    seen: list[CheckResult] = []
+    done = asyncio.Event()
+
+    def sink(result: CheckResult) -> None:
+        seen.append(result)
+        if len(seen) == 3:
+            done.set()
+        raise RuntimeError("sink bug")
+
+    checker = Checker(target(), sink, probe=Script())
+    checker.start()
+    await asyncio.wait_for(done.wait(), 5)
+    await checker.stop()
+    assert len(seen) >= 3
+
+
+async def test_start_to_start_interval_and_random_offset() -> None:
+    class Fixed(random.Random):
+        def random(self) -> float:
+            return 0.5
+
+    script = Script(duration=0.02)
+    sink = Results()
+    checker = Checker(target(interval=0.05), sink, rng=Fixed(), probe=script)
+    started = asyncio.get_running_loop().time()
+    checker.start()
+    await sink.wait(8)
+    await checker.stop()
+    assert script.starts[0] - started == pytest.approx(0.025, abs=0.02)
+    gaps = [b - a for a, b in itertools.pairwise(script.starts)]
+    # Start to start: 0.05, not 0.05 plus the 0.02 the check took.
+    assert sum(gaps) / len(gaps) == pytest.approx(0.05, abs=0.01)
+
+
+async def test_an_overrunning_check_never_overlaps_and_the_next_starts_right_after() -> None:
+    script = Script(duration=0.03)
+    sink = Results()
+    checker = Checker(target(interval=0.01), sink, probe=script)
+    checker.start()
+    await sink.wait(5)
+    await checker.stop()
+    assert script.max_running == 1
+    gaps = [b - a for a, b in itertools.pairwise(script.starts)]
+    assert min(gaps) >= 0.03
+    assert sum(gaps) / len(gaps) < 0.045
+
+
+async def test_stop_emits_nothing_more_and_ends_the_task() -> None:
+    sink = Results()
+    checker = Checker(target(), sink, probe=Script(duration=0.01))
+    checker.start()
+    await sink.wait(2)
+    await checker.stop()
+    count = len(sink.items)
+    assert checker.task is not None and checker.task.done()
+    await asyncio.sleep(0.05)  # a window in which a leaked task would have reported
+    assert len(sink.items) == count
