@@ -101,6 +101,8 @@ def _cause(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
         text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
         return f"SMTP {exc.smtp_code} {text}".strip()
+    if isinstance(exc, MailError):
+        return str(exc)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return f"recipients refused: {', '.join(sorted(exc.recipients))}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -302,13 +304,13 @@ class Mailer:
         if task is not None and self.pending:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), grace)
+        left = self.pending
         if task is not None:
             task.cancel()
             if self._inflight is not None:
                 _abort(self._inflight)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        left = self._queue.qsize()
         if left:
             self.failed += left
             log.error("%d alert(s) not sent: shutting down", left)

@@ -147,3 +147,16 @@ def test_host_lines_from_state() -> None:
         "reasons maintenance",
     ]
     assert host_lines(config, snapshot, kernel, "other") == []
+
+
+async def test_full_queue_drops_oldest_and_close_reports_unsent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mailer = Mailer(OPTIONS, queue_limit=1)  # never started: nothing is sent
+    mailer.notify(SorryChange("www", True, AT), WWW, LINES)
+    mailer.notify(SorryChange("www", False, AT + 5, after=5.0), WWW, LINES)
+    assert mailer.pending == 1
+    assert "alert \"VS 'www' FAIL\" dropped: too many alerts waiting" in caplog.text
+    await mailer.close()
+    assert "1 alert(s) not sent: shutting down" in caplog.text
+    assert mailer.failed == 2
