@@ -1,0 +1,124 @@
+"""Admin events (reasons and overrides) turned into new base states, or refused with an error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from ipvswm.engine.layout import Layout
+from ipvswm.engine.state import HostState, PairId, PairState
+from ipvswm.events import (
+    AdminEvent,
+    SetHostOff,
+    SetHostOn,
+    SetOverride,
+    SetPairsOff,
+)
+
+MAX_WEIGHT = 65535
+NOTHING_TO_DO = "nothing to do"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminPlan:
+    """What an admin event changes: a host's reasons and the base states of pairs to re-evaluate."""
+
+    cause: str
+    host: tuple[str, HostState] | None = None
+    pairs: dict[PairId, PairState] = field(default_factory=dict)  # every pair to re-evaluate
+    note: str | None = None
+
+
+def plan(
+    event: AdminEvent,
+    layout: Layout,
+    hosts: Mapping[str, HostState],
+    pairs: Mapping[PairId, PairState],
+    now: float,
+) -> AdminPlan | str:
+    """The plan of an admin event, or an error text starting with "# " (nothing applied)."""
+    if event.host not in layout.hosts:
+        return f"# no host '{event.host}'"
+    host_state = hosts.get(event.host, HostState())
+    if isinstance(event, SetHostOff | SetHostOn):
+        return _host_plan(event, layout, host_state, pairs, now)
+    vss = event.vss if event.vss is not None else tuple(vs for vs, _ in layout.by_host[event.host])
+    pids: list[PairId] = []
+    for vs in vss:
+        if vs not in layout.vss:
+            return f"# no vs '{vs}'"
+        if (vs, event.host) not in layout.pairs:
+            return f"# host '{event.host}' is not on vs '{vs}'"
+        pids.append((vs, event.host))
+    if isinstance(event, SetOverride):
+        return _override_plan(event, pids, pairs)
+    current = {pid: pairs[pid] for pid in pids}
+    if isinstance(event, SetPairsOff):
+        new = {pid: replace(st, reasons=st.reasons | event.reasons) for pid, st in current.items()}
+        return _reason_plan(new, current, f"admin off ({_names(event.reasons)})")
+    new = {}
+    for pid, st in current.items():
+        reasons = _remove(st.reasons, event.reasons)
+        if st.reasons and not reasons and not host_state.reasons:
+            new[pid] = replace(st, reasons=reasons, enabled_at=now, ramp_duration=event.ramp)
+        else:
+            new[pid] = replace(st, reasons=reasons)
+    return _reason_plan(new, current, _on_cause(event.ramp, host_state.reasons))
+
+
+def _host_plan(
+    event: SetHostOff | SetHostOn,
+    layout: Layout,
+    host_state: HostState,
+    pairs: Mapping[PairId, PairState],
+    now: float,
+) -> AdminPlan:
+    old = host_state.reasons
+    new = old | event.reasons if isinstance(event, SetHostOff) else _remove(old, event.reasons)
+    if new == old:
+        return AdminPlan(cause="", note=NOTHING_TO_DO)
+    pids = layout.by_host[event.host]
+    if isinstance(event, SetHostOff):
+        cause = f"admin off ({_names(new)})"
+        return AdminPlan(cause, (event.host, HostState(new)), {pid: pairs[pid] for pid in pids})
+    states = {}
+    for pid in pids:
+        st = pairs[pid]
+        if not new and not st.reasons:
+            st = replace(st, enabled_at=now, ramp_duration=event.ramp)
+        states[pid] = st
+    note = f"still off ({_names(new)})" if new else None
+    return AdminPlan(_on_cause(event.ramp, new), (event.host, HostState(new)), states, note)
+
+
+def _override_plan(
+    event: SetOverride, pids: list[PairId], pairs: Mapping[PairId, PairState]
+) -> AdminPlan | str:
+    if event.weight is not None and not 0 <= event.weight <= MAX_WEIGHT:
+        return f"# bad weight {event.weight} (0..{MAX_WEIGHT})"
+    new = {pid: replace(pairs[pid], override=event.weight) for pid in pids}
+    cause = "override cleared" if event.weight is None else f"override {event.weight}"
+    note = None if any(pairs[pid].override != event.weight for pid in pids) else NOTHING_TO_DO
+    return AdminPlan(cause, None, new, note)
+
+
+def _reason_plan(
+    new: dict[PairId, PairState], current: Mapping[PairId, PairState], cause: str
+) -> AdminPlan:
+    if all(new[pid].reasons == st.reasons for pid, st in current.items()):
+        return AdminPlan(cause="", note=NOTHING_TO_DO)
+    return AdminPlan(cause, None, new)
+
+
+def _remove(reasons: frozenset[str], removed: frozenset[str] | None) -> frozenset[str]:
+    return frozenset() if removed is None else reasons - removed
+
+
+def _on_cause(ramp: float | None, still: frozenset[str]) -> str:
+    if still:
+        return f"admin on, host still off ({_names(still)})"
+    return "admin on" if ramp is None else f"admin on in {ramp:g}s"
+
+
+def _names(reasons: frozenset[str]) -> str:
+    return ",".join(sorted(reasons))

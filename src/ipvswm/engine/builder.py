@@ -1,0 +1,85 @@
+"""Accumulates what one engine step produces, then freezes it into a Step."""
+
+from __future__ import annotations
+
+import heapq
+
+from ipvswm.engine.outputs import Decision, SorryChange, Step
+from ipvswm.engine.state import HostState, PairId, PairState, StateChanges, VsState
+from ipvswm.kernel.table import ServiceKey
+
+
+class StepBuilder:
+    """The mutable draft of a Step."""
+
+    def __init__(self) -> None:
+        self.decisions: list[Decision] = []
+        self.alerts: list[SorryChange] = []
+        self.hosts: dict[str, HostState | None] = {}
+        self.pairs: dict[PairId, PairState | None] = {}
+        self.vss: dict[str, VsState | None] = {}
+        self.managed_added: set[ServiceKey] = set()
+        self.managed_removed: set[ServiceKey] = set()
+        self.touched: set[ServiceKey] = set()
+        self.recheck: set[str] = set()  # VS tags whose sorry state must be re-derived
+        self.error: str | None = None
+        self.note: str | None = None
+
+    def changes(self) -> StateChanges:
+        """The state changes gathered so far."""
+        return StateChanges(
+            hosts=dict(self.hosts),
+            pairs=dict(self.pairs),
+            vss=dict(self.vss),
+            managed_added=frozenset(self.managed_added),
+            managed_removed=frozenset(self.managed_removed),
+        )
+
+    def build(self, next_wakeup: float | None) -> Step:
+        """The finished step."""
+        return Step(
+            decisions=tuple(self.decisions),
+            alerts=tuple(self.alerts),
+            changes=self.changes(),
+            error=self.error,
+            next_wakeup=next_wakeup,
+            touched=frozenset(self.touched),
+            note=self.note,
+        )
+
+
+class RampSchedule:
+    """When each ramping pair's weight next changes: a lazy heap (stale entries skipped)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, PairId]] = []
+        self._next: dict[PairId, float] = {}
+
+    def set(self, pid: PairId, when: float | None) -> None:
+        """Schedule (or, with None, cancel) the pair's next change."""
+        if when is None:
+            self._next.pop(pid, None)
+            return
+        if self._next.get(pid) == when:
+            return
+        self._next[pid] = when
+        heapq.heappush(self._heap, (when, pid))
+
+    def due(self, now: float) -> list[PairId]:
+        """Pop every pair whose change time has come."""
+        out: list[PairId] = []
+        while self._heap and self._heap[0][0] <= now:
+            when, pid = heapq.heappop(self._heap)
+            if self._next.get(pid) == when:
+                del self._next[pid]
+                out.append(pid)
+        return out
+
+    def next(self) -> float | None:
+        """The earliest pending change."""
+        while self._heap:
+            when, pid = self._heap[0]
+            if self._next.get(pid) == when:
+                return when
+            heapq.heappop(self._heap)
+        return None

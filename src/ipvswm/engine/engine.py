@@ -1,0 +1,391 @@
+"""The decision engine (SPEC §4): events in, decisions and the desired table out; no I/O.
+
+Time only ever comes from the `now` argument (wall-clock seconds, the clock of check results).
+The engine is owned by one task; nothing here is thread-safe or needs to be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ipvswm.config.model import CheckTarget, Config
+from ipvswm.engine import admin
+from ipvswm.engine.builder import RampSchedule, StepBuilder
+from ipvswm.engine.layout import Layout
+from ipvswm.engine.outputs import Decision, SorryChange, Step
+from ipvswm.engine.rules import Context, evaluate, ramp_next_change, significant
+from ipvswm.engine.state import (
+    HostState,
+    PairId,
+    PairState,
+    Phase,
+    StateChanges,
+    StateSnapshot,
+    VsState,
+)
+from ipvswm.events import CheckResult, CheckStatus, ConfigLoaded, EngineEvent, Tick
+from ipvswm.kernel.table import ServiceEntry, ServiceKey, Table
+
+_NO_HOST = HostState()
+Cause = str | Callable[[PairState], str]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetCheck:
+    """The latest news from one checker, shared by every pair it feeds."""
+
+    status: CheckStatus = CheckStatus.UNKNOWN
+    cause: str = ""
+    last_pass_started: float | None = None
+    last_started: float | None = None
+    last_ended: float | None = None
+
+
+class Engine:
+    """Decides every pair's weight and phase and every VS's sorry server (SPEC §4)."""
+
+    def __init__(
+        self,
+        config: Config,
+        now: float,
+        snapshot: StateSnapshot | None = None,
+        kernel: Table | None = None,
+    ) -> None:
+        snap = snapshot if snapshot is not None else StateSnapshot()
+        layout = self._layout = Layout(config)
+        self._hosts = {tag: st for tag, st in snap.hosts.items() if tag in layout.hosts}
+        self._pairs: dict[PairId, PairState] = {}
+        self._vss: dict[str, VsState] = {}
+        self._vs_sum: dict[str, int] = dict.fromkeys(layout.vss, 0)
+        self._silent: set[str] = set()  # VSs born without state: their first sorry flip is quiet
+        self._checks: dict[CheckTarget, TargetCheck] = {}
+        self._stale: dict[CheckTarget, set[PairId]] = {}  # pairs not fresh, by target
+        self._awaiting: dict[CheckTarget, set[PairId]] = {t: set() for t in layout.by_target}
+        self._adopted: dict[PairId, int] = {}
+        self._ramps = RampSchedule()
+        self._entries: dict[ServiceKey, ServiceEntry] = {}
+        self._dirty: set[str] = set(layout.vss)
+        self._managed: set[ServiceKey] = set(snap.managed)
+        self._applied_seen: dict[str, ServiceEntry | None] = {}
+        b = StepBuilder()
+        b.hosts.update((tag, None) for tag in snap.hosts if tag not in layout.hosts)
+        b.pairs.update((pid, None) for pid in snap.pairs if pid not in layout.pairs)
+        b.vss.update((tag, None) for tag in snap.vss if tag not in layout.vss)
+        for tag in layout.vss:
+            if tag not in snap.vss:
+                self._silent.add(tag)
+            self._vss[tag] = snap.vss.get(tag, VsState())
+        for target, pids in layout.by_target.items():
+            known = [snap.pairs[p] for p in pids if p in snap.pairs]
+            if known:
+                st = max(known, key=lambda s: s.last_check_started or float("-inf"))
+                self._checks[target] = TargetCheck(
+                    st.check_status,
+                    st.check_cause,
+                    st.last_pass_started,
+                    st.last_check_started,
+                    st.last_check_ended,
+                )
+            self._stale[target] = set(pids)  # restart is invisible: keep the kernel's weights
+        for pid, pair in layout.pairs.items():
+            old = snap.pairs.get(pid, PairState())
+            self._adopted[pid] = self._adoption(pid, old, kernel)
+            self._pairs[pid] = old
+            self._vs_sum[pair.vs] += old.weight
+            self._settle(pid, old, now, "adopted from kernel" if pair.check else "start", b)
+        self._sync_managed(b)
+        b.recheck.update(layout.vss)
+        self._close(b, now)
+        b.touched.update(layout.keys.values())
+        # Delivered with the first handle(): the daemon persists and logs it then.
+        self._pending: StepBuilder | None = b
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def handle(self, event: EngineEvent, now: float) -> Step:
+        """Feed one event; returns what changed (the start-up changes come with the first call)."""
+        b = self._pending if self._pending is not None else StepBuilder()
+        self._pending = None
+        if isinstance(event, CheckResult):
+            self._on_check(event, now, b)
+        elif isinstance(event, Tick):
+            for pid in self._ramps.due(now):
+                if pid in self._pairs:
+                    self._settle(pid, self._pairs[pid], now, _ramp_cause, b)
+        elif isinstance(event, ConfigLoaded):
+            self._reload(event.config, now, b)
+        else:
+            plan = admin.plan(event, self._layout, self._hosts, self._pairs, now)
+            if isinstance(plan, str):
+                b.error = plan
+            else:
+                b.note = plan.note
+                if plan.host is not None:
+                    tag, host_state = plan.host
+                    self._hosts[tag] = b.hosts[tag] = host_state
+                for pid, base in plan.pairs.items():
+                    self._settle(pid, base, now, plan.cause, b)
+        self._close(b, now)
+        return b.build(self.next_wakeup())
+
+    def desired_table(self) -> Table:
+        """The services of the config with their destinations and desired weights."""
+        for tag in self._dirty:
+            sorry_on = self._vss[tag].sorry_on
+            self._entries[self._layout.keys[tag]] = self._layout.entry(tag, self._pairs, sorry_on)
+        self._dirty.clear()
+        return Table(dict(self._entries))
+
+    def managed(self) -> frozenset[ServiceKey]:
+        """The desired services plus removed ones not yet confirmed gone from the kernel."""
+        return frozenset(self._managed)
+
+    def confirm_absent(self, actual: Table) -> StateChanges:
+        """Forget removed services that the kernel no longer has."""
+        desired = set(self._layout.keys.values())
+        gone = {k for k in self._managed - desired if k not in actual.services}
+        self._managed -= gone
+        return StateChanges(managed_removed=frozenset(gone))
+
+    def record_applied(self, actual: Table) -> StateChanges:
+        """Remember each pair's weight in the kernel; returns only the pairs whose weight changed.
+
+        A service entry that is the very object seen last time is skipped, so a caller that
+        keeps unchanged entries makes this cost only the changed services.
+        """
+        out: dict[PairId, PairState | None] = {}
+        layout = self._layout
+        for tag, key in layout.keys.items():
+            entry = actual.services.get(key)
+            if tag in self._applied_seen and self._applied_seen[tag] is entry:
+                continue
+            self._applied_seen[tag] = entry
+            for pid in layout.by_vs[tag]:
+                dest = None if entry is None else entry.destinations.get(layout.dests[pid])
+                weight = None if dest is None else dest.weight
+                st = self._pairs[pid]
+                if st.applied_weight != weight:
+                    self._pairs[pid] = out[pid] = replace(st, applied_weight=weight)
+        return StateChanges(pairs=out)
+
+    def snapshot(self) -> StateSnapshot:
+        """The whole state as the store saves it and the console shows it."""
+        return StateSnapshot(
+            hosts=dict(self._hosts),
+            pairs=dict(self._pairs),
+            vss=dict(self._vss),
+            managed=frozenset(self._managed),
+        )
+
+    def config(self) -> Config:
+        """The config in force."""
+        return self._layout.config
+
+    def service_key(self, vs_tag: str) -> ServiceKey:
+        """The kernel identity of a VS (KeyError if there is no such VS)."""
+        return self._layout.keys[vs_tag]
+
+    def pairs_for_target(self, target: CheckTarget) -> tuple[PairId, ...]:
+        """The pairs a checker feeds."""
+        return tuple(self._layout.by_target.get(target, ()))
+
+    def next_wakeup(self) -> float | None:
+        """The earliest time a weight changes by time alone (a ramp step), if any."""
+        return self._ramps.next()
+
+    # --- events -------------------------------------------------------------------------------
+
+    def _on_check(self, result: CheckResult, now: float, b: StepBuilder) -> None:
+        target = result.target
+        pids = self._layout.by_target.get(target)
+        if not pids:
+            return  # a checker of an older config still reporting
+        old = self._checks.get(target, TargetCheck())
+        last_pass = old.last_pass_started
+        if result.passed and (last_pass is None or result.started > last_pass):
+            last_pass = result.started
+        self._checks[target] = TargetCheck(
+            result.status, result.cause, last_pass, result.started, result.ended
+        )
+        # Only pairs this result can change are re-evaluated: O(1) for a steady checker.
+        todo: set[PairId] = set()
+        if result.status is not old.status:
+            todo.update(pids)
+        elif result.passed:
+            todo.update(self._awaiting[target])
+        if result.status is not CheckStatus.UNKNOWN:
+            todo.update(self._stale[target])
+            self._stale[target].clear()
+        if not todo:
+            return
+        ordered = pids if len(todo) == len(pids) else sorted(todo)
+
+        def cause(new: PairState) -> str:
+            return _check_cause(result, new)
+
+        for pid in ordered:
+            self._settle(pid, self._pairs[pid], now, cause, b)
+
+    def _reload(self, config: Config, now: float, b: StepBuilder) -> None:
+        old, new = self._layout, Layout(config)
+        before = self.desired_table().services
+        gone_vss = {t for t in old.vss if t not in new.vss or old.keys[t] != new.keys[t]}
+        for pid, pair in old.pairs.items():
+            if pid not in new.pairs or pid[0] in gone_vss:
+                st = self._pairs.pop(pid)
+                self._adopted.pop(pid, None)
+                self._ramps.set(pid, None)
+                b.pairs[pid] = None
+                if pair.vs not in gone_vss:
+                    self._vs_sum[pair.vs] -= st.weight
+        for tag in gone_vss:
+            del self._vss[tag], self._vs_sum[tag]
+            self._silent.discard(tag)
+            b.vss[tag] = None
+        for tag in old.hosts:
+            if tag not in new.hosts and self._hosts.pop(tag, None) is not None:
+                b.hosts[tag] = None
+        stale = {t: self._stale.get(t, set()) & set(pids) for t, pids in new.by_target.items()}
+        for pid, pair in new.pairs.items():
+            if pid not in self._pairs:
+                self._pairs[pid] = PairState()  # a new pair: no check yet
+            elif pair.check is not None and pair.check != old.pairs[pid].check:
+                stale[pair.check].add(pid)  # keep its weight until the new checker reports
+                same_dest = old.dests[pid] == new.dests[pid]
+                self._adopted[pid] = self._pairs[pid].weight if same_dest else 0
+        for tag in new.vss:
+            if tag not in self._vss:
+                self._vss[tag] = VsState()
+                self._vs_sum[tag] = 0
+                self._silent.add(tag)
+        self._layout = layout = new
+        self._checks = {t: c for t, c in self._checks.items() if t in new.by_target}
+        self._stale = stale
+        self._awaiting = {t: set() for t in new.by_target}
+        self._applied_seen.clear()
+        for pid in new.pairs:
+            self._settle(pid, self._pairs[pid], now, "config reload", b)
+        self._sync_managed(b)
+        b.recheck.update(layout.vss)
+        self._close(b, now)
+        self._entries = {}
+        self._dirty = set(layout.vss)
+        after = self.desired_table().services
+        b.touched.update(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+    # --- the core -----------------------------------------------------------------------------
+
+    def _settle(
+        self, pid: PairId, base: PairState, now: float, cause: Cause, b: StepBuilder
+    ) -> None:
+        """Re-evaluate one pair from a base state and record what changed."""
+        pair = self._layout.pairs[pid]
+        state, fresh = base, True
+        if pair.check is not None:
+            info = self._checks.get(pair.check)
+            if info is not None:
+                state = replace(
+                    state,
+                    check_status=info.status,
+                    check_cause=info.cause,
+                    last_pass_started=info.last_pass_started,
+                    last_check_started=info.last_started,
+                    last_check_ended=info.last_ended,
+                )
+            fresh = pid not in self._stale[pair.check]
+        target = pair.weight if state.override is None else state.override
+        opts = self._layout.config.options
+        ctx = Context(
+            target=target,
+            host_reasons=self._hosts.get(pair.host, _NO_HOST).reasons,
+            checked=pair.check is not None,
+            fresh=fresh,
+            adopted=self._adopted.get(pid, 0),
+            trigger_time=opts.ramping_trigger_time,
+            ramp_duration=opts.ramping_duration,
+        )
+        new = evaluate(state, ctx, now)
+        if not fresh and new.phase is Phase.DISABLED:
+            self._adopted[pid] = 0  # the kernel will have 0 from now on
+        old = self._pairs[pid]
+        self._pairs[pid] = new
+        if new.weight != old.weight or new.phase is not old.phase:
+            text = cause if isinstance(cause, str) else cause(new)
+            b.decisions.append(
+                Decision(pair.vs, pair.host, old.weight, new.weight, old.phase, new.phase, text)
+            )
+            if new.weight != old.weight:
+                self._vs_sum[pair.vs] += new.weight - old.weight
+                self._dirty.add(pair.vs)
+                b.touched.add(self._layout.keys[pair.vs])
+                b.recheck.add(pair.vs)
+        if significant(new) != significant(old):
+            b.pairs[pid] = new
+        if pair.check is not None:
+            if new.phase is Phase.AWAIT_PASS:
+                self._awaiting[pair.check].add(pid)
+            else:
+                self._awaiting[pair.check].discard(pid)
+        when = None
+        if fresh and new.phase is Phase.RAMPING and new.ramp_deadline is not None:
+            when = ramp_next_change(target, new.ramp_deadline, now)
+        self._ramps.set(pid, when)
+
+    def _close(self, b: StepBuilder, now: float) -> None:
+        """Derive the sorry state of every VS whose weight sum may have changed."""
+        for tag in sorted(b.recheck):
+            need = self._vs_sum[tag] == 0
+            st = self._vss[tag]
+            if need != st.sorry_on:
+                self._vss[tag] = b.vss[tag] = VsState(need, now if need else None)
+                self._dirty.add(tag)
+                b.touched.add(self._layout.keys[tag])
+                if tag not in self._silent:
+                    sorry = self._layout.sorry[tag]
+                    after = None
+                    if not need and st.sorry_since is not None:
+                        after = max(now - st.sorry_since, 0.0)
+                    label = "" if sorry is None else sorry.label
+                    b.alerts.append(SorryChange(tag, need, now, after, label))
+            if not need:
+                self._silent.discard(tag)
+        b.recheck.clear()
+
+    def _sync_managed(self, b: StepBuilder) -> None:
+        for key in self._layout.keys.values():
+            if key not in self._managed:
+                self._managed.add(key)
+                b.managed_added.add(key)
+
+    def _adoption(self, pid: PairId, state: PairState, kernel: Table | None) -> int:
+        """The weight a pair keeps until its first check: the kernel's, else the last applied."""
+        layout = self._layout
+        key, dest = layout.keys[pid[0]], layout.dests[pid]
+        if kernel is not None:
+            found = kernel.destination(key, dest)
+            weight = 0 if found is None else found.weight
+        else:
+            weight = state.applied_weight or 0
+        sorry = layout.sorry[pid[0]]
+        if weight == 1 and self._vss[pid[0]].sorry_on and sorry is not None and sorry.dest == dest:
+            return 0  # that 1 is the sorry server's, not the pair's
+        return weight
+
+
+def _check_cause(result: CheckResult, new: PairState) -> str:
+    if new.phase is Phase.AWAIT_PASS:
+        if result.status is CheckStatus.FAIL:
+            return f"check failed: {result.cause}" if result.cause else "check failed"
+        if result.status is CheckStatus.UNKNOWN:
+            return "no check status yet"
+        return "awaiting a pass that started after the enable"
+    if new.phase is Phase.RAMPING:
+        return f"check passed, ramp {new.ramp_duration or 0:g}s"
+    if new.phase is Phase.DISABLED:
+        return "disabled"
+    return "check passed"
+
+
+def _ramp_cause(new: PairState) -> str:
+    return "ramp" if new.phase is Phase.RAMPING else "ramp done"

@@ -1,0 +1,106 @@
+"""Indexes of one config for the engine: pairs by id, check target, host and VS; sorry servers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ipvswm.config.model import CheckTarget, Config, Host, Method, Pair, VirtualService
+from ipvswm.engine.state import PairId, PairState
+from ipvswm.kernel.table import (
+    Destination,
+    DestKey,
+    Forward,
+    Protocol,
+    Service,
+    ServiceEntry,
+    ServiceKey,
+)
+
+_FORWARD = {Method.NAT: Forward.MASQ, Method.DR: Forward.ROUTE, Method.TUN: Forward.TUNNEL}
+
+
+@dataclass(frozen=True, slots=True)
+class SorryTarget:
+    """Where a VS's sorry server is: a host (by tag) or the fallback address."""
+
+    label: str  # the host tag, or the fallback title (else its IP)
+    dest: DestKey
+
+
+def service_key(vs: VirtualService) -> ServiceKey:
+    """The kernel identity of a VS."""
+    return ServiceKey(Protocol(vs.proto.value), vs.address, vs.port)
+
+
+def dest_port(vs: VirtualService, port: int) -> int:
+    """With dr/tun the kernel forces the destination port to the VS port; follow it, or the
+    reconciler would fight the kernel forever."""
+    return port if vs.method is Method.NAT else vs.port
+
+
+class Layout:
+    """Everything about a config that the engine looks up on each event, indexed once."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.vss: dict[str, VirtualService] = {vs.tag: vs for vs in config.services}
+        self.hosts: dict[str, Host] = {h.tag: h for h in config.hosts}
+        self.keys: dict[str, ServiceKey] = {tag: service_key(vs) for tag, vs in self.vss.items()}
+        self.pairs: dict[PairId, Pair] = {}
+        self.dests: dict[PairId, DestKey] = {}
+        self.by_target: dict[CheckTarget, list[PairId]] = {}
+        self.by_host: dict[str, list[PairId]] = {tag: [] for tag in self.hosts}
+        self.by_vs: dict[str, list[PairId]] = {tag: [] for tag in self.vss}
+        for pair in config.pairs():
+            pid = (pair.vs, pair.host)
+            self.pairs[pid] = pair
+            self.dests[pid] = DestKey(pair.address, dest_port(self.vss[pair.vs], pair.port))
+            self.by_host[pair.host].append(pid)
+            self.by_vs[pair.vs].append(pid)
+            if pair.check is not None:
+                self.by_target.setdefault(pair.check, []).append(pid)
+        self.sorry: dict[str, SorryTarget | None] = {
+            tag: self._resolve_sorry(vs) for tag, vs in self.vss.items()
+        }
+
+    def _resolve_sorry(self, vs: VirtualService) -> SorryTarget | None:
+        """The VS's `sorry_server` host, else SorryServer.Default, else the fallback IP, else none.
+
+        A sorry server of the other address family than the VS is skipped (IPVS cannot mix them).
+        """
+        opts = self.config.options
+        for tag in (vs.sorry_server, opts.sorry_server_default):
+            host = self.hosts.get(tag) if tag else None
+            if host is not None and _same_family(host.address, vs.address):
+                port = host.port if host.port is not None else vs.rs_port
+                return SorryTarget(host.tag, DestKey(host.address, dest_port(vs, port)))
+        ip = opts.sorry_server_fallback_ip
+        if ip and _same_family(ip, vs.address):
+            label = opts.sorry_server_fallback_title or ip
+            return SorryTarget(label, DestKey(ip, dest_port(vs, vs.rs_port)))
+        return None
+
+    def entry(
+        self, vs_tag: str, states: Mapping[PairId, PairState], sorry_on: bool
+    ) -> ServiceEntry:
+        """The desired kernel entry of a VS: its pairs at their weights, plus the sorry server.
+
+        A sorry server that is also a real server of the VS is not added twice: that destination
+        gets weight 1 while the sorry state is on.
+        """
+        vs = self.vss[vs_tag]
+        forward = _FORWARD[vs.method]
+        dests: dict[DestKey, Destination] = {}
+        for pid in self.by_vs[vs_tag]:
+            key = self.dests[pid]
+            dests[key] = Destination(key, forward=forward, weight=states[pid].weight)
+        sorry = self.sorry[vs_tag]
+        if sorry_on and sorry is not None:
+            dests[sorry.dest] = Destination(sorry.dest, forward=forward, weight=1)
+        service = Service(self.keys[vs_tag], scheduler=vs.scheduler, persistent=vs.persistent)
+        return ServiceEntry(service, dests)
+
+
+def _same_family(a: str, b: str) -> bool:
+    return (":" in a) == (":" in b)
