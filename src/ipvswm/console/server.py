@@ -203,6 +203,10 @@ class ConsoleServer:
                 await self._session_loop(session, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # close() ends sessions this way; finishing normally keeps asyncio's stream
+            # callback from logging the cancellation as an error.
+            pass
         finally:
             self._sessions.discard(task)
             await self._finish(writer)

@@ -1,0 +1,435 @@
+"""The console servers over real sockets and a real FIFO, with a fake Control behind them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import stat
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from ipvswm.console.command_types import ParseError
+from ipvswm.console.grammar import parse
+from ipvswm.console.server import ConsoleError, ConsoleServer, Limits
+from tests.unit.test_console_fakes import FakeControl
+
+pytestmark = pytest.mark.integration
+
+HOST = "127.0.0.70"
+
+
+async def start(control: FakeControl, limits: Limits | None = None, **kw: object) -> ConsoleServer:
+    args: dict[str, object] = {"tcp": (HOST, 0), "unix_path": None, "fifo_path": None}
+    args.update(kw)
+    server = ConsoleServer(control, limits=limits, **args)  # type: ignore[arg-type]
+    await server.start()
+    return server
+
+
+@pytest.fixture
+async def control() -> FakeControl:
+    return FakeControl(auto_kernel=True)
+
+
+@pytest.fixture
+async def server(control: FakeControl) -> AsyncIterator[ConsoleServer]:
+    srv = await start(control)
+    yield srv
+    await srv.close()
+
+
+OPEN: list[Client] = []
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    """Close every test client, so that no transport is left to the garbage collector."""
+    yield
+    while OPEN:
+        client = OPEN.pop()
+        client.writer.close()
+        with contextlib.suppress(Exception):
+            await client.writer.wait_closed()
+
+
+class Client:
+    """A console client over asyncio streams (closed after each test)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        OPEN.append(self)
+
+    @classmethod
+    async def tcp(cls, server: ConsoleServer) -> tuple[Client, str]:
+        assert server.tcp_port is not None
+        client = cls(*await asyncio.open_connection(HOST, server.tcp_port))
+        return client, await client.until_prompt()
+
+    async def until_prompt(self) -> str:
+        return (await asyncio.wait_for(self.reader.readuntil(b"\n$ "), 10)).decode()
+
+    async def cmd(self, line: str | bytes) -> str:
+        self.writer.write(line if isinstance(line, bytes) else line.encode() + b"\n")
+        return (await self.until_prompt())[: -len("$ ")]
+
+    async def rest(self) -> bytes:
+        return await asyncio.wait_for(self.reader.read(), 10)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def test_tcp_session_help_prompt_commands(
+    server: ConsoleServer, control: FakeControl
+) -> None:
+    client, greeting = await Client.tcp(server)
+    assert greeting.startswith("ipvs-weightman console.")
+    assert "  wait host H quiescent|up|down" in greeting
+    assert greeting.endswith("\n$ ")
+    assert (await client.cmd("  SHOW   vs  ")).startswith("www tcp:192.0.2.1:80 ")
+    assert await client.cmd("set host web1 off for reasons deploy") == (
+        "ok: host web1: off (reasons deploy)\n"
+    )
+    assert (await client.cmd("set host nosuch off")) == "# no such host 'nosuch'\n"
+    assert (await client.cmd("show hots")).startswith("??? ")
+    assert len(control.submitted) == 1
+    client.writer.write(b"quit\n")
+    assert await client.rest() == b"bye\n"
+
+
+async def test_json_format_one_object_per_reply(server: ConsoleServer) -> None:
+    client, _ = await Client.tcp(server)
+    client.writer.write(b"format json\nshow hosts web1\nbogus\nquit\n")
+    lines = (await client.rest()).decode().splitlines()
+    import json
+
+    replies = [json.loads(line) for line in lines]
+    assert [r["status"] for r in replies] == [0, 0, 2, 0]
+    assert replies[1]["data"]["hosts"][0]["tstatus"] == "0-DONE"
+    assert replies[3]["close"] is True
+
+
+async def test_eof_closes_the_session(server: ConsoleServer) -> None:
+    client, _ = await Client.tcp(server)
+    client.writer.write(b"show vs")  # no newline: executed at end of input
+    client.writer.write_eof()
+    assert (await client.rest()).startswith(b"www ")
+    client.close()
+
+
+async def test_ctrl_d_line_closes_the_session(server: ConsoleServer) -> None:
+    client, _ = await Client.tcp(server)
+    client.writer.write(b"\x04\r\n")
+    assert await client.rest() == b""
+
+
+async def test_long_line_and_non_utf8_do_not_end_the_session(server: ConsoleServer) -> None:
+    client, _ = await Client.tcp(server)
+    out = await client.cmd(b"show vs " + b"x" * 5000 + b"\n")
+    assert out.startswith("??? line too long (max 4096 bytes)")
+    # a long line in pieces: only one error, and the tail is discarded, not executed
+    client.writer.write(b"y" * 3000)
+    await client.writer.drain()
+    client.writer.write(b"y" * 3000 + b" quit")
+    await client.writer.drain()
+    out = await client.cmd(b"\n")
+    assert out.count("???") == 1
+    assert (await client.cmd(b"show \xff\xfe vs\n")).startswith("??? input is not UTF-8")
+    assert (await client.cmd("x" * 4096)).startswith("??? unknown command")  # exactly the limit
+    assert (await client.cmd("show vs")).startswith("www ")
+
+
+async def test_unix_socket_mode_and_single_instance(tmp_path: Path, control: FakeControl) -> None:
+    path = str(tmp_path / "c.sock")
+    srv = await start(control, tcp=None, unix_path=path)
+    try:
+        assert stat.S_ISSOCK(os.stat(path).st_mode)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        reader, writer = await asyncio.open_unix_connection(path)
+        client = Client(reader, writer)
+        await client.until_prompt()
+        assert (await client.cmd("show vs www")).startswith("www ")
+        with pytest.raises(ConsoleError, match="another ipvswm daemon is listening"):
+            await start(FakeControl(), tcp=None, unix_path=path)
+        assert (await client.cmd("show checks")).startswith("127.0.0.2:80")  # still served
+        client.close()
+    finally:
+        await srv.close()
+    with pytest.raises(FileNotFoundError):
+        os.stat(path)  # removed on close
+
+
+async def test_stale_unix_socket_is_replaced_and_other_files_kept(
+    tmp_path: Path, control: FakeControl
+) -> None:
+    path = str(tmp_path / "stale.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)
+    stale.close()  # the file stays, nobody listens: a crashed daemon's socket
+    srv = await start(control, tcp=None, unix_path=path)
+    await srv.close()
+    regular = tmp_path / "regular"
+    regular.write_text("keep me")
+    with pytest.raises(ConsoleError, match="not a socket"):
+        await start(control, tcp=None, unix_path=str(regular))
+    assert regular.read_text() == "keep me"
+
+
+class Records(logging.Handler):
+    """Collects console log messages and wakes a waiter on each."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        self.event.set()
+
+    async def wait_for(self, text: str) -> None:
+        async with asyncio.timeout(10):
+            while not any(text in m for m in self.messages):
+                self.event.clear()
+                await self.event.wait()
+
+
+@pytest.fixture
+def records() -> Iterator[Records]:
+    handler = Records()
+    logger = logging.getLogger("ipvswm.console")
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(old)
+
+
+def write_fifo(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # our reader is open: never blocks
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+async def test_fifo_commands_are_executed_and_logged(
+    tmp_path: Path, control: FakeControl, records: Records
+) -> None:
+    path = str(tmp_path / "fifo")
+    srv = await start(control, tcp=None, fifo_path=path)
+    try:
+        assert stat.S_ISFIFO(os.stat(path).st_mode)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        write_fifo(path, b"set host web1 off for reasons deploy\nshow host nosuch\n")
+        await records.wait_for("fifo: # no such host 'nosuch'")
+        assert "fifo: ok: host web1: off (reasons deploy)" in records.messages
+        # the writer closed: the FIFO is reopened for the next one, without a busy loop
+        cpu = time.process_time()
+        await asyncio.sleep(0.2)
+        assert time.process_time() - cpu < 0.1
+        write_fifo(path, b"bad \xff\nset host web2 off")  # last line unterminated
+        await records.wait_for("fifo: ok: host web2: off (reasons default)")
+        assert any(m.startswith("fifo: ??? input is not UTF-8") for m in records.messages)
+        assert len(control.submitted) == 2
+    finally:
+        await srv.close()
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="socat not installed")
+async def test_socat_over_tcp_and_unix(tmp_path: Path, control: FakeControl) -> None:
+    path = str(tmp_path / "s.sock")
+    srv = await start(control, tcp=(HOST, 0), unix_path=path)
+    try:
+        for address in (f"TCP:{HOST}:{srv.tcp_port}", f"UNIX-CONNECT:{path}"):
+            proc = await asyncio.create_subprocess_exec(
+                "socat", "-", address, stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, _ = await asyncio.wait_for(proc.communicate(b"show vs\nquit\n"), 10)
+            assert proc.returncode == 0
+            assert b"\n$ www tcp:192.0.2.1:80 " in out
+            assert out.endswith(b"bye\n")
+    finally:
+        await srv.close()
+
+
+async def test_idle_timeout_and_max_sessions(control: FakeControl) -> None:
+    srv = await start(control, Limits(idle_timeout=0.2, max_sessions=2))
+    try:
+        first, _ = await Client.tcp(srv)
+        second, _ = await Client.tcp(srv)
+        assert srv.tcp_port is not None
+        third = Client(*await asyncio.open_connection(HOST, srv.tcp_port))
+        assert await third.rest() == b"# too many console sessions\n"
+        assert await first.rest() == b"\n# idle timeout, bye\n"
+        assert await second.rest() == b"\n# idle timeout, bye\n"
+    finally:
+        await srv.close()
+
+
+async def test_a_client_that_never_reads_is_dropped(control: FakeControl) -> None:
+    srv = await start(control, Limits(max_pending=64 * 1024, write_timeout=0.3))
+    try:
+        assert srv.tcp_port is not None
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((HOST, srv.tcp_port))
+        sock.setblocking(False)
+        silent = Client(*await asyncio.open_connection(sock=sock))
+        silent.writer.write(b"dump hosts\n" * 3000)  # megabytes of replies, never read
+        other, _ = await Client.tcp(srv)
+        async with asyncio.timeout(10):
+            while srv.session_count > 1:
+                assert (await other.cmd("show vs")).startswith("www ")
+        assert (await other.cmd("show vs")).startswith("www ")
+    finally:
+        await srv.close()
+
+
+async def test_wait_timeout_does_not_block_another_session(
+    server: ConsoleServer, control: FakeControl
+) -> None:
+    control.set_kernel("www", "web1", active=4)
+    waiter, _ = await Client.tcp(server)
+    other, _ = await Client.tcp(server)
+    waiter.writer.write(b"wait host web1 quiescent timeout 0.5\n")
+    started = time.monotonic()
+    assert (await other.cmd("show hosts web1")).count("Proc.ActiveConn=4") == 1
+    assert time.monotonic() - started < 0.5
+    assert await waiter.until_prompt() == "# timeout: host web1 not quiescent after 0.5s\n$ "
+    waiter.writer.write(b"wait host web1 up timeout 1\n")
+    assert (await waiter.until_prompt()).startswith("ok: host web1 is up")
+
+
+# --- fuzzing over a real socket ---------------------------------------------------------------
+
+VALID = [
+    "set host web1 off for vs www,api for reasons deploy,kernel",
+    "set host web1 on in vs www reasons *",
+    "set host web2 weight 10 for vs www",
+    "show hosts web1 for www",
+    "dump host web1",
+    "config reload",
+    "log level 5",
+]
+
+
+@st.composite
+def near_miss(draw: st.DrawFn) -> bytes:
+    """A valid command with one mutation, kept only if it no longer parses."""
+    words = draw(st.sampled_from(VALID)).split()
+    i = draw(st.integers(0, len(words) - 1))
+    op = draw(st.sampled_from(["drop", "dup", "swap", "typo", "junk"]))
+    if op == "drop":
+        del words[i]
+    elif op == "dup":
+        words.insert(i, words[i])
+    elif op == "swap" and i + 1 < len(words):
+        words[i], words[i + 1] = words[i + 1], words[i]
+    elif op == "typo":
+        words[i] = words[i][:-1] + draw(st.sampled_from(["x", ",", "*", "é", "9"]))
+    else:
+        words.insert(i, draw(st.text(min_size=1, max_size=6).filter(lambda t: "\n" not in t)))
+    line = " ".join(words)
+    assume(isinstance(parse(line), ParseError))
+    return line.encode("utf-8", "surrogatepass")
+
+
+class Threaded:
+    """A console server on its own event loop thread, for hypothesis' synchronous tests."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.control = self.call(self._make_control())
+        limits = Limits(idle_timeout=5)
+        self.server = self.call(start(self.control, limits, tcp=("127.0.0.71", 0)))
+        self.port = self.server.tcp_port
+        self.snap = self.control.snap
+        self.tried = 0
+
+    @staticmethod
+    async def _make_control() -> FakeControl:
+        return FakeControl(auto_kernel=True)
+
+    def call(self, coro: object) -> object:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.call(self.server.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def recv_until(sock: socket.socket, marker: bytes) -> bytes:
+    """Read until `marker` or end of stream."""
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.fixture(scope="module")
+def threaded() -> Iterator[Threaded]:
+    server = Threaded()
+    yield server
+    print(f"\nconsole fuzz: {server.tried} inputs tried over the socket")
+    server.close()
+
+
+def talk(server: Threaded, payload: bytes) -> None:
+    """Send one fuzz input; the session must answer (or close), and the others keep working."""
+    server.tried += 1
+    with socket.create_connection(("127.0.0.71", server.port), timeout=10) as sock:
+        recv_until(sock, b"\n$ ")
+        sock.sendall(payload + b"\ndump status\n")
+        out = recv_until(sock, b"4242")
+        closed = b"bye\n" in out or (not out.endswith(b"4242") and b"4242" not in out)
+        assert b"4242" in out or closed
+    with socket.create_connection(("127.0.0.71", server.port), timeout=10) as other:
+        recv_until(other, b"\n$ ")
+        other.sendall(b"show vs\n")
+        assert b"www tcp:192.0.2.1:80" in recv_until(other, b"Sorry=off\n")
+    assert server.control.submitted == []
+    assert server.control.snap is server.snap
+
+
+FUZZ = settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@FUZZ
+@given(payload=st.binary(max_size=300).filter(lambda b: b"wait" not in b.lower()))
+def test_fuzz_random_bytes(threaded: Threaded, payload: bytes) -> None:
+    talk(threaded, payload)
+
+
+@FUZZ
+@given(payload=near_miss())
+def test_fuzz_near_miss_commands(threaded: Threaded, payload: bytes) -> None:
+    talk(threaded, payload)
+
+
+@FUZZ
+@given(payload=st.lists(near_miss(), min_size=2, max_size=5))
+def test_fuzz_pipelined_near_misses(threaded: Threaded, payload: list[bytes]) -> None:
+    with contextlib.suppress(UnicodeDecodeError):
+        talk(threaded, b"\n".join(payload))
