@@ -249,7 +249,9 @@ class Engine:
         stale = {t: self._stale.get(t, set()) & set(pids) for t, pids in new.by_target.items()}
         for pid, pair in new.pairs.items():
             if pid not in self._pairs:
-                self._pairs[pid] = PairState()  # a new pair: no check yet
+                # A new pair, enabled now: it waits for a pass that starts after the reload,
+                # even if its checker already runs for another pair.
+                self._pairs[pid] = PairState(enabled_at=now)
             elif pair.check is not None and pair.check != old.pairs[pid].check:
                 stale[pair.check].add(pid)  # keep its weight until the new checker reports
                 same_dest = old.dests[pid] == new.dests[pid]
