@@ -17,22 +17,20 @@ API for the daemon:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import platform
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.registry import Collector
 
 from ipvswm import __version__
-from ipvswm.config.model import CheckTarget, Config, VirtualService
+from ipvswm.config.model import CheckTarget, Config, Pair, VirtualService
 from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot
 from ipvswm.events import CheckResult
 from ipvswm.kernel.backend import FailureKind
@@ -73,10 +71,12 @@ class PairView:
         return self.pair_reasons | self.host_reasons
 
 
-def pair_views(config: Config, snapshot: StateSnapshot, kernel: Table) -> Iterator[PairView]:
-    """Every pair of the config with its state, in file order of hosts."""
+def pair_views(
+    config: Config, snapshot: StateSnapshot, kernel: Table, pairs: Iterable[Pair] | None = None
+) -> Iterator[PairView]:
+    """Every pair of the config (or `pairs`, precomputed from it) with its state, in file order."""
     keys = {vs.tag: service_key(vs) for vs in config.services}
-    for pair in config.pairs():
+    for pair in config.pairs() if pairs is None else pairs:
         state = snapshot.pairs.get((pair.vs, pair.host), PairState())
         host = snapshot.hosts.get(pair.host, HostState())
         dest = kernel.destination(keys[pair.vs], DestKey(pair.address, pair.port))
@@ -141,61 +141,91 @@ def status_document(config: Config, snapshot: StateSnapshot, kernel: Table) -> d
     return {"version": __version__, "config": config.path, "services": services}
 
 
-class _StateCollector(Collector):
-    """Per-pair and per-VS gauges computed at scrape time from the last state given."""
+def _label(value: str) -> str:
+    """A label value escaped for the text format."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _family(name: str, doc: str, lines: list[str]) -> str:
+    return f"# HELP {name} {doc}\n# TYPE {name} gauge\n" + "".join(lines)
+
+
+class _StateText:
+    """Per-pair and per-VS gauges, written straight in the text format.
+
+    prometheus-client spends ~5 us per sample; a director with thousands of pairs would stall a
+    scrape for a large part of a second, so these (8 samples per pair) are formatted here.
+    """
 
     def __init__(self) -> None:
-        self.state: tuple[Config, StateSnapshot, Table] | None = None
+        # One tuple, replaced whole, so a render in another thread sees one consistent state.
+        self._state: tuple[Config, tuple[Pair, ...], StateSnapshot, Table] | None = None
 
-    def collect(self) -> Iterable[Metric]:
-        state = self.state
+    def update(self, config: Config, snapshot: StateSnapshot, kernel: Table) -> None:
+        old = self._state
+        pairs = old[1] if old is not None and old[0] is config else tuple(config.pairs())
+        self._state = (config, pairs, snapshot, kernel)
+
+    def render(self) -> str:
+        state = self._state
         if state is None:
-            return []
-        config, snapshot, kernel = state
-        labels = ["vs", "host"]
-        configured = GaugeMetricFamily(
-            "ipvswm_pair_configured_weight", "Weight of the pair in the config.", labels=labels
-        )
-        desired = GaugeMetricFamily(
-            "ipvswm_pair_desired_weight",
-            "Weight the engine wants for the pair (override, ramp and reasons applied).",
-            labels=labels,
-        )
-        actual = GaugeMetricFamily(
-            "ipvswm_pair_kernel_weight",
-            "Weight of the pair in the last kernel table read or applied (absent: not there).",
-            labels=labels,
-        )
-        phase = GaugeMetricFamily(
-            "ipvswm_pair_phase",
-            "Phase of the pair (1 for the current one).",
-            labels=[*labels, "phase"],
-        )
-        reasons = GaugeMetricFamily(
-            "ipvswm_pair_reasons",
-            "Number of reasons (host-level and pair-level) disabling the pair.",
-            labels=labels,
-        )
-        for view in pair_views(config, snapshot, kernel):
-            key = [view.vs, view.host]
-            configured.add_metric(key, view.configured)
-            desired.add_metric(key, view.desired)
+            return ""
+        config, pairs, snapshot, kernel = state
+        configured: list[str] = []
+        desired: list[str] = []
+        actual: list[str] = []
+        phase: list[str] = []
+        reasons: list[str] = []
+        for view in pair_views(config, snapshot, kernel, pairs):
+            key = f'vs="{_label(view.vs)}",host="{_label(view.host)}"'
+            configured.append(f"ipvswm_pair_configured_weight{{{key}}} {view.configured}\n")
+            desired.append(f"ipvswm_pair_desired_weight{{{key}}} {view.desired}\n")
             if view.kernel is not None:
-                actual.add_metric(key, view.kernel)
+                actual.append(f"ipvswm_pair_kernel_weight{{{key}}} {view.kernel}\n")
             for p in Phase:
-                phase.add_metric([*key, p.value], 1.0 if p is view.phase else 0.0)
-            reasons.add_metric(key, len(view.reasons))
-        sorry = GaugeMetricFamily(
-            "ipvswm_vs_sorry_server", "1 while the sorry server of the VS is in.", labels=["vs"]
-        )
-        in_kernel = GaugeMetricFamily(
-            "ipvswm_vs_in_kernel", "1 if the VS is in the last kernel table.", labels=["vs"]
-        )
+                one = 1 if p is view.phase else 0
+                phase.append(f'ipvswm_pair_phase{{{key},phase="{p.value}"}} {one}\n')
+            reasons.append(f"ipvswm_pair_reasons{{{key}}} {len(view.reasons)}\n")
+        sorry: list[str] = []
+        in_kernel: list[str] = []
         for vs in config.services:
             vs_state = snapshot.vss.get(vs.tag)
-            sorry.add_metric([vs.tag], 1.0 if vs_state and vs_state.sorry_on else 0.0)
-            in_kernel.add_metric([vs.tag], 1.0 if service_key(vs) in kernel.services else 0.0)
-        return [configured, desired, actual, phase, reasons, sorry, in_kernel]
+            key = f'vs="{_label(vs.tag)}"'
+            sorry.append(
+                f"ipvswm_vs_sorry_server{{{key}}} {int(bool(vs_state and vs_state.sorry_on))}\n"
+            )
+            in_kernel.append(
+                f"ipvswm_vs_in_kernel{{{key}}} {int(service_key(vs) in kernel.services)}\n"
+            )
+        return "".join(
+            (
+                _family(
+                    "ipvswm_pair_configured_weight", "Weight of the pair in the config.", configured
+                ),
+                _family(
+                    "ipvswm_pair_desired_weight",
+                    "Weight the engine wants for the pair (override, ramp and reasons applied).",
+                    desired,
+                ),
+                _family(
+                    "ipvswm_pair_kernel_weight",
+                    "Weight of the pair in the last kernel table (absent: not in it).",
+                    actual,
+                ),
+                _family("ipvswm_pair_phase", "Phase of the pair (1 for the current one).", phase),
+                _family(
+                    "ipvswm_pair_reasons",
+                    "Number of reasons (host-level and pair-level) disabling the pair.",
+                    reasons,
+                ),
+                _family(
+                    "ipvswm_vs_sorry_server", "1 while the sorry server of the VS is in.", sorry
+                ),
+                _family(
+                    "ipvswm_vs_in_kernel", "1 if the VS is in the last kernel table.", in_kernel
+                ),
+            )
+        )
 
 
 class Metrics:
@@ -249,8 +279,7 @@ class Metrics:
             self._backend_errors.labels(kind=kind.value)
         self._known_targets: set[str] = set()
         self._failure_labels: set[tuple[str, str]] = set()
-        self._state = _StateCollector()
-        reg.register(self._state)
+        self._state = _StateText()
 
     def check_result(self, result: CheckResult) -> None:
         """Count one finished check and observe its duration."""
@@ -295,12 +324,12 @@ class Metrics:
         self._reloads.labels(result="ok" if ok else "rejected").inc()
 
     def update_state(self, config: Config, snapshot: StateSnapshot, kernel: Table) -> None:
-        """Remember the state the per-pair and per-VS gauges show from now on."""
-        self._state.state = (config, snapshot, kernel)
+        """Remember the state the per-pair and per-VS gauges show from now on (cheap)."""
+        self._state.update(config, snapshot, kernel)
 
     def render(self) -> bytes:
-        """Every metric in the Prometheus text format."""
-        return generate_latest(self.registry)
+        """Every metric in the Prometheus text format (thread-safe: the state is immutable)."""
+        return generate_latest(self.registry) + self._state.render().encode()
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -353,7 +382,8 @@ class MetricsServer:
         return web.Response(text="ipvswm: /metrics (Prometheus), /status (JSON)\n")
 
     async def _scrape(self, request: web.Request) -> web.Response:
-        body = self._metrics.render()
+        # In a thread: formatting thousands of samples must not stall checks and the console.
+        body = await asyncio.to_thread(self._metrics.render)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _status_json(self, request: web.Request) -> web.Response:
@@ -362,4 +392,5 @@ class MetricsServer:
         except Exception:
             log.exception("metrics: /status failed")
             raise web.HTTPInternalServerError(text="status unavailable\n") from None
-        return web.json_response(document, dumps=partial(json.dumps, default=str, indent=1))
+        body = await asyncio.to_thread(json.dumps, document, default=str)
+        return web.Response(body=body.encode(), content_type="application/json")
