@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import json
 import logging
 import os
 import shutil
@@ -18,9 +20,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from ipvswm.console.client import console_main, ctl_main
 from ipvswm.console.command_types import ParseError
 from ipvswm.console.grammar import parse
 from ipvswm.console.server import ConsoleError, ConsoleServer, Limits
+from ipvswm.events import SetHostOff
 from tests.unit.test_console_fakes import FakeControl
 
 pytestmark = pytest.mark.integration
@@ -111,8 +115,6 @@ async def test_json_format_one_object_per_reply(server: ConsoleServer) -> None:
     client, _ = await Client.tcp(server)
     client.writer.write(b"format json\nshow hosts web1\nbogus\nquit\n")
     lines = (await client.rest()).decode().splitlines()
-    import json
-
     replies = [json.loads(line) for line in lines]
     assert [r["status"] for r in replies] == [0, 0, 2, 0]
     assert replies[1]["data"]["hosts"][0]["tstatus"] == "0-DONE"
@@ -433,3 +435,88 @@ def test_fuzz_near_miss_commands(threaded: Threaded, payload: bytes) -> None:
 def test_fuzz_pipelined_near_misses(threaded: Threaded, payload: list[bytes]) -> None:
     with contextlib.suppress(UnicodeDecodeError):
         talk(threaded, b"\n".join(payload))
+
+
+# --- the client: `ipvswm ctl` and `ipvswm console` ----------------------------------------------
+
+
+def write_config(tmp_path: Path, sock: str, port: int) -> str:
+    path = tmp_path / "ipvswm.conf"
+    path.write_text(
+        f"Management.Socket.Path={sock}  # the Unix socket\n"
+        f"Management.Socket.IP=127.0.0.72\nManagement.Socket.Port={port}\n"
+    )
+    return str(path)
+
+
+@pytest.fixture
+async def both(tmp_path: Path, control: FakeControl) -> AsyncIterator[tuple[ConsoleServer, str]]:
+    """A server on a Unix socket and TCP, and a config file naming both."""
+    sock = str(tmp_path / "ctl.sock")
+    srv = await start(control, tcp=("127.0.0.72", 0), unix_path=sock)
+    assert srv.tcp_port is not None
+    yield srv, write_config(tmp_path, sock, srv.tcp_port)
+    await srv.close()
+
+
+async def ctl(config: str, line: str, json_out: bool = False) -> int:
+    return await asyncio.to_thread(ctl_main, config, line.split(), json_out)
+
+
+async def test_ctl_exit_codes_and_output(
+    both: tuple[ConsoleServer, str], control: FakeControl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, config = both
+    assert await ctl(config, "show vs www") == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("www tcp:192.0.2.1:80 ") and "sorry server: sorry" in out
+    assert err == ""
+    assert await ctl(config, "set host web1 off for reason deploy") == 0
+    assert capsys.readouterr().out == "ok: host web1: off (reasons deploy)\n"
+    assert await ctl(config, "set host nosuch off") == 1
+    assert capsys.readouterr().err == "# no such host 'nosuch'\n"
+    assert await ctl(config, "sett host web1 off") == 2
+    assert capsys.readouterr().err.startswith("??? ")
+    control.set_kernel("api", "web1", active=2)
+    assert await ctl(config, "wait host web1 quiescent timeout 0.2") == 3
+    assert capsys.readouterr().err == "# timeout: host web1 not quiescent after 0.2s\n"
+    assert await ctl(config, "show hosts web1", json_out=True) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["data"]["hosts"][0]["total_active"] == 2
+    assert reply["command"] == "show hosts web1"
+
+
+async def test_ctl_falls_back_to_tcp_and_reports_unreachable(
+    tmp_path: Path, control: FakeControl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    srv = await start(control, tcp=("127.0.0.72", 0))
+    try:
+        assert srv.tcp_port is not None
+        config = write_config(tmp_path, str(tmp_path / "absent.sock"), srv.tcp_port)
+        assert await ctl(config, "show checks") == 0
+        assert capsys.readouterr().out.startswith("127.0.0.2:80 http://")
+    finally:
+        await srv.close()
+    assert await ctl(config, "show checks") == 2
+    assert capsys.readouterr().err.startswith("ipvswm: cannot reach the daemon: ")
+    assert await ctl(str(tmp_path / "missing.conf"), "show vs") == 2
+    assert await ctl(config, " ") == 2
+
+
+async def test_console_with_piped_stdin(
+    both: tuple[ConsoleServer, str],
+    control: FakeControl,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, config = both
+    script = "show vs\n\nset host web2 off\nformat json\nshow host nosuch\nquit\nshow vs\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(script))
+    assert await asyncio.to_thread(console_main, config) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("www tcp:")
+    assert "ok: host web2: off (reasons default)" in lines
+    assert lines[-3] == "format json"
+    assert json.loads(lines[-2])["lines"] == ["# no such host 'nosuch'"]
+    assert json.loads(lines[-1])["close"] is True  # nothing is sent after quit
+    assert control.submitted == [SetHostOff("web2")]
