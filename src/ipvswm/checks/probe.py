@@ -1,14 +1,15 @@
 """One check of one real server: an HTTP(S) GET or a TCP connect, and its outcome (SPEC §3).
 
-A minimal HTTP/1.1 client on asyncio streams: one fresh connection per check (`Connection: close`),
-a connect timeout, then ONE deadline for the whole response (TLS handshake, status line, headers and
-the capped body drain), never a per-read timeout. It was chosen over aiohttp on speed and memory
-(see bench/checks.py).
+A minimal HTTP/1.1 client on an asyncio protocol: one fresh connection per check
+(`Connection: close`), a connect timeout, then ONE deadline for the whole response (TLS handshake,
+status line, headers and the capped body drain), never a per-read timeout. Chosen over aiohttp and
+over asyncio streams on CPU per check (see bench/checks.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import functools
 import logging
@@ -77,46 +78,120 @@ async def probe(
 async def _check(target: CheckTarget, verify_context: ssl.SSLContext | None) -> int | None:
     """Connect, and for HTTP(S) request and judge; the status read, or None for TCP."""
     spec = target.spec
-    reader, writer = await _connect(target)
+    loop = asyncio.get_running_loop()
+    transport, exchange = await _connect(target, loop)
     if spec.kind is CheckKind.TCP:
-        writer.close()
+        transport.close()
         return None
-    deadline = asyncio.get_running_loop().time() + spec.response_timeout
-    graceful = False
+    deadline = loop.time() + spec.response_timeout
+    clean = False
     try:
-        async with asyncio.timeout_at(deadline):
-            if spec.kind is CheckKind.HTTPS:
-                await _start_tls(writer, target, verify_context)
-            writer.write(_request(target))
-            head = await reader.readuntil(b"\r\n\r\n")
-        status, length = _parse_head(head)
+        try:
+            async with asyncio.timeout_at(deadline):
+                if spec.kind is CheckKind.HTTPS:
+                    transport = await _start_tls(loop, transport, exchange, target, verify_context)
+                transport.write(_request(target))
+                await exchange.wait(exchange.head_done)
+        except TimeoutError:
+            raise _Failed("response timeout") from None
+        if exchange.head is None:
+            raise _failure(exchange.error)
+        status, length = _parse_head(exchange.head)
         if not spec.passes_status(status):
             raise _Failed(f"status {status}", status)
-        graceful = await _drain(reader, 0 if status in _NO_BODY else length, deadline)
+        # The verdict is in: the body is drained up to the cap until the deadline, no more.
+        exchange.body_want = 0 if status in _NO_BODY else min(length or BODY_CAP, BODY_CAP)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await exchange.wait(exchange.body_done)
+        clean = exchange.error is None and (
+            exchange.ended or (length is not None and length <= BODY_CAP)
+        )
         return status
-    except TimeoutError:
-        raise _Failed("response timeout") from None
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        raise _Failed("bad response") from None
-    except ssl.SSLError:
-        raise _Failed("tls error") from None
-    except ConnectionError:
-        raise _Failed("connection reset") from None
-    except OSError as exc:
-        raise _Failed(f"io error: {_errno_name(exc)}") from None
     finally:
-        # Once judged, a clean close; otherwise drop the connection without waiting on the peer.
-        if graceful:
-            writer.close()
+        # A clean close once the response is complete; otherwise drop the connection at once.
+        if clean:
+            transport.close()
         else:
-            writer.transport.abort()
+            transport.abort()
 
 
-async def _connect(target: CheckTarget) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+class _Exchange(asyncio.Protocol):
+    """One check connection: collects the response head, then counts (and drops) body bytes."""
+
+    def __init__(self) -> None:
+        self.head: bytes | None = None
+        self.body_want = BODY_CAP + 1  # set once the head is judged
+        self.body_seen = 0
+        self.ended = False  # EOF or connection lost
+        self.error: BaseException | None = None
+        self._buffer = b""
+        self._waiter: asyncio.Future[None] | None = None
+
+    def head_done(self) -> bool:
+        return self.head is not None
+
+    def body_done(self) -> bool:
+        return self.body_seen >= self.body_want
+
+    async def wait(self, ready: Callable[[], bool]) -> None:
+        """Wait until `ready()` or the connection ended."""
+        while not ready() and not self.ended:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+    def data_received(self, data: bytes) -> None:
+        if self.head is not None:
+            self.body_seen += len(data)
+            if self.body_seen >= self.body_want:
+                self._wake()
+            return
+        self._buffer += data
+        end = self._buffer.find(b"\r\n\r\n")
+        if end >= 0:
+            self.head = self._buffer[: end + 4]
+            self.body_seen = len(self._buffer) - end - 4
+            self._buffer = b""
+            self._wake()
+        elif len(self._buffer) > HEAD_LIMIT:
+            self.connection_lost(_Failed("bad response"))
+
+    def eof_received(self) -> None:
+        self.ended = True
+        self._wake()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.ended = True
+        if exc is not None and self.error is None:
+            self.error = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def _failure(error: BaseException | None) -> _Failed:
+    """The failure for a connection that ended before a complete response head."""
+    if isinstance(error, _Failed):
+        return error
+    if isinstance(error, ssl.SSLError):
+        return _Failed("tls error")
+    if isinstance(error, ConnectionError):
+        return _Failed("connection reset")
+    if isinstance(error, OSError):
+        return _Failed(f"io error: {_errno_name(error)}")
+    return _Failed("bad response")  # EOF (or an unknown error) before the head was complete
+
+
+async def _connect(
+    target: CheckTarget, loop: asyncio.AbstractEventLoop
+) -> tuple[asyncio.Transport, _Exchange]:
     """Open a fresh TCP connection within the connect timeout."""
     try:
         async with asyncio.timeout(target.spec.connect_timeout):
-            return await asyncio.open_connection(target.address, target.port, limit=HEAD_LIMIT)
+            return await loop.create_connection(_Exchange, target.address, target.port)
     except TimeoutError:
         raise _Failed("connect timeout") from None
     except ConnectionRefusedError:
@@ -126,8 +201,12 @@ async def _connect(target: CheckTarget) -> tuple[asyncio.StreamReader, asyncio.S
 
 
 async def _start_tls(
-    writer: asyncio.StreamWriter, target: CheckTarget, verify_context: ssl.SSLContext | None
-) -> None:
+    loop: asyncio.AbstractEventLoop,
+    transport: asyncio.Transport,
+    exchange: _Exchange,
+    target: CheckTarget,
+    verify_context: ssl.SSLContext | None,
+) -> asyncio.Transport:
     """TLS handshake with SNI = the URL's name (no SNI when that is an IP address)."""
     spec = target.spec
     context = _client_context(spec.verify)
@@ -136,11 +215,15 @@ async def _start_tls(
     # ssl sends no SNI for an IP literal but still matches it against the certificate's IP SANs.
     name = (spec.url_host or target.address).strip("[]")
     try:
-        await writer.start_tls(context, server_hostname=name)
+        tls = await loop.start_tls(transport, exchange, context, server_hostname=name)
     except TimeoutError:
         raise
     except OSError:  # ssl.SSLError, certificate errors, and the peer dropping mid-handshake
+        transport.abort()
         raise _Failed("tls error") from None
+    if tls is None:  # the connection was closed during the handshake
+        raise _Failed("tls error")
+    return tls
 
 
 def _request(target: CheckTarget) -> bytes:
@@ -174,24 +257,6 @@ def _parse_head(head: bytes) -> tuple[int, int | None]:
 
 def _is_status(token: bytes) -> bool:
     return len(token) == 3 and token.isdigit()
-
-
-async def _drain(reader: asyncio.StreamReader, length: int | None, deadline: float) -> bool:
-    """Read and discard the body up to the cap; True if it ended cleanly (EOF or full length).
-
-    The verdict is already in: a timeout or error here only ends the drain.
-    """
-    remaining = BODY_CAP if length is None else min(length, BODY_CAP)
-    try:
-        async with asyncio.timeout_at(deadline):
-            while remaining > 0:
-                chunk = await reader.read(min(remaining, BODY_CAP))
-                if not chunk:
-                    return True
-                remaining -= len(chunk)
-    except (TimeoutError, OSError):
-        return False
-    return length is not None and length <= BODY_CAP
 
 
 def _errno_name(exc: OSError) -> str:

@@ -1,0 +1,276 @@
+"""Benchmark of health checks: checkers at scale, and the streams client against aiohttp.
+
+A loopback farm (a minimal asyncio HTTP server on 127.0.0.40-49, in a separate process so its CPU
+is not counted) answers every check. Prints one `name = value unit` per line:
+
+  client_<name>_checks_per_second, client_<name>_[user_]cpu_seconds_per_1000_checks
+      back-to-back probes from 64 concurrent workers (saturation), for each client: `protocol`
+      (ipvswm's probe), `streams` (asyncio streams) and `aiohttp` (force_close connector);
+  n<N>_checks_per_second, n<N>_cpu_seconds_per_1000_checks, n<N>_rss_per_checker_kb,
+  n<N>_start_spread_ms_p50, n<N>_start_spread_ms_p95
+      N checkers at a 1 s interval through CheckSet (deviation of starts from the schedule).
+
+Usage: python bench/checks.py [--seconds 10] [--sizes 1000,5000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from ipvswm.checks.checkset import CheckSet
+from ipvswm.checks.probe import BODY_CAP, ProbeOutcome, probe
+from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
+from ipvswm.events import CheckResult
+
+ADDRESSES = [f"127.0.0.{i}" for i in range(40, 50)]
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nOK\n"
+
+ProbeFn = Callable[[CheckTarget], Awaitable[ProbeOutcome]]
+
+
+# --- the farm (child process) ---------------------------------------------------------------
+
+
+class _Answer(asyncio.Protocol):
+    """Answers one request with a fixed 200 and closes."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if b"\r\n\r\n" in self.buffer:
+            self.transport.write(RESPONSE)  # type: ignore[attr-defined]
+            self.transport.close()
+
+
+async def _serve() -> None:
+    loop = asyncio.get_running_loop()
+    ports = []
+    for address in ADDRESSES:
+        server = await loop.create_server(_Answer, address, 0, backlog=4096)
+        ports.append(server.sockets[0].getsockname()[1])
+    print(" ".join(map(str, ports)), flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
+
+
+def start_farm() -> tuple[subprocess.Popen[str], list[tuple[str, int]]]:
+    """Start the farm process; (process, [(address, port)])."""
+    proc = subprocess.Popen(  # noqa: S603 (our own interpreter and file)
+        [sys.executable, __file__, "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    ports = [int(p) for p in proc.stdout.readline().split()]
+    return proc, list(zip(ADDRESSES, ports, strict=True))
+
+
+# --- clients --------------------------------------------------------------------------------
+
+
+def make_aiohttp_probe(session: aiohttp.ClientSession) -> ProbeFn:
+    """The same check with aiohttp: a fresh connection per check (force_close connector)."""
+
+    async def aiohttp_probe(target: CheckTarget) -> ProbeOutcome:
+        spec = target.spec
+        started = time.time()
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=spec.connect_timeout, total=spec.connect_timeout + spec.response_timeout
+        )
+        url = f"http://{target.address}:{target.port}{spec.path}"
+        try:
+            async with session.get(
+                url, headers={"Host": target.host_header()}, timeout=timeout, allow_redirects=False
+            ) as response:
+                await response.content.read(BODY_CAP)
+                passed = spec.passes_status(response.status)
+                cause = "" if passed else f"status {response.status}"
+                return ProbeOutcome(passed, cause, response.status, started, time.time())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return ProbeOutcome(False, type(exc).__name__, None, started, time.time())
+
+    return aiohttp_probe
+
+
+async def streams_probe(target: CheckTarget) -> ProbeOutcome:
+    """The same HTTP check on asyncio streams (the candidate the protocol client replaced)."""
+    spec = target.spec
+    started = time.time()
+    try:
+        async with asyncio.timeout(spec.connect_timeout):
+            reader, writer = await asyncio.open_connection(target.address, target.port)
+    except (OSError, TimeoutError) as exc:
+        return ProbeOutcome(False, type(exc).__name__, None, started, time.time())
+    try:
+        async with asyncio.timeout(spec.response_timeout):
+            writer.write(
+                f"GET {spec.path} HTTP/1.1\r\nHost: {target.host_header()}\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(None, 2)[1])
+            await reader.read(BODY_CAP)
+        passed = spec.passes_status(status)
+        return ProbeOutcome(
+            passed, "" if passed else f"status {status}", status, started, time.time()
+        )
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+        return ProbeOutcome(False, type(exc).__name__, None, started, time.time())
+    finally:
+        writer.close()
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_kb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
+
+
+def targets(farm: list[tuple[str, int]], n: int, interval: float) -> list[CheckTarget]:
+    spec = [
+        CheckSpec(CheckKind.HTTP, url_host="www.example.test", path=f"/c/{i}", interval=interval)
+        for i in range(n)
+    ]
+    return [CheckTarget(*farm[i % len(farm)], spec[i]) for i in range(n)]
+
+
+async def saturate(probe_fn: ProbeFn, farm: list[tuple[str, int]], seconds: float) -> int:
+    """Back-to-back probes from 64 workers for `seconds`; the number of passing checks."""
+    pool = targets(farm, 64, 1.0)
+    deadline = time.monotonic() + seconds
+    done = 0
+
+    async def worker(target: CheckTarget) -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            if (await probe_fn(target)).passed:
+                done += 1
+
+    await asyncio.gather(*(worker(t) for t in pool))
+    return done
+
+
+async def compare_clients(farm: list[tuple[str, int]], seconds: float) -> None:
+    connector = aiohttp.TCPConnector(force_close=True, limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        clients: list[tuple[str, ProbeFn]] = [
+            ("protocol", probe),
+            ("streams", streams_probe),
+            ("aiohttp", make_aiohttp_probe(session)),
+        ]
+        for name, probe_fn in clients:
+            await saturate(probe_fn, farm, 0.5)  # warm up
+            cpu0, t0 = cpu(), time.monotonic()
+            user0 = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+            done = await saturate(probe_fn, farm, seconds)
+            wall, used = time.monotonic() - t0, cpu() - cpu0
+            user = resource.getrusage(resource.RUSAGE_SELF).ru_utime - user0
+            print(f"client_{name}_checks_per_second = {done / wall:.0f} checks/s")
+            print(f"client_{name}_cpu_seconds_per_1000_checks = {1000 * used / done:.3f} s")
+            print(f"client_{name}_user_cpu_seconds_per_1000_checks = {1000 * user / done:.3f} s")
+
+
+async def run_checkers(farm: list[tuple[str, int]], n: int, seconds: float) -> None:
+    """N checkers at 1 s for `seconds` after a 1 s warm-up (every checker started once)."""
+    interval = 1.0
+    starts: dict[CheckTarget, list[float]] = {}
+    loop = asyncio.get_running_loop()
+
+    async def recording_probe(target: CheckTarget) -> ProbeOutcome:
+        starts.setdefault(target, []).append(loop.time())
+        return await probe(target)
+
+    results = 0
+    failures: dict[str, int] = {}
+
+    def sink(result: CheckResult) -> None:
+        nonlocal results
+        results += 1
+        if not result.passed:
+            failures[result.cause] = failures.get(result.cause, 0) + 1
+
+    pool = targets(farm, n, interval)
+    rss0 = rss_kb()
+    checks = CheckSet(sink, probe=recording_probe)
+    checks.update(pool)
+    await asyncio.sleep(interval)  # warm-up: every checker reaches its schedule
+    results0, cpu0, t0 = results, cpu(), time.monotonic()
+    await asyncio.sleep(seconds)
+    done, used, wall = results - results0, cpu() - cpu0, time.monotonic() - t0
+    rss1 = rss_kb()
+    await checks.close()
+    deviations = [
+        1000 * (t - (times[0] + k * interval))
+        for times in starts.values()
+        for k, t in enumerate(times)
+        if k > 0
+    ]
+    q = statistics.quantiles(deviations, n=100)
+    print(f"n{n}_checks_per_second = {done / wall:.0f} checks/s")
+    print(f"n{n}_cpu_seconds_per_1000_checks = {1000 * used / max(done, 1):.3f} s")
+    print(f"n{n}_rss_per_checker_kb = {(rss1 - rss0) / n:.2f} KB")
+    print(f"n{n}_start_spread_ms_p50 = {q[49]:.2f} ms")
+    print(f"n{n}_start_spread_ms_p95 = {q[94]:.2f} ms")
+    print(f"n{n}_failed_checks = {sum(failures.values())} checks {failures or ''}".rstrip())
+
+
+async def main(args: argparse.Namespace) -> None:
+    farm_proc, farm = start_farm()
+    try:
+        await compare_clients(farm, args.client_seconds)
+        for n in args.sizes:
+            await run_checkers(farm, n, args.seconds)
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await saturate(probe, farm, args.client_seconds)
+            profiler.disable()
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(20)
+            print(out.getvalue(), file=sys.stderr)
+    finally:
+        assert farm_proc.stdin is not None
+        farm_proc.stdin.close()
+        farm_proc.wait(5)
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="run time per size")
+    parser.add_argument("--client-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--sizes", type=lambda s: [int(x) for x in s.split(",") if x], default=[1000, 5000]
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile a saturation run")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    if arguments.serve:
+        asyncio.run(_serve())
+    else:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        asyncio.run(main(arguments))
