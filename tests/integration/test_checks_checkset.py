@@ -8,9 +8,18 @@ import itertools
 import pytest
 
 from ipvswm.checks.checkset import CheckSet
-from ipvswm.config.model import CheckKind, CheckSpec, Config, Host, VirtualService, check_target
+from ipvswm.checks.probe import probe
+from ipvswm.config.model import (
+    CheckKind,
+    CheckSpec,
+    CheckTarget,
+    Config,
+    Host,
+    VirtualService,
+    check_target,
+)
 from ipvswm.events import CheckResult, CheckStatus
-from tests.support.realservers import RealServer
+from tests.support.realservers import RealServer, ThreadedRealServers
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +92,16 @@ async def test_status_follows_the_server_with_rise_and_fall() -> None:
             CheckStatus.FAIL,
             CheckStatus.PASS,
         ]
+
+
+def test_threaded_real_servers_from_synchronous_code() -> None:
+    with ThreadedRealServers() as farm:
+        web = farm.start("127.0.0.32")
+        target = CheckTarget(web.address, web.port, CheckSpec(CheckKind.HTTP, path="/sync"))
+        assert asyncio.run(probe(target)).passed
+        assert [r.path for r in web.wait_requests(1)] == ["/sync"]
+        web.set_mode("refusing")
+        assert asyncio.run(probe(target)).cause == "connect refused"
+        web.set_mode("failing")
+        assert asyncio.run(probe(target)).cause == "status 500"
+        assert len(web.requests) == 2
