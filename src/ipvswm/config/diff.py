@@ -50,10 +50,11 @@ def describe_diff(old: Config, new: Config) -> list[str]:
         lines.append(f"remove host {tag}")
     old_pairs = {(p.vs, p.host): p for p in old.pairs()}
     new_pairs = {(p.vs, p.host): p for p in new.pairs()}
-    for vs, host in sorted(new_pairs.keys() - old_pairs.keys()):
-        lines.append(f"add host {host} to vs {vs} (weight {new_pairs[(vs, host)].weight})")
-    for vs, host in sorted(old_pairs.keys() - new_pairs.keys()):
-        lines.append(f"remove host {host} from vs {vs}")
+    for vs_tag, host in sorted(new_pairs.keys() - old_pairs.keys()):
+        weight = new_pairs[(vs_tag, host)].weight
+        lines.append(f"add host {host} to vs {vs_tag} (weight {weight})")
+    for vs_tag, host in sorted(old_pairs.keys() - new_pairs.keys()):
+        lines.append(f"remove host {host} from vs {vs_tag}")
     for key in sorted(old_pairs.keys() & new_pairs.keys()):
         a_pair, b_pair = old_pairs[key], new_pairs[key]
         if (a_pair.address, a_pair.port) != (b_pair.address, b_pair.port):
