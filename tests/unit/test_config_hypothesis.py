@@ -45,7 +45,8 @@ FALSE_TEXT = ("0", "False", "no", "OFF")
 
 
 def bool_text(draw: Draw, value: bool) -> str:
-    return draw(st.sampled_from(TRUE_TEXT if value else FALSE_TEXT))
+    text: str = draw(st.sampled_from(TRUE_TEXT if value else FALSE_TEXT))
+    return text
 
 
 @st.composite

@@ -8,12 +8,17 @@ Choices where SPEC §2 leaves room:
   any VS or host is built, so a global (e.g. `Check.Interval`) is the default of every VS lacking
   the matching option wherever it is written, and a host line may name a VS defined below it.
 - Global keys are matched case-insensitively; messages use the SPEC spelling. A key set twice
-  is an error (the original silently kept the later one).
+  is an error. Seconds are plain decimals (`5`, `2.5`, `5s`); intervals and timeouts must be
+  > 0, the `Ramping.*` delays >= 0.
 - VS tags and host tags are separate namespaces (console commands always say which they mean),
   so a VS and a host may share a tag. Tags are `[A-Za-z0-9_.-]+`.
 - VS options and a host's `VSTAG=WEIGHT` items may be separated by commas and/or whitespace.
 - A line that fails still declares its tag, so lines naming it do not pile up follow-on errors.
 - `name` of a VS or host is its HOST as written, without brackets; addresses are normalised.
+  An IPv6 address must be bracketed (`2001:db8::1:80` is ambiguous and rejected).
+- Check URLs: a fragment (`#...`) is dropped as HTTP clients do, the query is kept; a bracketed
+  IPv6 name keeps its brackets in `url_host` (it is the Host header). `expect`/`verify` are
+  accepted whatever the check kind (a tcp check simply ignores them).
 - Lines end at `\\n` (a trailing `\\r` is ignored); a control character or U+FFFD (what invalid
   UTF-8 decodes to) outside a comment is an error rather than a value smuggled into a path.
 """
