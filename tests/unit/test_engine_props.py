@@ -1,0 +1,263 @@
+"""Property test of the engine: random events and time steps, invariants after every step."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from ipvswm.config.model import CheckTarget, Config
+from ipvswm.engine import Engine
+from ipvswm.engine.outputs import Step
+from ipvswm.engine.rules import MIN_RAMP_STEP
+from ipvswm.engine.state import PairId, Phase
+from ipvswm.events import (
+    CheckResult,
+    CheckStatus,
+    ConfigLoaded,
+    EngineEvent,
+    SetHostOff,
+    SetHostOn,
+    SetOverride,
+    SetPairsOff,
+    SetPairsOn,
+    Tick,
+)
+from ipvswm.kernel.table import DestKey, Table
+from tests.unit.test_engine_fixtures import NO_CHECK, T0, config, host, vs
+
+HOSTS = ("h1", "h2", "h3")
+REASONS = ("default", "maint", "deploy")
+
+
+def _config(h2_weight: int) -> Config:
+    return config(
+        [
+            vs("a", sorry_server="sorry"),
+            vs("b", address="192.0.2.2", sorry_server="h1"),  # sorry host is a real server
+            vs("c", address="192.0.2.3", check=NO_CHECK),
+            vs("empty", address="192.0.2.4"),
+        ],
+        [
+            host("h1", "198.51.100.1", ("a", 100), ("b", 20)),  # one checker feeds both
+            host("h2", "198.51.100.2", ("a", h2_weight), ("c", 10)),
+            host("h3", "198.51.100.3", ("b", 0), ("c", 7)),
+            host("sorry", "198.51.100.99"),
+        ],
+        ramping_trigger_time=30.0,
+        ramping_duration=10.0,
+        sorry_server_default="sorry",
+    )
+
+
+def _curve(target: int, deadline: float, now: float) -> int:
+    """The original's ramp curve, written independently of the engine's."""
+    return math.ceil(target / (round(max(deadline - now, 0.0), 6) + 1))
+
+
+reason_sets = st.frozensets(st.sampled_from(REASONS), min_size=1, max_size=2)
+on_reasons = st.one_of(st.none(), reason_sets)
+ramps = st.one_of(st.none(), st.sampled_from([0.0, 5.0, 20.0]))
+
+
+class EngineMachine(RuleBasedStateMachine):
+    """Drives one engine and an independent model of reasons, enables and check history."""
+
+    @initialize()
+    def start(self) -> None:
+        self.now = T0
+        self.cfg = _config(50)
+        self.engine = Engine(self.cfg, self.now)
+        self.host_reasons: dict[str, frozenset[str]] = dict.fromkeys(HOSTS, frozenset())
+        self.pair_reasons: dict[PairId, frozenset[str]] = {}
+        self.enabled_at: dict[PairId, float] = {}  # last command that left the pair with no reason
+        self.target_status: dict[CheckTarget, CheckStatus] = {}
+        self.last_pass: dict[CheckTarget, float] = {}
+        self.last_fail: dict[CheckTarget, float] = {}
+        self.last_end: dict[CheckTarget, float] = {}
+        self.prev_weights: dict[PairId, int] = {}
+        self.perturbed: set[PairId] = set()
+        self.table = self.engine.desired_table()
+        self._feed(Tick())
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _pairs(self) -> dict[PairId, CheckTarget | None]:
+        return {(p.vs, p.host): p.check for p in self.cfg.pairs()}
+
+    def _reasons(self, pid: PairId) -> frozenset[str]:
+        return self.host_reasons[pid[1]] | self.pair_reasons.get(pid, frozenset())
+
+    def _feed(self, event: EngineEvent) -> Step:
+        self.prev_weights = {pid: s.weight for pid, s in self.engine.snapshot().pairs.items()}
+        before = self.table
+        step = self.engine.handle(event, self.now)
+        self.table = self.engine.desired_table()
+        for key in before.services.keys() | self.table.services.keys():
+            if before.services.get(key) != self.table.services.get(key):
+                assert key in step.touched, f"{key} changed but is not in touched"
+        return step
+
+    def _admin(self, event: EngineEvent, pids: list[PairId]) -> None:
+        before = {pid: self._reasons(pid) for pid in pids}
+        return_step = self._feed(event)
+        assert return_step.error is None
+        for pid in pids:
+            if before[pid] and not self._reasons(pid):
+                self.enabled_at[pid] = self.now
+        self.perturbed = set(pids)
+
+    # --- rules --------------------------------------------------------------------------------
+
+    @rule(dt=st.floats(min_value=0.0, max_value=45.0))
+    def advance(self, dt: float) -> None:
+        self.now += dt
+        self.perturbed = set()
+        self._feed(Tick())
+        self._ramps_follow_the_curve()
+
+    @rule()
+    def wake_up(self) -> None:
+        wake = self.engine.next_wakeup()
+        if wake is not None:
+            assert wake > self.now
+            self.now = wake
+        self.perturbed = set()
+        self._feed(Tick())
+        self._ramps_follow_the_curve()
+
+    def _ramps_follow_the_curve(self) -> None:
+        """After a tick every ramp weight is the curve's value (sampled every MIN_RAMP_STEP)."""
+        for pid, state in self.engine.snapshot().pairs.items():
+            if state.phase is not Phase.RAMPING or state.ramp_deadline is None:
+                continue
+            pair = next(p for p in self.cfg.pairs() if (p.vs, p.host) == pid)
+            target = pair.weight if state.override is None else state.override
+            low = _curve(target, state.ramp_deadline, self.now - MIN_RAMP_STEP - 1e-3)
+            assert low <= state.weight <= _curve(target, state.ramp_deadline, self.now)
+
+    @rule(
+        data=st.data(),
+        passed=st.booleans(),
+        back=st.floats(min_value=0.0, max_value=3.0),
+    )
+    def check(self, data: st.DataObject, passed: bool, back: float) -> None:
+        targets = sorted(self.cfg.check_targets(), key=str)
+        target = data.draw(st.sampled_from(targets))
+        started = max(self.now - back, self.last_end.get(target, T0))
+        self.last_end[target] = self.now
+        status = CheckStatus.PASS if passed else CheckStatus.FAIL
+        self.target_status[target] = status
+        if passed:
+            self.last_pass[target] = started
+        else:
+            self.last_fail[target] = self.now
+        self.perturbed = {pid for pid, t in self._pairs().items() if t == target and not passed}
+        self._feed(CheckResult(target, passed, status, started, self.now, "" if passed else "x"))
+
+    @rule(name=st.sampled_from(HOSTS), reasons=reason_sets)
+    def host_off(self, name: str, reasons: frozenset[str]) -> None:
+        self.host_reasons[name] |= reasons
+        self._admin(SetHostOff(name, reasons), [p for p in self._pairs() if p[1] == name])
+
+    @rule(name=st.sampled_from(HOSTS), reasons=on_reasons, ramp=ramps)
+    def host_on(self, name: str, reasons: frozenset[str] | None, ramp: float | None) -> None:
+        pids = [p for p in self._pairs() if p[1] == name]
+        before = {pid: self._reasons(pid) for pid in pids}
+        old = self.host_reasons[name]
+        self.host_reasons[name] = frozenset() if reasons is None else old - reasons
+        step = self._feed(SetHostOn(name, reasons, ramp))
+        assert step.error is None
+        for pid in pids:
+            # Enabled only when the host's last reason goes and the pair has none of its own.
+            if old and not self.host_reasons[name] and before[pid] and not self._reasons(pid):
+                self.enabled_at[pid] = self.now
+        self.perturbed = set(pids)
+
+    @rule(data=st.data(), off=st.booleans(), reasons=on_reasons, ramp=ramps)
+    def pair_admin(
+        self, data: st.DataObject, off: bool, reasons: frozenset[str] | None, ramp: float | None
+    ) -> None:
+        pid = data.draw(st.sampled_from(sorted(self._pairs())))
+        old = self.pair_reasons.get(pid, frozenset())
+        if off:
+            added = reasons if reasons is not None else frozenset({"default"})
+            self.pair_reasons[pid] = old | added
+            self._admin(SetPairsOff(pid[1], (pid[0],), added), [pid])
+        else:
+            self.pair_reasons[pid] = frozenset() if reasons is None else old - reasons
+            self._admin(SetPairsOn(pid[1], (pid[0],), reasons, ramp), [pid])
+
+    @rule(name=st.sampled_from(HOSTS), weight=st.one_of(st.none(), st.integers(0, 200)))
+    def override(self, name: str, weight: int | None) -> None:
+        self._feed(SetOverride(name, weight))
+        self.perturbed = {p for p in self._pairs() if p[1] == name}
+
+    @rule(h2_weight=st.sampled_from([0, 50, 80]))
+    def reload(self, h2_weight: int) -> None:
+        self.cfg = _config(h2_weight)
+        self._feed(ConfigLoaded(self.cfg))
+        self.perturbed = set(self._pairs())
+
+    # --- invariants ---------------------------------------------------------------------------
+
+    @invariant()
+    def weight_implies_enabled_and_a_recent_pass(self) -> None:
+        snap = self.engine.snapshot()
+        for pid, check in self._pairs().items():
+            state = snap.pairs[pid]
+            if state.weight == 0:
+                continue
+            assert not self._reasons(pid), (pid, state)
+            assert state.phase in (Phase.ENABLED, Phase.RAMPING)
+            if check is None:
+                continue
+            assert self.target_status.get(check) is CheckStatus.PASS, (pid, state)
+            passed = self.last_pass[check]
+            assert passed >= self.enabled_at.get(pid, T0), (pid, state)
+            assert passed >= self.last_fail.get(check, T0), (pid, state)
+
+    @invariant()
+    def ramps_stay_under_target_and_never_fall(self) -> None:
+        snap = self.engine.snapshot()
+        for pid, pair_state in snap.pairs.items():
+            pair = next(p for p in self.cfg.pairs() if (p.vs, p.host) == pid)
+            target = pair.weight if pair_state.override is None else pair_state.override
+            assert pair_state.weight <= target, (pid, pair_state)
+            previous = self.prev_weights.get(pid, 0)
+            if pid not in self.perturbed and previous > 0:
+                assert pair_state.weight >= previous, (pid, previous, pair_state)
+
+    @invariant()
+    def sorry_server_iff_no_weight(self) -> None:
+        snap = self.engine.snapshot()
+        table: Table = self.table
+        layout = {(p.vs, p.host): p for p in self.cfg.pairs()}
+        for service in self.cfg.services:
+            total = sum(s.weight for pid, s in snap.pairs.items() if pid[0] == service.tag)
+            assert snap.vss[service.tag].sorry_on == (total == 0), service.tag
+            dests = table.services[self.engine.service_key(service.tag)].destinations
+            sorry_tag = service.sorry_server or "sorry"
+            sorry_host = self.cfg.host(sorry_tag)
+            assert sorry_host is not None
+            sorry = DestKey(sorry_host.address, service.port)
+            real = {
+                DestKey(p.address, p.port): pid
+                for pid, p in layout.items()
+                if pid[0] == service.tag
+            }
+            if total == 0:
+                assert dests[sorry].weight == 1
+            elif sorry in real:
+                assert dests[sorry].weight == snap.pairs[real[sorry]].weight
+            else:
+                assert sorry not in dests
+            for key, pid in real.items():
+                if key != sorry or total:
+                    assert dests[key].weight == snap.pairs[pid].weight
+
+
+TestEngineMachine = EngineMachine.TestCase
+TestEngineMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
