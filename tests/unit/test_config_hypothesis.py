@@ -57,7 +57,7 @@ def global_values(draw: Draw) -> tuple[list[str], dict[str, Any]]:
     texts: dict[str, tuple[str, Any, str]] = {
         "management_socket_port": (
             "Management.Socket.Port",
-            p := draw(st.integers(1, 65535)),
+            p := draw(st.integers(0, 65535)),
             str(p),
         ),
         "config_auto_check": ("Config.AutoCheck", b := draw(BOOLS), bool_text(draw, b)),

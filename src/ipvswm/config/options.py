@@ -213,7 +213,8 @@ def _g(key: str, field: str, convert: Callable[[str], Any]) -> GlobalKey:
 
 GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     _g("Management.Socket.IP", "management_socket_ip", parse_ip),
-    _g("Management.Socket.Port", "management_socket_port", parse_port),
+    # 0 disables the TCP console (the Unix socket is then the only way in, besides the FIFO).
+    _g("Management.Socket.Port", "management_socket_port", lambda v: parse_int(v, 0, 65535)),
     _g("Management.Socket.Path", "management_socket_path", _text),
     _g("Management.Fifo.Path", "management_fifo_path", _text),
     _g("Config.Path", "config_path", _text),
