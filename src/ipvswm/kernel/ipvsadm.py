@@ -1,0 +1,195 @@
+"""The `ipvsadm` backend: one `ipvsadm -R` batch per apply; `-S -n` and `-L -n` to read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, OpError
+from ipvswm.kernel.ipvsadm_format import (
+    ParseError,
+    merge_listing,
+    parse_list,
+    parse_save,
+    render_line,
+    validate_op,
+)
+from ipvswm.kernel.simulate import (
+    DEST_EXISTS,
+    NO_SCHEDULER,
+    NO_SUCH_DEST,
+    NO_SUCH_SERVICE,
+    OUT_OF_RANGE,
+    SERVICE_EXISTS,
+    SERVICE_NOT_DEFINED,
+)
+from ipvswm.kernel.table import (
+    AddDestination,
+    AddService,
+    DeleteDestination,
+    DeleteService,
+    EditDestination,
+    EditService,
+    Op,
+    Table,
+)
+
+log = logging.getLogger(__name__)
+
+NO_IPVS_MARK = "Can't initialize ipvs"
+
+# Which ops can produce each kernel message (IPVSADM.md), to map stderr lines back to ops.
+_KERNEL_MESSAGES: dict[str, tuple[type, ...]] = {
+    SERVICE_EXISTS: (AddService,),
+    NO_SCHEDULER: (AddService, EditService),
+    NO_SUCH_SERVICE: (EditService, DeleteService),
+    SERVICE_NOT_DEFINED: (AddDestination, EditDestination, DeleteDestination),
+    DEST_EXISTS: (AddDestination,),
+    NO_SUCH_DEST: (EditDestination, DeleteDestination),
+    OUT_OF_RANGE: (AddDestination, EditDestination),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """A finished ipvsadm call."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class IpvsadmBackend:
+    """Reaches the IPVS table through the ipvsadm binary, arguments as lists, never a shell."""
+
+    name = "ipvsadm"
+
+    def __init__(self, binary: str, timeout: float = 5.0) -> None:
+        self.binary = binary
+        self.timeout = timeout
+
+    async def run(self, args: Sequence[str], stdin: str = "") -> Completed:
+        """Run the binary once (with our own environment). Raises BackendError."""
+        argv = [self.binary, *args]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group, so a hung call dies whole
+            )
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+            raise BackendError(
+                FailureKind.MISSING, f"cannot run {self.binary}: {exc.strerror or exc}"
+            ) from exc
+        except OSError as exc:
+            raise BackendError(FailureKind.OTHER, f"cannot run {self.binary}: {exc}") from exc
+        try:
+            async with asyncio.timeout(self.timeout):
+                out, err = await proc.communicate(stdin.encode())
+        except TimeoutError:
+            _kill_group(proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.communicate()
+            raise BackendError(
+                FailureKind.TIMEOUT, f"{self.binary} {args[0]} hung; killed after {self.timeout}s"
+            ) from None
+        assert proc.returncode is not None
+        result = Completed(
+            proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+        )
+        if NO_IPVS_MARK in result.stderr:
+            raise BackendError(FailureKind.NO_IPVS, result.stderr.strip().replace("\n", " "))
+        return result
+
+    async def read(self) -> Table:
+        """The whole table: structure and weights from `-S -n`, thresholds and counts from `-L`."""
+        save = await self.run(["-S", "-n"])
+        if save.returncode != 0:
+            raise BackendError(FailureKind.OTHER, f"ipvsadm -S -n: {_describe(save)}")
+        # -S does not show -x/-y; the thresholds view shows them and the connection counts.
+        listing = await self.run(["-L", "-n", "--thresholds"])
+        if listing.returncode != 0:
+            raise BackendError(FailureKind.OTHER, f"ipvsadm -L -n: {_describe(listing)}")
+        try:
+            table = merge_listing(parse_save(save.stdout), parse_list(listing.stdout))
+        except ParseError as exc:
+            raise BackendError(FailureKind.OTHER, f"cannot parse ipvsadm output: {exc}") from exc
+        log.debug("ipvsadm: read %d service(s)", len(table.services))
+        return table
+
+    async def apply(self, ops: Sequence[Op]) -> ApplyResult:
+        """Apply ops in one `ipvsadm -R` batch; report each refused op."""
+        if not ops:
+            return ApplyResult(0)
+        errors: list[OpError] = []
+        sent: list[Op] = []
+        for op in ops:
+            problem = validate_op(op)
+            if problem is None:
+                sent.append(op)
+            else:  # never sent: it would abort the whole batch
+                log.warning("ipvsadm: not sending %s: %s", render_line(op), problem)
+                errors.append(OpError(op, FailureKind.ARGUMENT, problem))
+        if sent:
+            lines = [render_line(op) for op in sent]
+            for line in lines:
+                log.debug("ipvsadm -R: %s", line)
+            result = await self.run(["-R"], "".join(line + "\n" for line in lines))
+            log.debug(
+                "ipvsadm -R: exit %d, stdout %r, stderr %r",
+                result.returncode,
+                result.stdout,
+                result.stderr,
+            )
+            errors += interpret_batch(sent, result.returncode, result.stderr)
+        return ApplyResult(len(ops), tuple(errors))
+
+
+def interpret_batch(ops: Sequence[Op], returncode: int, stderr: str) -> list[OpError]:
+    """Map the stderr lines of an `ipvsadm -R` run back to the ops that caused them.
+
+    Kernel messages are matched, in order, to the next op that can produce that message. An
+    argument error (exit 2) aborted the batch: the ops after the last matched one are reported as
+    not known to be applied.
+    """
+    messages = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors: list[OpError] = []
+    cursor = 0
+    for message in messages:
+        kinds = _KERNEL_MESSAGES.get(message)
+        if kinds is None:
+            continue
+        index = next((i for i in range(cursor, len(ops)) if isinstance(ops[i], kinds)), None)
+        if index is None:
+            errors.append(OpError(None, FailureKind.KERNEL, message))
+            continue
+        errors.append(OpError(ops[index], FailureKind.KERNEL, message))
+        cursor = index + 1
+    other = [m for m in messages if m not in _KERNEL_MESSAGES]
+    if returncode == 2 or (other and returncode != 0):
+        reason = "; ".join(other) or f"exit {returncode}"
+        errors.append(OpError(None, FailureKind.ARGUMENT, f"batch aborted: {reason}"))
+        errors += [
+            OpError(op, FailureKind.ARGUMENT, f"not known to be applied (batch aborted: {reason})")
+            for op in ops[cursor:]
+        ]
+    elif returncode != 0 and not errors:
+        errors.append(OpError(ops[-1], FailureKind.KERNEL, f"exit {returncode}"))
+    return errors
+
+
+def _describe(result: Completed) -> str:
+    return f"exit {result.returncode}: {result.stderr.strip() or result.stdout.strip()}"
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
