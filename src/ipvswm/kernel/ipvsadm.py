@@ -176,9 +176,10 @@ def interpret_batch(ops: Sequence[Op], returncode: int, stderr: str) -> list[OpE
     other = [m for m in messages if m not in _KERNEL_MESSAGES]
     if returncode == 2 or (other and returncode != 0):
         reason = "; ".join(other) or f"exit {returncode}"
-        errors.append(OpError(None, FailureKind.ARGUMENT, f"batch aborted: {reason}"))
+        kind = FailureKind.ARGUMENT if returncode == 2 else FailureKind.OTHER
+        errors.append(OpError(None, kind, f"batch aborted: {reason}"))
         errors += [
-            OpError(op, FailureKind.ARGUMENT, f"not known to be applied (batch aborted: {reason})")
+            OpError(op, kind, f"not known to be applied (batch aborted: {reason})")
             for op in ops[cursor:]
         ]
     elif returncode != 0 and not errors:

@@ -10,6 +10,7 @@ and parsing are pure functions, tested offline; only `NetlinkBackend` touches a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -206,8 +207,11 @@ def _attr(nla: Any, name: str, default: Any = None) -> Any:
 def _address(value: Any, family: int) -> str:
     """A decoded ADDR attribute; raw bytes when pyroute2 did not know the family."""
     if isinstance(value, bytes | bytearray):
+        raw = bytes(value)
+        if len(raw) in (8, 20):  # pyroute2 hands back the undecoded NLA with its 4-byte header
+            raw = raw[4:]
         size = 16 if family == socket.AF_INET6 else 4
-        return socket.inet_ntop(family, bytes(value[:size]))
+        return socket.inet_ntop(family, raw[:size])
     return normalise_address(str(value))
 
 
@@ -324,9 +328,14 @@ class NetlinkBackend:
             from pyroute2 import IPVS
         except ImportError as exc:  # pragma: no cover - pyroute2 is a dependency
             raise BackendError(FailureKind.MISSING, f"pyroute2 is not available: {exc}") from exc
+        # Built in two steps so that a failed connect can still be closed: pyroute2 leaves its
+        # event loop and sockets open otherwise.
+        sock = IPVS.__new__(IPVS)
         try:
-            sock = IPVS()
+            sock.__init__()
         except Exception as exc:  # pyroute2 raises NetlinkError, OSError or its own errors
+            with contextlib.suppress(Exception):
+                sock.close()
             raise BackendError(
                 FailureKind.NO_IPVS, f"cannot reach IPVS over netlink: {exc!r}"
             ) from exc
