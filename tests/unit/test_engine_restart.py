@@ -261,3 +261,17 @@ def test_new_pair_on_a_running_checker_waits_for_its_next_pass() -> None:
     assert d.weight("api", "web1") == 0
     d.at(T0 + 12).check("web", "web1", True)
     assert d.weight("api", "web1") == 10
+
+
+def test_reload_of_service_settings_touches_only_that_service() -> None:
+    two = config(
+        [vs("web"), vs("api", address="192.0.2.2")],
+        [host("web1", "198.51.100.1", ("web", 100), ("api", 10))],
+    )
+    d = healthy(two)
+    changed = replace(two, services=(two.services[0], replace(two.services[1], scheduler="sh")))
+    step = d.at(T0 + 6).feed(ConfigLoaded(changed))
+    api = d.engine.service_key("api")
+    assert step.touched == {api}
+    assert d.engine.desired_table().services[api].service.scheduler == "sh"
+    assert not step.decisions and not step.changes

@@ -59,9 +59,10 @@ class Engine:
         self._vss: dict[str, VsState] = {}
         self._vs_sum: dict[str, int] = dict.fromkeys(layout.vss, 0)
         self._silent: set[str] = set()  # VSs born without state: their first sorry flip is quiet
-        self._checks: dict[CheckTarget, TargetCheck] = {}
-        self._stale: dict[CheckTarget, set[PairId]] = {}  # pairs not fresh, by target
-        self._awaiting: dict[CheckTarget, set[PairId]] = {t: set() for t in layout.by_target}
+        # Per check target id (see Layout.target_ids):
+        self._checks: dict[int, TargetCheck] = {}
+        self._stale: list[set[PairId]] = [set(pids) for pids in layout.by_tid]  # not fresh yet
+        self._awaiting: list[set[PairId]] = [set() for _ in layout.by_tid]  # in AWAIT_PASS
         self._adopted: dict[PairId, int] = {}
         self._ramps = RampSchedule()
         self._entries: dict[ServiceKey, ServiceEntry] = {}
@@ -76,18 +77,17 @@ class Engine:
             if tag not in snap.vss:
                 self._silent.add(tag)
             self._vss[tag] = snap.vss.get(tag, VsState())
-        for target, pids in layout.by_target.items():
+        for tid, pids in enumerate(layout.by_tid):
             known = [snap.pairs[p] for p in pids if p in snap.pairs]
             if known:
                 st = max(known, key=lambda s: s.last_check_started or float("-inf"))
-                self._checks[target] = TargetCheck(
+                self._checks[tid] = TargetCheck(
                     st.check_status,
                     st.check_cause,
                     st.last_pass_started,
                     st.last_check_started,
                     st.last_check_ended,
                 )
-            self._stale[target] = set(pids)  # restart is invisible: keep the kernel's weights
         for pid, pair in layout.pairs.items():
             old = snap.pairs.get(pid, PairState())
             self._adopted[pid] = self._adoption(pid, old, kernel)
@@ -188,7 +188,7 @@ class Engine:
 
     def pairs_for_target(self, target: CheckTarget) -> tuple[PairId, ...]:
         """The pairs a checker feeds."""
-        return tuple(self._layout.by_target.get(target, ()))
+        return tuple(self._layout.pairs_of(target))
 
     def next_wakeup(self) -> float | None:
         """The earliest time a weight changes by time alone (a ramp step), if any."""
@@ -197,15 +197,15 @@ class Engine:
     # --- events -------------------------------------------------------------------------------
 
     def _on_check(self, result: CheckResult, now: float, b: StepBuilder) -> None:
-        target = result.target
-        pids = self._layout.by_target.get(target)
-        if not pids:
+        tid = self._layout.target_ids.get(result.target)
+        if tid is None:
             return  # a checker of an older config still reporting
-        old = self._checks.get(target, TargetCheck())
+        pids = self._layout.by_tid[tid]
+        old = self._checks.get(tid, TargetCheck())
         last_pass = old.last_pass_started
         if result.passed and (last_pass is None or result.started > last_pass):
             last_pass = result.started
-        self._checks[target] = TargetCheck(
+        self._checks[tid] = TargetCheck(
             result.status, result.cause, last_pass, result.started, result.ended
         )
         # Only pairs this result can change are re-evaluated: O(1) for a steady checker.
@@ -213,10 +213,10 @@ class Engine:
         if result.status is not old.status:
             todo.update(pids)
         elif result.passed:
-            todo.update(self._awaiting[target])
+            todo.update(self._awaiting[tid])
         if result.status is not CheckStatus.UNKNOWN:
-            todo.update(self._stale[target])
-            self._stale[target].clear()
+            todo.update(self._stale[tid])
+            self._stale[tid].clear()
         if not todo:
             return
         ordered = pids if len(todo) == len(pids) else sorted(todo)
@@ -246,14 +246,23 @@ class Engine:
         for tag in old.hosts:
             if tag not in new.hosts and self._hosts.pop(tag, None) is not None:
                 b.hosts[tag] = None
-        stale = {t: self._stale.get(t, set()) & set(pids) for t, pids in new.by_target.items()}
+        stale: list[set[PairId]] = []
+        checks: dict[int, TargetCheck] = {}
+        for target, tid in new.target_ids.items():
+            old_tid = old.target_ids.get(target)
+            if old_tid is None:
+                stale.append(set())
+                continue
+            stale.append(self._stale[old_tid] & set(new.by_tid[tid]))
+            if old_tid in self._checks:
+                checks[tid] = self._checks[old_tid]
         for pid, pair in new.pairs.items():
             if pid not in self._pairs:
                 # A new pair, enabled now: it waits for a pass that starts after the reload,
                 # even if its checker already runs for another pair.
                 self._pairs[pid] = PairState(enabled_at=now)
             elif pair.check is not None and pair.check != old.pairs[pid].check:
-                stale[pair.check].add(pid)  # keep its weight until the new checker reports
+                stale[new.tids[pid]].add(pid)  # keep its weight until the new checker reports
                 same_dest = old.dests[pid] == new.dests[pid]
                 self._adopted[pid] = self._pairs[pid].weight if same_dest else 0
         for tag in new.vss:
@@ -262,9 +271,9 @@ class Engine:
                 self._vs_sum[tag] = 0
                 self._silent.add(tag)
         self._layout = layout = new
-        self._checks = {t: c for t, c in self._checks.items() if t in new.by_target}
+        self._checks = checks
         self._stale = stale
-        self._awaiting = {t: set() for t in new.by_target}
+        self._awaiting = [set() for _ in new.by_tid]
         self._applied_seen.clear()
         for pid in new.pairs:
             self._settle(pid, self._pairs[pid], now, "config reload", b)
@@ -284,8 +293,9 @@ class Engine:
         """Re-evaluate one pair from a base state and record what changed."""
         pair = self._layout.pairs[pid]
         state, fresh = base, True
-        if pair.check is not None:
-            info = self._checks.get(pair.check)
+        tid = self._layout.tids.get(pid)
+        if tid is not None:
+            info = self._checks.get(tid)
             if info is not None:
                 state = replace(
                     state,
@@ -295,7 +305,7 @@ class Engine:
                     last_check_started=info.last_started,
                     last_check_ended=info.last_ended,
                 )
-            fresh = pid not in self._stale[pair.check]
+            fresh = pid not in self._stale[tid]
         target = pair.weight if state.override is None else state.override
         opts = self._layout.config.options
         ctx = Context(
@@ -324,11 +334,11 @@ class Engine:
                 b.recheck.add(pair.vs)
         if significant(new) != significant(old):
             b.pairs[pid] = new
-        if pair.check is not None:
+        if tid is not None:
             if new.phase is Phase.AWAIT_PASS:
-                self._awaiting[pair.check].add(pid)
+                self._awaiting[tid].add(pid)
             else:
-                self._awaiting[pair.check].discard(pid)
+                self._awaiting[tid].discard(pid)
         when = None
         if fresh and new.phase is Phase.RAMPING and new.ramp_deadline is not None:
             when = ramp_next_change(target, new.ramp_deadline, now)

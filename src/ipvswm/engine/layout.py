@@ -49,7 +49,11 @@ class Layout:
         self.keys: dict[str, ServiceKey] = {tag: service_key(vs) for tag, vs in self.vss.items()}
         self.pairs: dict[PairId, Pair] = {}
         self.dests: dict[PairId, DestKey] = {}
-        self.by_target: dict[CheckTarget, list[PairId]] = {}
+        # Check targets are interned to small ints: hashing a CheckTarget (a nested dataclass)
+        # costs microseconds, and the engine looks a pair's checker up on every evaluation.
+        self.target_ids: dict[CheckTarget, int] = {}
+        self.by_tid: list[list[PairId]] = []
+        self.tids: dict[PairId, int] = {}
         self.by_host: dict[str, list[PairId]] = {tag: [] for tag in self.hosts}
         self.by_vs: dict[str, list[PairId]] = {tag: [] for tag in self.vss}
         for pair in config.pairs():
@@ -59,10 +63,19 @@ class Layout:
             self.by_host[pair.host].append(pid)
             self.by_vs[pair.vs].append(pid)
             if pair.check is not None:
-                self.by_target.setdefault(pair.check, []).append(pid)
+                tid = self.target_ids.setdefault(pair.check, len(self.by_tid))
+                if tid == len(self.by_tid):
+                    self.by_tid.append([])
+                self.by_tid[tid].append(pid)
+                self.tids[pid] = tid
         self.sorry: dict[str, SorryTarget | None] = {
             tag: self._resolve_sorry(vs) for tag, vs in self.vss.items()
         }
+
+    def pairs_of(self, target: CheckTarget) -> list[PairId]:
+        """The pairs one checker feeds (none for a target of another config)."""
+        tid = self.target_ids.get(target)
+        return [] if tid is None else self.by_tid[tid]
 
     def _resolve_sorry(self, vs: VirtualService) -> SorryTarget | None:
         """The VS's `sorry_server` host, else SorryServer.Default, else the fallback IP, else none.
