@@ -14,7 +14,14 @@ from ipvswm.engine import admin
 from ipvswm.engine.builder import RampSchedule, StepBuilder
 from ipvswm.engine.layout import Layout
 from ipvswm.engine.outputs import Decision, SorryChange, Step
-from ipvswm.engine.rules import Context, evaluate, ramp_next_change, significant
+from ipvswm.engine.rules import (
+    Context,
+    check_cause,
+    evaluate,
+    ramp_cause,
+    ramp_next_change,
+    significant,
+)
 from ipvswm.engine.state import (
     HostState,
     PairId,
@@ -112,7 +119,7 @@ class Engine:
         elif isinstance(event, Tick):
             for pid in self._ramps.due(now):
                 if pid in self._pairs:
-                    self._settle(pid, self._pairs[pid], now, _ramp_cause, b)
+                    self._settle(pid, self._pairs[pid], now, ramp_cause, b)
         elif isinstance(event, ConfigLoaded):
             self._reload(event.config, now, b)
         else:
@@ -222,7 +229,7 @@ class Engine:
         ordered = pids if len(todo) == len(pids) else sorted(todo)
 
         def cause(new: PairState) -> str:
-            return _check_cause(result, new)
+            return check_cause(result.status, result.cause, new)
 
         for pid in ordered:
             self._settle(pid, self._pairs[pid], now, cause, b)
@@ -383,21 +390,3 @@ class Engine:
         if weight == 1 and self._vss[pid[0]].sorry_on and sorry is not None and sorry.dest == dest:
             return 0  # that 1 is the sorry server's, not the pair's
         return weight
-
-
-def _check_cause(result: CheckResult, new: PairState) -> str:
-    if new.phase is Phase.AWAIT_PASS:
-        if result.status is CheckStatus.FAIL:
-            return f"check failed: {result.cause}" if result.cause else "check failed"
-        if result.status is CheckStatus.UNKNOWN:
-            return "no check status yet"
-        return "awaiting a pass that started after the enable"
-    if new.phase is Phase.RAMPING:
-        return f"check passed, ramp {new.ramp_duration or 0:g}s"
-    if new.phase is Phase.DISABLED:
-        return "disabled"
-    return "check passed"
-
-
-def _ramp_cause(new: PairState) -> str:
-    return "ramp" if new.phase is Phase.RAMPING else "ramp done"

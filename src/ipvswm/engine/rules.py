@@ -129,3 +129,23 @@ def significant(state: PairState) -> tuple[object, ...]:
         state.phase,
         state.applied_weight,
     )
+
+
+def check_cause(status: CheckStatus, cause: str, new: PairState) -> str:
+    """The cause of a decision taken on a check result."""
+    if new.phase is Phase.AWAIT_PASS:
+        if status is CheckStatus.FAIL:
+            return f"check failed: {cause}" if cause else "check failed"
+        if status is CheckStatus.UNKNOWN:
+            return "no check status yet"
+        return "awaiting a pass that started after the enable"
+    if new.phase is Phase.RAMPING:
+        return f"check passed, ramp {new.ramp_duration or 0:g}s"
+    if new.phase is Phase.DISABLED:
+        return "disabled"
+    return "check passed"
+
+
+def ramp_cause(new: PairState) -> str:
+    """The cause of a decision taken as time passed."""
+    return "ramp" if new.phase is Phase.RAMPING else "ramp done"
