@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ipvswm.config.model import CheckKind, CheckSpec
+from ipvswm.engine import Engine
 from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot
-from ipvswm.events import CheckStatus, ConfigLoaded, SetHostOff, SetHostOn, SetOverride
+from ipvswm.events import CheckStatus, ConfigLoaded, SetHostOff, SetHostOn, SetOverride, Tick
 from ipvswm.kernel.table import (
     Destination,
     DestKey,
@@ -275,3 +276,16 @@ def test_reload_of_service_settings_touches_only_that_service() -> None:
     assert step.touched == {api}
     assert d.engine.desired_table().services[api].service.scheduler == "sh"
     assert not step.decisions and not step.changes
+
+
+def test_startup_step_is_delivered_once() -> None:
+    kernel = Table({WEB: ServiceEntry(Service(WEB), {WEB1: Destination(WEB1, weight=100)})})
+    engine = Driver(Engine(basic(), T0, None, kernel)).engine
+    step = engine.startup_step()
+    assert step.changes.managed_added == {WEB}
+    assert step.touched == {WEB}
+    assert [(x.host, x.new_weight, x.cause) for x in step.decisions] == [
+        ("web1", 100, "adopted from kernel")
+    ]
+    assert not engine.startup_step().changes
+    assert not engine.handle(Tick(), T0 + 1).changes

@@ -136,6 +136,13 @@ class Engine:
         self._close(b, now)
         return b.build(self.next_wakeup())
 
+    def startup_step(self) -> Step:
+        """The start-up step (decisions, state to persist, managed services) if not yet taken;
+        otherwise it comes with the first handle(). Empty once delivered."""
+        b = self._pending if self._pending is not None else StepBuilder()
+        self._pending = None
+        return b.build(self.next_wakeup())
+
     def desired_table(self) -> Table:
         """The services of the config with their destinations and desired weights."""
         for tag in self._dirty:
