@@ -83,6 +83,7 @@ class Emulator:
     """One test's ipvsadm: binary path, environment, and helpers to drive and inspect it."""
 
     def __init__(self, tmp_path: Path, *, no_ipvs: bool = False) -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
         real = real_ipvsadm()
         self.real = real is not None
         self.binary = real or str(EMULATOR)
