@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipvswm.kernel.reconcile import reconcile
+from ipvswm.kernel.reconcile import kernel_destinations, reconcile
 from ipvswm.kernel.simulate import apply_ops
 from ipvswm.kernel.table import (
     AddDestination,
@@ -159,7 +159,7 @@ def _tables(draw: st.DrawFn) -> Table:
             persistent=draw(st.sampled_from([None, 300])),
         )
         dests = [d for d in draw(st.lists(_destinations, max_size=5)) if d.lower <= d.upper]
-        spec[key] = ServiceEntry(service, {d.key: d for d in dests})
+        spec[key] = ServiceEntry(service, kernel_destinations(key, {d.key: d for d in dests}))
     return Table(spec)
 
 
@@ -171,7 +171,8 @@ def test_applying_the_ops_gives_the_desired_table(
     ops = reconcile(desired, actual, managed)
     result = apply_ops(actual, ops)  # raises if the kernel would refuse any op
     for key, entry in desired.services.items():
-        assert result.services[key] == entry
+        assert result.services[key].service == entry.service
+        assert result.services[key].destinations == kernel_destinations(key, entry.destinations)
     for key, entry in actual.services.items():
         if key in desired.services:
             continue
@@ -204,3 +205,15 @@ def test_equal_tables_give_no_ops(t: Table, managed: set[ServiceKey]) -> None:
 def test_order_is_deterministic(desired: Table, actual: Table, managed: set[ServiceKey]) -> None:
     shuffled = Table(dict(reversed(list(actual.services.items()))))
     assert reconcile(desired, actual, managed) == reconcile(desired, shuffled, list(managed))
+
+
+def test_direct_routing_destinations_live_on_the_service_port() -> None:
+    """ipvsadm -a -g puts the destination on the service port: diff against that, no churn."""
+    dr = Destination(DestKey("127.0.0.2", 8080), Forward.ROUTE, 4)
+    want = table({VIP: (Service(VIP, "wrr"), [dr])})
+    on_80 = Destination(DestKey("127.0.0.2", 80), Forward.ROUTE, 4)
+    assert reconcile(want, Table(), []) == [
+        AddService(Service(VIP, "wrr")),
+        AddDestination(VIP, on_80),
+    ]
+    assert reconcile(want, table({VIP: (Service(VIP, "wrr"), [on_80])}), []) == []

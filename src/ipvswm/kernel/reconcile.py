@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 
 from ipvswm.kernel.table import (
     AddDestination,
@@ -10,6 +11,7 @@ from ipvswm.kernel.table import (
     DeleteDestination,
     DeleteService,
     Destination,
+    DestKey,
     EditDestination,
     EditService,
     Forward,
@@ -29,6 +31,10 @@ _FLAG_BITS = {
     "mh-port": 2,
     "flag-3": 3,
 }
+
+
+# Forwarding methods whose destination port ipvsadm keeps (-m; -g and -i force the service port).
+_PORT_KEPT = frozenset({Forward.MASQ, Forward.LOCAL})
 
 
 def service_sort_key(key: ServiceKey) -> tuple[str, str, int]:
@@ -74,6 +80,24 @@ def same_destination(want: Destination, have: Destination) -> bool:
     )
 
 
+def kernel_destinations(
+    key: ServiceKey, dests: Mapping[DestKey, Destination]
+) -> Mapping[DestKey, Destination]:
+    """Destinations as the kernel will hold them: ipvsadm gives -g/-i ones the service's port.
+
+    Without this, a direct-routing destination configured on another port would be deleted and
+    re-added on every step (ipvsadm -a puts it on the service port, the next diff misses it).
+    """
+    if all(d.forward in _PORT_KEPT or d.key.port == key.port for d in dests.values()):
+        return dests
+    out: dict[DestKey, Destination] = {}
+    for dest in dests.values():
+        if dest.forward not in _PORT_KEPT and dest.key.port != key.port:
+            dest = replace(dest, key=DestKey(dest.key.address, key.port))
+        out[dest.key] = dest
+    return out
+
+
 def reconcile(desired: Table, actual: Table, managed: Collection[ServiceKey]) -> list[Op]:
     """The ops, in a safe and deterministic order, that make `actual` match `desired`.
 
@@ -86,20 +110,19 @@ def reconcile(desired: Table, actual: Table, managed: Collection[ServiceKey]) ->
     dest_adds: list[Op] = []
     for key in sorted(desired.services, key=service_sort_key):
         want = desired.services[key]
+        wanted = kernel_destinations(key, want.destinations)
         have = actual.services.get(key)
         if have is None:
             service_ops.append(AddService(want.service))
-            dest_adds.extend(
-                AddDestination(key, want.destinations[dk]) for dk in sorted(want.destinations)
-            )
+            dest_adds.extend(AddDestination(key, wanted[dk]) for dk in sorted(wanted))
             continue
         if not same_service(want.service, have.service):
             service_ops.append(EditService(want.service))
         for dk in sorted(have.destinations):
-            if dk not in want.destinations:
+            if dk not in wanted:
                 dest_deletes.append(DeleteDestination(key, dk))
-        for dk in sorted(want.destinations):
-            dest = want.destinations[dk]
+        for dk in sorted(wanted):
+            dest = wanted[dk]
             current = have.destinations.get(dk)
             if current is None:
                 dest_adds.append(AddDestination(key, dest))
