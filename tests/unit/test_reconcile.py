@@ -217,3 +217,11 @@ def test_direct_routing_destinations_live_on_the_service_port() -> None:
         AddDestination(VIP, on_80),
     ]
     assert reconcile(want, table({VIP: (Service(VIP, "wrr"), [on_80])}), []) == []
+
+
+def test_direct_routing_destinations_of_a_fwmark_service_live_on_port_zero() -> None:
+    mark = ServiceKey(Protocol.FWMARK, "0.0.0.0", 42)
+    dr = Destination(DestKey("127.0.0.2", 80), Forward.ROUTE, 4)
+    assert kernel_destinations(mark, {dr.key: dr}) == {
+        DestKey("127.0.0.2", 0): Destination(DestKey("127.0.0.2", 0), Forward.ROUTE, 4)
+    }

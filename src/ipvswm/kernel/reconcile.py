@@ -16,6 +16,7 @@ from ipvswm.kernel.table import (
     EditService,
     Forward,
     Op,
+    Protocol,
     Service,
     ServiceKey,
     Table,
@@ -88,12 +89,13 @@ def kernel_destinations(
     Without this, a direct-routing destination configured on another port would be deleted and
     re-added on every step (ipvsadm -a puts it on the service port, the next diff misses it).
     """
-    if all(d.forward in _PORT_KEPT or d.key.port == key.port for d in dests.values()):
+    port = 0 if key.protocol is Protocol.FWMARK else key.port  # a fwmark service has no port
+    if all(d.forward in _PORT_KEPT or d.key.port == port for d in dests.values()):
         return dests
     out: dict[DestKey, Destination] = {}
     for dest in dests.values():
-        if dest.forward not in _PORT_KEPT and dest.key.port != key.port:
-            dest = replace(dest, key=DestKey(dest.key.address, key.port))
+        if dest.forward not in _PORT_KEPT and dest.key.port != port:
+            dest = replace(dest, key=DestKey(dest.key.address, port))
         out[dest.key] = dest
     return out
 
