@@ -33,6 +33,50 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Validate the config, check no other daemon answers, detach (unless --foreground), run."""
+    import asyncio
+
+    from ipvswm.config.parser import parse_file
+    from ipvswm.daemon import Daemon
+    from ipvswm.daemonize import daemonize, fail, running_instance
+
+    result = parse_file(args.config)
+    if result.config is None:
+        for error in result.errors:
+            print(error, file=sys.stderr)
+        return fail(f"{args.config} is not valid; not starting")
+    opts = result.config.options
+    other = running_instance(
+        opts.management_socket_path or None,
+        (opts.management_socket_ip, opts.management_socket_port),
+    )
+    if other is not None:
+        return fail(f"another ipvswm is already running (its console answers on {other})")
+    if not args.foreground:
+        daemonize(args.pid_file)
+    daemon = Daemon(args.config, result.config, foreground=args.foreground, backend=args.backend)
+    return asyncio.run(daemon.run())
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    """Print the persistent state (the original's --dump)."""
+    from ipvswm.config.parser import parse_file
+    from ipvswm.store import StoreError, dump_file
+
+    result = parse_file(args.config)
+    if result.config is None:
+        for error in result.errors:
+            print(error, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        print(dump_file(result.config.options.db), end="")
+    except StoreError as exc:
+        print(f"ipvswm: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ipvswm", description="Health-check IPVS real servers and set their weights."
@@ -65,6 +109,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-config":
         return cmd_check_config(args)
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "dump":
+        return cmd_dump(args)
+    if args.command == "ctl":
+        from ipvswm.console.client import ctl_main
+
+        words = [w for w in args.words if w != "--"]
+        if not words:
+            print("ipvswm ctl: a console command is needed (e.g. 'show hosts')", file=sys.stderr)
+            return EXIT_USAGE
+        return ctl_main(args.config, words, args.json)
+    if args.command == "console":
+        from ipvswm.console.client import console_main
+
+        return console_main(args.config)
+    if args.command == "demo":
+        from ipvswm.demo import demo_main
+
+        return demo_main(args.duration)
     return _not_available(args.command)
 
 

@@ -1,0 +1,144 @@
+"""The console's and the metrics' view of the running daemon (a console.control.Control)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from ipvswm import __version__
+from ipvswm.config.diff import describe_diff
+from ipvswm.config.model import Config
+from ipvswm.console.control import CheckView, ReloadOutcome
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.events import AdminEvent, CheckStatus
+from ipvswm.kernel.table import Table
+
+if TYPE_CHECKING:
+    from ipvswm.daemon import Daemon
+
+
+class DaemonControl:
+    """Read-only views straight from the owner's objects; every mutation goes through the queue."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    def config(self) -> Config:
+        return self._daemon.config
+
+    def snapshot(self) -> StateSnapshot:
+        return self._daemon.engine_snapshot()
+
+    def kernel(self) -> Table:
+        return self._daemon.kernel_table()
+
+    def checks(self) -> list[CheckView]:
+        daemon = self._daemon
+        if daemon.checks is None:
+            return []
+        feeds: dict[object, list[str]] = {}
+        for pair in daemon.config.pairs():
+            if pair.check is not None:
+                feeds.setdefault(pair.check, []).append(f"{pair.vs}/{pair.host}")
+        views = []
+        for checker in daemon.checks.checkers():
+            last = checker.last_result
+            views.append(
+                CheckView(
+                    target=str(checker.target),
+                    status=checker.status,
+                    last_started=last.started if last is not None else None,
+                    last_duration=(last.ended - last.started) if last is not None else None,
+                    cause=last.cause if last is not None else "",
+                    pairs=tuple(feeds.get(checker.target, ())),
+                )
+            )
+        views.sort(key=lambda v: v.target)
+        return views
+
+    async def submit(self, event: AdminEvent) -> str | None:
+        return await self._daemon.submit(event)
+
+    async def reload(self) -> ReloadOutcome:
+        return await self._daemon.reload_from_file("console")
+
+    def config_diff(self) -> ReloadOutcome:
+        result = self._daemon.parse_config()
+        if result.config is None:
+            return ReloadOutcome(ok=False, errors=tuple(str(e) for e in result.errors))
+        return ReloadOutcome(ok=True, actions=tuple(describe_diff(self.config(), result.config)))
+
+    def config_check(self) -> ReloadOutcome:
+        result = self._daemon.parse_config()
+        return ReloadOutcome(ok=result.config is not None, errors=tuple(map(str, result.errors)))
+
+    def set_log_level(self, level: int) -> None:
+        if self._daemon.logs is not None:
+            self._daemon.logs.set_level(level)
+
+    def status(self) -> dict[str, object]:
+        daemon = self._daemon
+        config = daemon.config
+        sync = daemon.sync
+        checks = self.checks()
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "started": daemon.started_at,
+            "uptime": round(time.time() - daemon.started_at, 3),
+            "config": daemon.config_path,
+            "backend": daemon.backend_name,
+            "virtual_services": len(config.services),
+            "hosts": len(config.hosts),
+            "pairs": sum(1 for _ in config.pairs()),
+            "checkers": len(checks),
+            "checks_passing": sum(1 for c in checks if c.status is CheckStatus.PASS),
+            "kernel_calls": sync.calls if sync is not None else 0,
+            "kernel_failures": sync.failures if sync is not None else 0,
+            "last_resync": daemon.last_resync,
+        }
+
+    async def wait_change(self) -> None:
+        await self._daemon.changed.wait()
+
+    # --- used by the daemon itself -----------------------------------------------------------
+
+    def summary(self) -> str:
+        status = self.status()
+        return (
+            f"{status['virtual_services']} virtual services, {status['hosts']} hosts, "
+            f"{status['pairs']} pairs, {status['checkers']} checkers"
+        )
+
+    def host_lines(self, vs_tag: str) -> list[str]:
+        """One line per host of a VS with its state, for alert mails."""
+        snapshot = self.snapshot()
+        lines = []
+        for pair in self.config().pairs():
+            if pair.vs != vs_tag:
+                continue
+            state = snapshot.pairs.get((pair.vs, pair.host))
+            host_state = snapshot.hosts.get(pair.host)
+            reasons = sorted(
+                (state.reasons if state else frozenset())
+                | (host_state.reasons if host_state else frozenset())
+            )
+            if state is None:
+                lines.append(f"{pair.host} {pair.address}:{pair.port}: unknown")
+                continue
+            lines.append(
+                f"{pair.host} {pair.address}:{pair.port}: {state.phase.value} weight "
+                f"{state.weight}/{pair.weight} check {state.check_status.value}"
+                + (f" ({state.check_cause})" if state.check_cause else "")
+                + (f" reasons {','.join(reasons)}" if reasons else "")
+            )
+        return lines
+
+    def status_document(self) -> dict[str, object]:
+        """The /status JSON document."""
+        from ipvswm.metrics import status_document
+
+        document = dict(status_document(self.config(), self.snapshot(), self.kernel()))
+        document["daemon"] = self.status()
+        return document

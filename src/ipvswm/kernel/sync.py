@@ -1,0 +1,142 @@
+"""Keeps the kernel equal to the desired table: cached actual table, diff, apply, resync."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from ipvswm.kernel.backend import ApplyResult, BackendError, KernelBackend
+from ipvswm.kernel.reconcile import reconcile
+from ipvswm.kernel.simulate import apply_ops
+from ipvswm.kernel.table import (
+    AddDestination,
+    AddService,
+    DeleteDestination,
+    EditDestination,
+    EditService,
+    Op,
+    ServiceKey,
+    Table,
+)
+from ipvswm.logs import KERNEL_OP
+
+log = logging.getLogger(__name__)
+
+
+def restrict(table: Table, keys: Iterable[ServiceKey]) -> Table:
+    """The part of a table that holds these services."""
+    return Table({k: table.services[k] for k in keys if k in table.services})
+
+
+def describe_op(op: Op) -> str:
+    """A one-line, operator-readable form of an operation."""
+    name = type(op).__name__
+    if isinstance(op, AddDestination | EditDestination):
+        d = op.destination
+        return f"{name} {op.service} {d.key} weight {d.weight} ({d.forward.name.lower()})"
+    if isinstance(op, DeleteDestination):
+        return f"{name} {op.service} {op.key}"
+    if isinstance(op, AddService | EditService):
+        s = op.service
+        return f"{name} {s.key} scheduler {s.scheduler}"
+    return f"{name} {op.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    """What one convergence did."""
+
+    ops: tuple[Op, ...] = ()
+    errors: tuple[str, ...] = ()
+    resynced: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class KernelSync:
+    """Owns the cached actual table; only the daemon's owner task calls it."""
+
+    def __init__(self, backend: KernelBackend) -> None:
+        self.backend = backend
+        self.actual: Table | None = None  # None until the first successful read
+        self.calls = 0  # backend calls that could change the table
+        self.failures = 0
+
+    async def read(self) -> Table:
+        """Re-read the whole table (raises BackendError)."""
+        self.actual = await self.backend.read()
+        return self.actual
+
+    async def converge(
+        self,
+        desired: Table,
+        managed: Collection[ServiceKey],
+        keys: Collection[ServiceKey] | None = None,
+        *,
+        reason: str = "",
+    ) -> SyncOutcome:
+        """Apply what it takes to make `keys` (default: all managed) of the kernel equal `desired`.
+
+        On any error the table is re-read and the diff applied once more; what still fails is
+        reported (and corrected by the next resync).
+        """
+        if self.actual is None:
+            try:
+                await self.read()
+            except BackendError as exc:
+                return self._failed(exc)
+        outcome = await self._converge_once(desired, managed, keys, reason)
+        if outcome.ok:
+            return outcome
+        try:
+            await self.read()
+        except BackendError as exc:
+            return self._failed(exc, outcome.ops)
+        retry = await self._converge_once(desired, managed, keys, reason + " (after re-read)")
+        return SyncOutcome(outcome.ops + retry.ops, retry.errors, resynced=True)
+
+    async def _converge_once(
+        self,
+        desired: Table,
+        managed: Collection[ServiceKey],
+        keys: Collection[ServiceKey] | None,
+        reason: str,
+    ) -> SyncOutcome:
+        assert self.actual is not None
+        if keys is None:
+            ops = reconcile(desired, self.actual, managed)
+        else:
+            scope = set(keys)
+            ops = reconcile(
+                restrict(desired, scope),
+                restrict(self.actual, scope),
+                [k for k in managed if k in scope],
+            )
+        if not ops:
+            return SyncOutcome()
+        for op in ops:
+            log.log(KERNEL_OP, "kernel: %s%s", describe_op(op), f" [{reason}]" if reason else "")
+        self.calls += 1
+        try:
+            result: ApplyResult = await self.backend.apply(ops)
+        except BackendError as exc:
+            return self._failed(exc, tuple(ops))
+        if result.ok:
+            self.actual = apply_ops(self.actual, ops)
+            return SyncOutcome(tuple(ops))
+        self.failures += 1
+        errors = tuple(
+            f"{describe_op(e.op) if e.op is not None else 'batch'}: {e.message}"
+            for e in result.errors
+        )
+        for text in errors:
+            log.warning("kernel operation failed: %s", text)
+        return SyncOutcome(tuple(ops), errors)
+
+    def _failed(self, exc: BackendError, ops: tuple[Op, ...] = ()) -> SyncOutcome:
+        self.failures += 1
+        log.error("kernel backend %s failed (%s): %s", self.backend.name, exc.kind.value, exc)
+        return SyncOutcome(ops, (f"{exc.kind.value}: {exc.message}",))

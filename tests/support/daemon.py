@@ -1,0 +1,184 @@
+"""Start the real `ipvswm run` process for integration tests and talk to it.
+
+Readiness is awaited on the daemon's own log line and socket, never slept for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ipvswm_command() -> list[str]:
+    """How to run the CLI of the package under test (the venv's interpreter)."""
+    return [sys.executable, "-m", "ipvswm.cli"]
+
+
+def free_port(address: str) -> int:
+    """A TCP port that was free on `address` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.02
+) -> None:
+    """Poll a cheap predicate until it holds; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class DaemonProcess:
+    """One `ipvswm run --foreground` child process with its config, log, DB and sockets in `tmp`."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        body: str,
+        *,
+        env: dict[str, str] | None = None,
+        options: dict[str, str] | None = None,
+    ) -> None:
+        self.tmp = tmp
+        self.config = tmp / "ipvswm.conf"
+        self.log = tmp / "ipvswm.log"
+        self.db = tmp / "state.db"
+        self.sock = tmp / "ipvswm.sock"
+        self.fifo = tmp / "ipvswm.fifo"
+        self.stderr = tmp / "stderr.txt"
+        self.env = {**os.environ, **(env or {})}
+        self.tcp_port = free_port("127.0.0.1")
+        self.options = {
+            "Management.Socket.Port": str(self.tcp_port),
+            "Management.Socket.Path": str(self.sock),
+            "Management.Fifo.Path": str(self.fifo),
+            "Log.Path": str(self.log),
+            "Log.Level": "5",
+            "DB": str(self.db),
+            "Config.CheckPeriod": "0.2",
+            "IPVS.ResyncPeriod": "1",
+            "Check.Interval": "0.3",
+            "Check.Timeout.Connect": "0.3",
+            "Check.Timeout.Response": "0.5",
+            **(options or {}),
+        }
+        self.body = body
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.write_config(body)
+
+    def write_config(self, body: str, options: dict[str, str] | None = None) -> None:
+        """Write the config atomically (rename), so the watcher never sees a partial file."""
+        if options:
+            self.options.update(options)
+        self.body = body
+        text = "".join(f"{k}={v}\n" for k, v in self.options.items()) + body
+        tmp = self.config.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, self.config)
+
+    # --- process ---------------------------------------------------------------------------
+
+    def start(self, timeout: float = 20.0) -> DaemonProcess:
+        """Start and wait until it logs that it is running and its console answers."""
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.stderr, "ab") as err:
+            self.proc = subprocess.Popen(
+                [*ipvswm_command(), "run", "--foreground", "-c", str(self.config)],
+                env=self.env,
+                stdout=err,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+            )
+        wait_until(
+            lambda: "ipvswm running" in self.log_text(offset) or self.proc_exited(),
+            timeout,
+            "the daemon to start",
+        )
+        if self.proc_exited():
+            raise AssertionError(f"daemon exited: {self.stderr.read_text()}\n{self.log_text()}")
+        return self
+
+    def proc_exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Send a signal and wait for the exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    # --- observation -----------------------------------------------------------------------
+
+    def log_text(self, offset: int = 0) -> str:
+        try:
+            with open(self.log, "rb") as fh:
+                fh.seek(offset)
+                return fh.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, text: str, timeout: float = 10.0, offset: int = 0) -> None:
+        wait_until(lambda: text in self.log_text(offset), timeout, f"log line {text!r}")
+
+    def log_size(self) -> int:
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    # --- console ---------------------------------------------------------------------------
+
+    def ctl(self, *words: str, timeout: float = 30.0) -> tuple[int, dict[str, object]]:
+        """Run `ipvswm ctl --json` and return its exit code and JSON reply."""
+        done = subprocess.run(
+            [*ipvswm_command(), "ctl", "-c", str(self.config), "--json", *words],
+            env=self.env,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        out = done.stdout.decode()
+        try:
+            reply = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        except json.JSONDecodeError:
+            reply = {"raw": out}
+        if done.returncode == 2:
+            reply.setdefault("stderr", done.stderr.decode())
+        return done.returncode, reply
+
+    def command(self, line: str, timeout: float = 10.0) -> str:
+        """Send one line over the Unix socket in text mode; return the reply up to the prompt."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(self.sock))
+            _read_until(sock, b"$ ")  # the greeting and help
+            sock.sendall(line.encode() + b"\n")
+            return _read_until(sock, b"\n$ ").decode("utf-8", "replace")
+
+
+def _read_until(sock: socket.socket, marker: bytes) -> bytes:
+    data = b""
+    while not data.endswith(marker):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data[: -len(marker)] if data.endswith(marker) else data
