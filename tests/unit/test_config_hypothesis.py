@@ -74,7 +74,11 @@ def global_values(draw: Draw) -> tuple[list[str], dict[str, Any]]:
         "check_timeout_response": ("Check.Timeout.Response", r := draw(MILLIS), repr(r)),
         "check_rise": ("Check.Rise", ri := draw(st.integers(1, 9)), str(ri)),
         "check_fall": ("Check.Fall", fa := draw(st.integers(1, 9)), str(fa)),
-        "metrics_listen": ("Metrics.Listen", ml := f"127.0.0.1:{p}", ml),
+        "metrics_listen": (
+            "Metrics.Listen",
+            ml := f"127.0.0.1:{draw(st.integers(1, 65535))}",
+            ml,
+        ),
     }
     chosen = draw(st.lists(st.sampled_from(sorted(texts)), unique=True))
     for field in chosen:
