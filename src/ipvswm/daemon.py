@@ -13,7 +13,6 @@ import os
 import signal
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 from ipvswm import sdnotify
@@ -26,6 +25,15 @@ from ipvswm.config.watch import ConfigWatcher
 from ipvswm.console.control import ReloadOutcome
 from ipvswm.console.server import ConsoleError, ConsoleServer
 from ipvswm.daemon_control import DaemonControl
+from ipvswm.daemon_queue import (
+    AdminRequest,
+    Batch,
+    QueueItem,
+    ReloadRequest,
+    ResyncRequest,
+    StopRequest,
+    merge_changes,
+)
 from ipvswm.engine.engine import Engine
 from ipvswm.engine.outputs import SorryChange, Step
 from ipvswm.engine.state import StateChanges, StateSnapshot
@@ -39,62 +47,6 @@ from ipvswm.metrics import Metrics, MetricsServer
 from ipvswm.store import Store, StoreError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class AdminRequest:
-    """An admin event with the future its console session awaits (resolved after commit)."""
-
-    event: AdminEvent
-    reply: asyncio.Future[str | None]
-
-
-@dataclass(slots=True)
-class ReloadRequest:
-    """A parsed, valid config to apply, with the future the caller awaits."""
-
-    config: Config
-    reply: asyncio.Future[ReloadOutcome]
-
-
-@dataclass(slots=True)
-class ResyncRequest:
-    """Re-read the whole kernel table and correct every difference."""
-
-
-@dataclass(slots=True)
-class StopRequest:
-    """Leave the owner loop (no kernel operation)."""
-
-
-QueueItem = CheckResult | AdminRequest | ReloadRequest | ResyncRequest | StopRequest | Tick
-
-
-def merge_changes(into: StateChanges, more: StateChanges) -> StateChanges:
-    """Both sets of changes as one transaction; later values win."""
-    if not into:
-        return more
-    if not more:
-        return into
-    return StateChanges(
-        hosts={**into.hosts, **more.hosts},
-        pairs={**into.pairs, **more.pairs},
-        vss={**into.vss, **more.vss},
-        managed_added=(into.managed_added - more.managed_removed) | more.managed_added,
-        managed_removed=(into.managed_removed - more.managed_added) | more.managed_removed,
-    )
-
-
-@dataclass(slots=True)
-class Batch:
-    """What one pass of the owner loop accumulated."""
-
-    changes: StateChanges = field(default_factory=StateChanges)
-    touched: set[ServiceKey] = field(default_factory=set)
-    acks: list[tuple[asyncio.Future[str | None], str | None]] = field(default_factory=list)
-    reloads: list[tuple[asyncio.Future[ReloadOutcome], ReloadOutcome]] = field(default_factory=list)
-    full_resync: bool = False
-    stop: bool = False
 
 
 class Daemon:

@@ -1,0 +1,68 @@
+"""What goes through the daemon's one queue, and what one pass of the owner loop accumulates."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from ipvswm.config.model import Config
+from ipvswm.console.control import ReloadOutcome
+from ipvswm.engine.state import StateChanges
+from ipvswm.events import AdminEvent, CheckResult, Tick
+from ipvswm.kernel.table import ServiceKey
+
+
+@dataclass(slots=True)
+class AdminRequest:
+    """An admin event with the future its console session awaits (resolved after commit)."""
+
+    event: AdminEvent
+    reply: asyncio.Future[str | None]
+
+
+@dataclass(slots=True)
+class ReloadRequest:
+    """A parsed, valid config to apply, with the future the caller awaits."""
+
+    config: Config
+    reply: asyncio.Future[ReloadOutcome]
+
+
+@dataclass(slots=True)
+class ResyncRequest:
+    """Re-read the whole kernel table and correct every difference."""
+
+
+@dataclass(slots=True)
+class StopRequest:
+    """Leave the owner loop (no kernel operation)."""
+
+
+QueueItem = CheckResult | AdminRequest | ReloadRequest | ResyncRequest | StopRequest | Tick
+
+
+def merge_changes(into: StateChanges, more: StateChanges) -> StateChanges:
+    """Both sets of changes as one transaction; later values win."""
+    if not into:
+        return more
+    if not more:
+        return into
+    return StateChanges(
+        hosts={**into.hosts, **more.hosts},
+        pairs={**into.pairs, **more.pairs},
+        vss={**into.vss, **more.vss},
+        managed_added=(into.managed_added - more.managed_removed) | more.managed_added,
+        managed_removed=(into.managed_removed - more.managed_added) | more.managed_removed,
+    )
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one pass of the owner loop accumulated."""
+
+    changes: StateChanges = field(default_factory=StateChanges)
+    touched: set[ServiceKey] = field(default_factory=set)
+    acks: list[tuple[asyncio.Future[str | None], str | None]] = field(default_factory=list)
+    reloads: list[tuple[asyncio.Future[ReloadOutcome], ReloadOutcome]] = field(default_factory=list)
+    full_resync: bool = False
+    stop: bool = False
