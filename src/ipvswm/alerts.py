@@ -15,6 +15,10 @@ loop nor the daemon's exit; an empty ``Email.SMTP`` pipes the message to ``sendm
 worker sends the queued alerts in order (a FAIL before its OK); a failed send is logged with its
 cause and retried ``retries`` times after ``backoff``, then twice, four times that… seconds, then
 given up (logged).
+
+``$IPVSWM_SMTP_TIMEOUT`` and ``$IPVSWM_SMTP_BACKOFF`` (seconds) replace the defaults of
+``timeout`` and ``backoff`` when the caller gives none (the daemon does not), so tests and
+operators can shorten them without a config key.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import smtplib
 import socket
 import threading
@@ -43,6 +48,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SMTP_PORT = 25
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_BACKOFF = 2.0
+TIMEOUT_ENV = "IPVSWM_SMTP_TIMEOUT"
+BACKOFF_ENV = "IPVSWM_SMTP_BACKOFF"
 
 
 class MailError(Exception):
@@ -73,6 +82,21 @@ def parse_smtp(value: str) -> tuple[str, int] | None:
     if port and (not port.isdigit() or not 0 < int(port) < 65536):
         raise ValueError(f"bad Email.SMTP {value!r}: bad port {port!r}")
     return host, int(port) if port else SMTP_PORT
+
+
+def _env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, else `default` (bad values logged)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        log.warning("%s=%r is not a positive number of seconds; using %g", name, text, default)
+        return default
+    return value
 
 
 def host_lines(config: Config, snapshot: StateSnapshot, kernel: Table, vs_tag: str) -> list[str]:
@@ -176,15 +200,15 @@ class Mailer:
         options: GlobalOptions,
         *,
         retries: int = 3,
-        backoff: float = 2.0,
-        timeout: float = 10.0,
+        backoff: float | None = None,
+        timeout: float | None = None,
         sendmail: str = "/usr/sbin/sendmail",
         hostname: str | None = None,
         queue_limit: int = 100,
     ) -> None:
         self._retries = retries
-        self._backoff = backoff
-        self._timeout = timeout
+        self._backoff = _env_seconds(BACKOFF_ENV, DEFAULT_BACKOFF) if backoff is None else backoff
+        self._timeout = _env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT) if timeout is None else timeout
         self._sendmail = sendmail
         self._hostname = hostname or socket.gethostname()  # never a DNS lookup (unlike getfqdn)
         self._queue: asyncio.Queue[EmailMessage] = asyncio.Queue(maxsize=queue_limit)
