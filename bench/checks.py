@@ -1,16 +1,26 @@
-"""Benchmark of health checks: checkers at scale, and the streams client against aiohttp.
+"""Benchmark of health checks: CPU per check of the clients, and checkers at scale.
 
 A loopback farm (a minimal asyncio HTTP server on 127.0.0.40-49, in a separate process so its CPU
-is not counted) answers every check. Prints one `name = value unit` per line:
+is not counted) answers every check. Only the checking process's CPU (user + system, from
+getrusage) is counted; on loopback the kernel charges it both ends of each TCP handshake. Prints one
+`name = value unit` per line:
 
-  client_<name>_checks_per_second, client_<name>_[user_]cpu_seconds_per_1000_checks
-      back-to-back probes from 64 concurrent workers (saturation), for each client: `protocol`
-      (ipvswm's probe), `streams` (asyncio streams) and `aiohttp` (force_close connector);
-  n<N>_checks_per_second, n<N>_cpu_seconds_per_1000_checks, n<N>_rss_per_checker_kb,
+  client_<name>_checks_per_second, client_<name>_cpu_ms_per_check,
+  client_<name>_user_cpu_ms_per_check, client_<name>_checks_per_second_per_core
+      back-to-back HTTP checks from --workers concurrent workers for --client-seconds (saturation),
+      for each client in --clients: `prepared` (ipvswm's socket path as a checker runs it: plan
+      made once), `probe` (the `probe()` function: plan made per call), `transport` (the asyncio
+      transport path, which HTTPS uses and plain HTTP used before), `streams` (asyncio streams),
+      `aiohttp` (force_close connector); also farm_cpu_ms_per_check for the server side;
+  n<N>_checks_per_second, n<N>_cpu_ms_per_check, n<N>_rss_per_checker_kb,
   n<N>_start_spread_ms_p50, n<N>_start_spread_ms_p95
       N checkers at a 1 s interval through CheckSet (deviation of starts from the schedule).
 
-Usage: python bench/checks.py [--seconds 10] [--sizes 1000,5000] [--profile]
+--profile prints a cProfile (on the CPU clock, so time the process spent descheduled on a busy
+machine is not charged) of a `prepared` saturation run to stderr.
+
+Usage: python bench/checks.py [--seconds 10] [--sizes 1000,5000] [--clients prepared,transport]
+                              [--workers 64] [--client-seconds 3] [--profile]
 """
 
 from __future__ import annotations
@@ -31,7 +41,9 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from ipvswm.checks.checkset import CheckSet
-from ipvswm.checks.probe import BODY_CAP, ProbeOutcome, probe
+from ipvswm.checks.probe import BODY_CAP, PreparedCheck, ProbeOutcome, probe
+from ipvswm.checks.transport import check_transport
+from ipvswm.checks.wire import CheckFailed, request_bytes
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
 from ipvswm.events import CheckResult
 
@@ -39,6 +51,9 @@ ADDRESSES = [f"127.0.0.{i}" for i in range(40, 50)]
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nOK\n"
 
 ProbeFn = Callable[[CheckTarget], Awaitable[ProbeOutcome]]
+CheckFn = Callable[[], Awaitable[ProbeOutcome]]
+Client = Callable[[CheckTarget], CheckFn]
+"""A client makes, for one target, the function a worker calls for each check."""
 
 
 # --- the farm (child process) ---------------------------------------------------------------
@@ -136,6 +151,33 @@ async def streams_probe(target: CheckTarget) -> ProbeOutcome:
         writer.close()
 
 
+async def transport_probe(target: CheckTarget) -> ProbeOutcome:
+    """The asyncio transport path (HTTPS's, and plain HTTP's before the socket path)."""
+    started = time.time()
+    try:
+        status = await check_transport(target, request_bytes(target), None)
+    except CheckFailed as failed:
+        return ProbeOutcome(False, failed.cause, failed.status, started, time.time())
+    return ProbeOutcome(True, "", status, started, time.time())
+
+
+def per_call(probe_fn: ProbeFn) -> Client:
+    """A client calling `probe_fn(target)` for each check."""
+    return lambda target: lambda: probe_fn(target)
+
+
+def prepared(target: CheckTarget) -> CheckFn:
+    """ipvswm's checks as a checker runs them: one PreparedCheck per target."""
+    return PreparedCheck(target).run
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by another process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -154,40 +196,56 @@ def targets(farm: list[tuple[str, int]], n: int, interval: float) -> list[CheckT
     return [CheckTarget(*farm[i % len(farm)], spec[i]) for i in range(n)]
 
 
-async def saturate(probe_fn: ProbeFn, farm: list[tuple[str, int]], seconds: float) -> int:
-    """Back-to-back probes from 64 workers for `seconds`; the number of passing checks."""
-    pool = targets(farm, 64, 1.0)
+async def saturate(
+    client: Client, farm: list[tuple[str, int]], workers: int, seconds: float
+) -> int:
+    """Back-to-back checks from `workers` workers for `seconds`; the number of passing checks."""
     deadline = time.monotonic() + seconds
     done = 0
+    failed: dict[str, int] = {}
 
-    async def worker(target: CheckTarget) -> None:
+    async def worker(check: CheckFn) -> None:
         nonlocal done
         while time.monotonic() < deadline:
-            if (await probe_fn(target)).passed:
+            outcome = await check()
+            if outcome.passed:
                 done += 1
+            else:
+                failed[outcome.cause] = failed.get(outcome.cause, 0) + 1
 
-    await asyncio.gather(*(worker(t) for t in pool))
+    await asyncio.gather(*(worker(client(t)) for t in targets(farm, workers, 1.0)))
+    if failed:
+        print(f"# failed checks: {failed}", file=sys.stderr)
     return done
 
 
-async def compare_clients(farm: list[tuple[str, int]], seconds: float) -> None:
+async def compare_clients(
+    farm: list[tuple[str, int]], farm_pid: int, args: argparse.Namespace
+) -> None:
     connector = aiohttp.TCPConnector(force_close=True, limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        clients: list[tuple[str, ProbeFn]] = [
-            ("protocol", probe),
-            ("streams", streams_probe),
-            ("aiohttp", make_aiohttp_probe(session)),
-        ]
-        for name, probe_fn in clients:
-            await saturate(probe_fn, farm, 0.5)  # warm up
-            cpu0, t0 = cpu(), time.monotonic()
+        clients: dict[str, Client] = {
+            "prepared": prepared,
+            "probe": per_call(probe),
+            "transport": per_call(transport_probe),
+            "streams": per_call(streams_probe),
+            "aiohttp": per_call(make_aiohttp_probe(session)),
+        }
+        for name in args.clients:
+            client = clients[name]
+            await saturate(client, farm, args.workers, 0.5)  # warm up
+            cpu0, t0, farm0 = cpu(), time.monotonic(), proc_cpu(farm_pid)
             user0 = resource.getrusage(resource.RUSAGE_SELF).ru_utime
-            done = await saturate(probe_fn, farm, seconds)
+            done = await saturate(client, farm, args.workers, args.client_seconds)
             wall, used = time.monotonic() - t0, cpu() - cpu0
             user = resource.getrusage(resource.RUSAGE_SELF).ru_utime - user0
+            farm_used = proc_cpu(farm_pid) - farm0
+            done = max(done, 1)
             print(f"client_{name}_checks_per_second = {done / wall:.0f} checks/s")
-            print(f"client_{name}_cpu_seconds_per_1000_checks = {1000 * used / done:.3f} s")
-            print(f"client_{name}_user_cpu_seconds_per_1000_checks = {1000 * user / done:.3f} s")
+            print(f"client_{name}_cpu_ms_per_check = {1000 * used / done:.4f} ms")
+            print(f"client_{name}_user_cpu_ms_per_check = {1000 * user / done:.4f} ms")
+            print(f"client_{name}_checks_per_second_per_core = {done / used:.0f} checks/s")
+            print(f"client_{name}_farm_cpu_ms_per_check = {1000 * farm_used / done:.4f} ms")
 
 
 async def run_checkers(farm: list[tuple[str, int]], n: int, seconds: float) -> None:
@@ -227,7 +285,7 @@ async def run_checkers(farm: list[tuple[str, int]], n: int, seconds: float) -> N
     ]
     q = statistics.quantiles(deviations, n=100)
     print(f"n{n}_checks_per_second = {done / wall:.0f} checks/s")
-    print(f"n{n}_cpu_seconds_per_1000_checks = {1000 * used / max(done, 1):.3f} s")
+    print(f"n{n}_cpu_ms_per_check = {1000 * used / max(done, 1):.4f} ms")
     print(f"n{n}_rss_per_checker_kb = {(rss1 - rss0) / n:.2f} KB")
     print(f"n{n}_start_spread_ms_p50 = {q[49]:.2f} ms")
     print(f"n{n}_start_spread_ms_p95 = {q[94]:.2f} ms")
@@ -237,16 +295,17 @@ async def run_checkers(farm: list[tuple[str, int]], n: int, seconds: float) -> N
 async def main(args: argparse.Namespace) -> None:
     farm_proc, farm = start_farm()
     try:
-        await compare_clients(farm, args.client_seconds)
+        await compare_clients(farm, farm_proc.pid, args)
         for n in args.sizes:
             await run_checkers(farm, n, args.seconds)
         if args.profile:
-            profiler = cProfile.Profile()
+            # The CPU clock: time spent descheduled (other processes on the cores) is not charged.
+            profiler = cProfile.Profile(time.process_time)
             profiler.enable()
-            await saturate(probe, farm, args.client_seconds)
+            await saturate(prepared, farm, args.workers, args.client_seconds)
             profiler.disable()
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(20)
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
             print(out.getvalue(), file=sys.stderr)
     finally:
         assert farm_proc.stdin is not None
@@ -257,7 +316,14 @@ async def main(args: argparse.Namespace) -> None:
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="run time per size")
-    parser.add_argument("--client-seconds", type=float, default=3.0)
+    parser.add_argument("--client-seconds", type=float, default=3.0, help="run time per client")
+    parser.add_argument("--workers", type=int, default=64, help="saturation workers")
+    parser.add_argument(
+        "--clients",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=["prepared", "probe", "transport", "streams", "aiohttp"],
+        help="clients to compare (prepared, probe, transport, streams, aiohttp)",
+    )
     parser.add_argument(
         "--sizes", type=lambda s: [int(x) for x in s.split(",") if x], default=[1000, 5000]
     )

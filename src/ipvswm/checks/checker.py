@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Callable
 
-from ipvswm.checks.probe import Probe, ProbeOutcome, probe
+from ipvswm.checks.probe import PreparedCheck, Probe, ProbeOutcome, probe
 from ipvswm.config.model import CheckTarget
 from ipvswm.events import CheckResult, CheckStatus
 
@@ -18,6 +18,8 @@ Sink = Callable[[CheckResult], None]
 """Where a checker sends each result (e.g. the engine queue's `put_nowait`)."""
 
 INTERNAL_ERROR = "internal error"
+
+_default_probe = probe
 
 
 class Checker:
@@ -32,6 +34,7 @@ class Checker:
         "_fails",
         "_last",
         "_passes",
+        "_prepared",
         "_probe",
         "_rng",
         "_sink",
@@ -54,6 +57,8 @@ class Checker:
         self._sink = sink
         self._rng = rng if rng is not None else random.Random()
         self._probe = probe
+        # The built-in probe runs from a plan made once (request bytes, socket address).
+        self._prepared = PreparedCheck(target) if probe is _default_probe else None
         self._status = CheckStatus.UNKNOWN
         self._passes = 0  # consecutive
         self._fails = 0  # consecutive
@@ -125,6 +130,8 @@ class Checker:
         """One probe; a bug in it becomes a failed result instead of killing the checker."""
         started = time.time()
         try:
+            if self._prepared is not None:
+                return await self._prepared.run()
             return await self._probe(self.target)
         except Exception:
             logger.exception("checker %s: check raised", self.target)

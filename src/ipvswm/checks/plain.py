@@ -1,0 +1,279 @@
+"""Plain HTTP and TCP checks on a bare non-blocking socket, driven by selector callbacks (SPEC §3).
+
+Why not `loop.create_connection`: per check it costs a transport and a protocol, the getaddrinfo
+path and socket-enum conversions, a selector register per phase and ~13 loop handles. Here a check
+is one socket, one future, one timer and one writer then one reader callback; the socket address
+and the request bytes are computed once per target (`SocketPlan`). Semantics are those of the
+transport path: a fresh connection, a connect timeout, then ONE deadline for the whole response
+(status line, headers, capped body drain), and a normal close (the kernel resets the connection
+by itself only when unread body is left, as with a transport).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+from ipvswm.checks.wire import (
+    HEAD_END,
+    HEAD_LIMIT,
+    CheckFailed,
+    body_length,
+    body_want,
+    connect_failure,
+    io_failure,
+    parse_status,
+)
+from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
+
+logger = logging.getLogger(__name__)
+
+_HEAD_READ = 16 * 1024
+_IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EINTR})
+# Body bytes are dropped: every check may read them into this one buffer, even from other
+# threads, since its contents are never looked at.
+_SCRATCH = memoryview(bytearray(64 * 1024))
+
+
+@dataclass(frozen=True, slots=True)
+class SocketPlan:
+    """What every plain check of one target reuses: where to connect and what to send."""
+
+    family: socket.AddressFamily
+    sockaddr: tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]
+    request: bytes | None  # None: a TCP check (connect only)
+    spec: CheckSpec
+
+    @classmethod
+    def for_target(cls, target: CheckTarget, request: bytes | None) -> SocketPlan | None:
+        """The plan for an IP-literal target; None if the address is not one (no lookup made)."""
+        try:
+            [(family, _, _, _, sockaddr)] = socket.getaddrinfo(
+                target.address, target.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+            )[:1]
+        except (OSError, ValueError):
+            return None
+        if target.spec.kind is CheckKind.TCP:
+            request = None
+        return cls(socket.AddressFamily(family), sockaddr, request, target.spec)
+
+
+async def check_plain(plan: SocketPlan) -> int | None:
+    """Run one check; the HTTP status read (None for TCP); raises CheckFailed with the cause."""
+    check = _PlainCheck(asyncio.get_running_loop(), plan)
+    try:
+        check.start()
+        await check.future
+    finally:
+        check.close()
+    if check.failure is not None:
+        raise check.failure
+    return check.status
+
+
+class _Phase(enum.Enum):
+    CONNECT = 1
+    SEND = 2
+    HEAD = 3
+    BODY = 4
+    DONE = 5
+
+
+class _PlainCheck:
+    """The state of one check in progress; selector and timer callbacks move it forward."""
+
+    __slots__ = (
+        "_deadline",
+        "_fd",
+        "_head",
+        "_loop",
+        "_out",
+        "_phase",
+        "_plan",
+        "_seen",
+        "_sock",
+        "_timer",
+        "_want",
+        "_watch",
+        "failure",
+        "future",
+        "status",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, plan: SocketPlan) -> None:
+        self._loop = loop
+        self._plan = plan
+        self._sock: socket.socket | None = None
+        self._fd = -1
+        self._watch = 0  # 0: none, 1: writer, 2: reader registered with the loop
+        self._timer: asyncio.TimerHandle | None = None
+        self._phase = _Phase.CONNECT
+        self._deadline = 0.0  # the response deadline (loop time), once connected
+        self._out = b""
+        self._head = b""
+        self._want = 0
+        self._seen = 0
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.failure: BaseException | None = None
+        self.status: int | None = None
+
+    def start(self) -> None:
+        """Open the socket and start connecting."""
+        loop, plan = self._loop, self._plan
+        # One timer per check: armed for the connect, moved to the response deadline if needed.
+        self._timer = loop.call_at(loop.time() + plan.spec.connect_timeout, self._on_timer)
+        try:
+            sock = self._sock = socket.socket(plan.family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            err = sock.connect_ex(plan.sockaddr)
+        except OSError as exc:  # e.g. out of file descriptors
+            self._finish(connect_failure(exc))
+            return
+        if err not in _IN_PROGRESS and err != 0:
+            self._finish(connect_failure(OSError(err, os.strerror(err))))
+            return
+        self._fd = sock.fileno()
+        self._watch = 1
+        loop.add_writer(self._fd, self._on_writable)
+
+    def close(self) -> None:
+        """Stop watching, cancel the timer, close the socket (idempotent)."""
+        self._unwatch()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _on_writable(self) -> None:
+        try:
+            if self._phase is _Phase.CONNECT:
+                self._connected()
+            if self._phase is _Phase.SEND:
+                self._send()
+        except Exception as exc:  # a bug: probe() reports it as an internal error
+            self._finish(exc)
+
+    def _connected(self) -> None:
+        assert self._sock is not None
+        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._finish(connect_failure(OSError(err, os.strerror(err))))
+            return
+        plan = self._plan
+        if plan.request is None:
+            self._finish(None)  # TCP: connected is passed
+            return
+        self._deadline = self._loop.time() + plan.spec.response_timeout
+        timer = self._timer
+        if timer is not None and self._deadline < timer.when():
+            timer.cancel()
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+        self._out = plan.request
+        self._phase = _Phase.SEND
+
+    def _send(self) -> None:
+        assert self._sock is not None
+        try:
+            sent = self._sock.send(self._out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._finish(io_failure(exc))
+            return
+        self._out = self._out[sent:]
+        if self._out:
+            return  # the rest when the socket is writable again
+        self._loop.remove_writer(self._fd)
+        self._watch = 2
+        self._loop.add_reader(self._fd, self._on_readable)
+        self._phase = _Phase.HEAD
+
+    def _on_readable(self) -> None:
+        try:
+            if self._phase is _Phase.HEAD:
+                self._read_head()
+            elif self._phase is _Phase.BODY:
+                self._drain()
+        except Exception as exc:  # CheckFailed from judging the head, or a bug (internal error)
+            self._finish(exc)
+
+    def _read_head(self) -> None:
+        assert self._sock is not None
+        try:
+            data = self._sock.recv(_HEAD_READ)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._finish(io_failure(exc))
+            return
+        if not data:
+            self._finish(io_failure(None))  # EOF before a complete head
+            return
+        before = len(self._head)
+        buffer = self._head + data if before else data
+        end = buffer.find(HEAD_END, max(before - 3, 0))
+        if end < 0:
+            if len(buffer) > HEAD_LIMIT:
+                self._finish(CheckFailed("bad response"))
+            else:
+                self._head = buffer
+            return
+        head = buffer[: end + 4]
+        self._head = b""
+        status = parse_status(head)  # CheckFailed on a bad status line
+        if not self._plan.spec.passes_status(status):
+            raise CheckFailed(f"status {status}", status)
+        self.status = status
+        # The verdict is in: the body is drained up to the cap until the deadline, no more.
+        self._want = body_want(status, body_length(head))
+        self._seen = len(buffer) - end - 4
+        self._phase = _Phase.BODY
+        if self._seen >= self._want:
+            self._finish(None)
+
+    def _drain(self) -> None:
+        assert self._sock is not None
+        try:
+            read = self._sock.recv_into(_SCRATCH)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            read = 0  # a reset after the verdict changes nothing
+        self._seen += read
+        if read == 0 or self._seen >= self._want:
+            self._finish(None)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._phase is _Phase.CONNECT:
+            self._finish(CheckFailed("connect timeout"))
+        elif self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+        elif self._phase is _Phase.BODY:
+            self._finish(None)  # the status stands; the rest of the body is not waited for
+        else:
+            self._finish(CheckFailed("response timeout"))
+
+    def _finish(self, failure: BaseException | None) -> None:
+        """End the check: no callback runs after this; the awaiting coroutine wakes up."""
+        if self._phase is _Phase.DONE:
+            return
+        self._phase = _Phase.DONE
+        self.failure = failure
+        self._unwatch()
+        if not self.future.done():
+            self.future.set_result(None)
+
+    def _unwatch(self) -> None:
+        if self._watch == 1:
+            self._loop.remove_writer(self._fd)
+        elif self._watch == 2:
+            self._loop.remove_reader(self._fd)
+        self._watch = 0
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

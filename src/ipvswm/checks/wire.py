@@ -1,0 +1,110 @@
+"""HTTP/1.1 on the wire for checks: request bytes, head parsing, failure causes (SPEC §3)."""
+
+from __future__ import annotations
+
+import errno
+import ssl
+
+from ipvswm.config.model import CheckTarget
+
+BODY_CAP = 64 * 1024
+"""Bytes of body read (and discarded) at most; a longer body still passes."""
+
+HEAD_LIMIT = 16 * 1024
+"""Bytes of status line plus headers accepted at most; more is a `bad response`."""
+
+NO_BODY = frozenset({204, 304})
+USER_AGENT = "ipvswm-check"
+HEAD_END = b"\r\n\r\n"
+
+
+class CheckFailed(Exception):
+    """A check failed with a displayable cause (internal control flow only)."""
+
+    def __init__(self, cause: str, status: int | None = None) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.status = status
+
+
+def request_bytes(target: CheckTarget) -> bytes:
+    """The GET request of a check."""
+    return (
+        f"GET {target.spec.path} HTTP/1.1\r\n"
+        f"Host: {target.host_header()}\r\n"
+        f"User-Agent: {USER_AGENT}\r\n"
+        "Accept: */*\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+
+
+def parse_status(head: bytes) -> int:
+    """The status of a response head's status line; `bad response` if it is not one."""
+    line_end = head.find(b"\r\n")
+    parts = head[:line_end].split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not _is_status(parts[1]):
+        raise CheckFailed("bad response")
+    return int(parts[1])
+
+
+def body_length(head: bytes) -> int | None:
+    """Content-Length of a complete head (None if absent, invalid or the body is chunked).
+
+    Only the two headers that matter are looked for, in a lower-cased copy: no line splitting.
+    """
+    lower = head.lower()
+    found = lower.find(b"\r\ntransfer-encoding")
+    if found >= 0 and b"chunked" in _header_value(lower, found + 19):
+        return None
+    found = lower.find(b"\r\ncontent-length")
+    if found < 0:
+        return None
+    value = _header_value(lower, found + 16).strip()
+    return int(value) if value.isdigit() else None
+
+
+def body_want(status: int, length: int | None) -> int:
+    """Body bytes to drain once a head is judged: the announced length, capped."""
+    if status in NO_BODY:
+        return 0
+    return BODY_CAP if length is None else min(length, BODY_CAP)
+
+
+def _header_value(lower: bytes, after_name: int) -> bytes:
+    """The value of the header whose name ends at `after_name` (b"" if that is no header line)."""
+    line_end = lower.find(b"\r\n", after_name)
+    name_rest, colon, value = lower[after_name:line_end].partition(b":")
+    if not colon or name_rest.strip():
+        return b""  # e.g. `Content-Lengthy:`: another header
+    return value
+
+
+def _is_status(token: bytes) -> bool:
+    return len(token) == 3 and token.isdigit()
+
+
+def errno_name(exc: OSError) -> str:
+    """`ECONNABORTED`-style name of an OSError's errno (or its type if it has none)."""
+    if exc.errno is None:
+        return type(exc).__name__
+    return errno.errorcode.get(exc.errno, str(exc.errno))
+
+
+def connect_failure(exc: OSError) -> CheckFailed:
+    """The failure for a connect that did not succeed."""
+    if isinstance(exc, ConnectionRefusedError):
+        return CheckFailed("connect refused")
+    return CheckFailed(f"connect error: {errno_name(exc)}")
+
+
+def io_failure(error: BaseException | None) -> CheckFailed:
+    """The failure for a connection that ended before a complete response head."""
+    if isinstance(error, CheckFailed):
+        return error
+    if isinstance(error, ssl.SSLError):
+        return CheckFailed("tls error")
+    if isinstance(error, ConnectionError):
+        return CheckFailed("connection reset")
+    if isinstance(error, OSError):
+        return CheckFailed(f"io error: {errno_name(error)}")
+    return CheckFailed("bad response")  # EOF (or an unknown error) before the head was complete
