@@ -4,8 +4,10 @@ Settings: Check.Interval=1, Check.Timeout.Connect/Response=0.5, Check.Rise=Fall=
 Ramping.TriggerTime=86400 (no ramp), IPVS.ResyncPeriod=10 (the default; `--resync-period`).
 `--servers` real servers on 127.0.0.160+ each sit behind their own VS (192.0.2.160+) next to a
 shared, always healthy anchor server (127.0.0.199), so no VS ever falls to its sorry server and the
-trials run in parallel independently. Times come from the emulator's invocation log: the start
-time of the `ipvsadm -R` call whose batch sets the destination's weight.
+trials run in parallel independently; within a round they are staggered at random, so that their
+phases against the checkers' 1 s cycles do not repeat from round to round. Times come from the
+emulator's invocation log: the start time of the `ipvsadm -R` call whose batch sets the
+destination's weight.
 
 Prints one `name = value unit` line per figure:
   failure_detection_p50|p95|max   server starts failing (`--mode failing`: HTTP 500, or
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -186,6 +189,12 @@ def wait_all(
     return done
 
 
+def stagger(servers: int) -> None:
+    """A random pause between two trials' starts (about 1 s per round in all)."""
+    # Without it every round would start at the same point of each checker's 1 s cycle.
+    time.sleep(random.uniform(0.0, 2.0 / servers))
+
+
 def run_trials(site: Site, trials: int, mode: str) -> tuple[list[float], list[float]]:
     """Fail and recover the servers in parallel rounds until `trials` of each were measured."""
     detection: list[float] = []
@@ -194,6 +203,7 @@ def run_trials(site: Site, trials: int, mode: str) -> tuple[list[float], list[fl
         batch = list(enumerate(site.servers))[: trials - len(detection)]
         failed: dict[int, float] = {}
         for i, server in batch:
+            stagger(len(batch))
             failed[i] = time.time()
             server.set_mode(mode)
         got = wait_all(
@@ -204,6 +214,7 @@ def run_trials(site: Site, trials: int, mode: str) -> tuple[list[float], list[fl
         detection += got.values()
         healed: dict[int, float] = {}
         for i, server in batch:
+            stagger(len(batch))
             healed[i] = time.time()
             server.set_mode("healthy")
         got = wait_all(
