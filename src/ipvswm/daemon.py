@@ -296,8 +296,16 @@ class Daemon:
                 items.append(self.queue.get_nowait())
             batch = Batch()
             for item in items:
-                self._take(item, batch)
-            await self._finish(batch)
+                try:
+                    self._take(item, batch)
+                except Exception:  # a bug must not stop the daemon: keep the last good state
+                    log.exception("internal error on %s; continuing", type(item).__name__)
+                    _fail_request(item)
+            try:
+                await self._finish(batch)
+            except Exception:
+                log.exception("internal error applying a step; the next resync corrects it")
+                batch.fail_pending("# internal error (logged)")
             self.last_step = time.monotonic()
             if batch.stop:
                 return
@@ -380,7 +388,8 @@ class Daemon:
         elif batch.touched:
             await self._converge(batch.touched, "")
         self._schedule_wakeup()
-        self.metrics.update_state(self.config, self.engine_snapshot(), self.kernel_table())
+        if self.metrics_server is not None:
+            self.metrics.update_state(self.config, self.engine_snapshot(), self.kernel_table())
         old, self.changed = self.changed, asyncio.Event()
         old.set()
 
@@ -459,3 +468,11 @@ class Daemon:
         if self.sync is None or self.sync.actual is None:
             return Table()
         return self.sync.actual
+
+
+def _fail_request(item: QueueItem) -> None:
+    """Answer a request whose handling failed, so its caller never waits forever."""
+    if isinstance(item, AdminRequest) and not item.reply.done():
+        item.reply.set_result("# internal error (logged)")
+    elif isinstance(item, ReloadRequest) and not item.reply.done():
+        item.reply.set_result(ReloadOutcome(ok=False, errors=("# internal error (logged)",)))

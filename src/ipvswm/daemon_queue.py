@@ -66,3 +66,12 @@ class Batch:
     reloads: list[tuple[asyncio.Future[ReloadOutcome], ReloadOutcome]] = field(default_factory=list)
     full_resync: bool = False
     stop: bool = False
+
+    def fail_pending(self, message: str) -> None:
+        """Answer every request of this batch that has no answer yet."""
+        for future, _ in self.acks:
+            if not future.done():
+                future.set_result(message)
+        for reload_future, _ in self.reloads:
+            if not reload_future.done():
+                reload_future.set_result(ReloadOutcome(ok=False, errors=(message,)))

@@ -1,0 +1,115 @@
+"""The daemon run in-process on the dry-run backend: its owner loop's behaviour on failures.
+
+Real servers on 127.0.0.110-127.0.0.114; the VS address (192.0.2.0/24) only exists in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from ipvswm.config.parser import parse_file
+from ipvswm.daemon import Daemon
+from ipvswm.events import SetHostOff, SetHostOn, SetOverride
+from ipvswm.kernel.table import DestKey, Protocol, ServiceKey
+from tests.support.realservers import RealServer
+
+pytestmark = pytest.mark.integration
+
+VS = ServiceKey(Protocol.TCP, "192.0.2.50", 80)
+
+
+async def wait_for(daemon: Daemon, predicate: Callable[[], bool], limit: float = 10.0) -> None:
+    """Wait, step by step of the daemon's owner loop, until the predicate holds."""
+    async with asyncio.timeout(limit):
+        while not predicate():
+            await daemon.changed.wait()
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[tuple[Daemon, RealServer]]:
+    server = RealServer("127.0.0.110")
+    await server.start()
+    conf = tmp_path / "ipvswm.conf"
+    conf.write_text(
+        "IPVS.Backend=dry-run\n"
+        "Management.Socket.Port=0\n"
+        f"Management.Socket.Path={tmp_path / 'sock'}\n"
+        "Management.Fifo.Path=\n"
+        f"Log.Path={tmp_path / 'log'}\n"
+        f"DB={tmp_path / 'db'}\n"
+        "Check.Interval=0.1\n"
+        "IPVS.ResyncPeriod=1\n"
+        "Config.AutoCheck=0\n"
+        "! www 192.0.2.50:80 /health\n"
+        f"web1 127.0.0.110:{server.port} www=10\n"
+    )
+    result = parse_file(str(conf))
+    assert result.config is not None, result.errors
+    daemon = Daemon(str(conf), result.config)
+    task = asyncio.create_task(daemon.run())
+    dest = DestKey("127.0.0.110", server.port)
+
+    def weight() -> int | None:
+        found = daemon.kernel_table().destination(VS, dest)
+        return None if found is None else found.weight
+
+    await wait_for(daemon, lambda: weight() == 10)
+    try:
+        yield daemon, server
+    finally:
+        daemon.stop("test")
+        assert await asyncio.wait_for(task, 10) == 0
+        await server.stop()
+
+
+def kernel_weight(daemon: Daemon, server: RealServer) -> int | None:
+    found = daemon.kernel_table().destination(VS, DestKey(server.address, server.port))
+    return None if found is None else found.weight
+
+
+async def test_an_engine_bug_is_answered_and_the_daemon_goes_on(
+    running: tuple[Daemon, RealServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon, server = running
+    assert daemon.engine is not None
+    real_handle = daemon.engine.handle
+
+    def broken(event: object, now: float) -> object:
+        if isinstance(event, SetOverride):
+            raise RuntimeError("planted bug")
+        return real_handle(event, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(daemon.engine, "handle", broken)
+    assert await daemon.submit(SetOverride("web1", 3)) == "# internal error (logged)"
+    # the owner loop is alive: later commands and check results still work
+    assert await daemon.submit(SetHostOff("web1")) is None
+    await wait_for(daemon, lambda: kernel_weight(daemon, server) == 0)
+    assert await daemon.submit(SetHostOn("web1")) is None
+    await wait_for(daemon, lambda: kernel_weight(daemon, server) == 10)
+
+
+async def test_a_failing_kernel_apply_is_logged_and_retried(
+    running: tuple[Daemon, RealServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon, server = running
+    assert daemon.sync is not None
+    backend = daemon.sync.backend
+    real_apply = backend.apply
+    calls = 0
+
+    async def flaky(ops: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("planted backend bug")
+        return await real_apply(ops)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend, "apply", flaky)
+    await server.set_mode("failing")
+    # the first apply blows up; a later step or the resync brings the kernel to weight 0
+    await wait_for(daemon, lambda: kernel_weight(daemon, server) == 0, limit=20)
+    assert calls >= 2
