@@ -182,3 +182,111 @@ def _read_until(sock: socket.socket, marker: bytes) -> bytes:
             break
         data += chunk
     return data[: -len(marker)] if data.endswith(marker) else data
+
+
+# --- helpers added for the console tests (tests/integration/test_console_daemon.py) -----------
+
+
+def table_weights(table_text: str) -> dict[str, int]:
+    """'VIP:PORT RIP:PORT' -> weight, from `ipvsadm -S -n` text (or -R batch lines)."""
+    out: dict[str, int] = {}
+    for line in table_text.splitlines():
+        words = line.split()
+        if words[:1] in (["-a"], ["-e"]) and "-w" in words:
+            out[f"{words[2]} {words[4]}"] = int(words[words.index("-w") + 1])
+    return out
+
+
+def run_cli(
+    daemon: DaemonProcess, *args: str, timeout: float = 30.0, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `ipvswm ARGS…` (no -c added) with the daemon's environment; never raises on exit."""
+    return subprocess.run(
+        [*ipvswm_command(), *args],
+        env=daemon.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+    )
+
+
+def dump_state(daemon: DaemonProcess) -> str:
+    """`ipvswm dump -c CONFIG`: the persistent state as text."""
+    done = run_cli(daemon, "dump", "-c", str(daemon.config))
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+class ConsoleSession:
+    """A text-mode console session over TCP or the Unix socket; the greeting is read on open."""
+
+    PROMPT = b"$ "
+
+    def __init__(self, sock: socket.socket, timeout: float = 10.0) -> None:
+        self.sock = sock
+        self.sock.settimeout(timeout)
+        self._buf = b""
+        self.greeting = self._read_until(self.PROMPT).decode("utf-8", "replace")
+
+    @classmethod
+    def tcp(cls, port: int, address: str = "127.0.0.1", timeout: float = 10.0) -> ConsoleSession:
+        return cls(socket.create_connection((address, port), timeout), timeout)
+
+    @classmethod
+    def unix(cls, path: Path | str, timeout: float = 10.0) -> ConsoleSession:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        return cls(sock, timeout)
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while marker not in self._buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"console closed before {marker!r}: {self._buf!r}")
+            self._buf += chunk
+        head, _, self._buf = self._buf.partition(marker)
+        return head + marker
+
+    def send_line(self, line: str | bytes) -> None:
+        data = line.encode() if isinstance(line, str) else line
+        self.sock.sendall(data + b"\n")
+
+    def reply(self) -> str:
+        """The next reply, up to (without) its prompt."""
+        raw = self._read_until(b"\n" + self.PROMPT)
+        return raw[: -len(self.PROMPT)].decode("utf-8", "replace")
+
+    def send(self, line: str | bytes) -> str:
+        """Send one line; its reply without the prompt (a reply with no lines gives '')."""
+        self.send_line(line)
+        if self._buf.startswith(self.PROMPT) or self._fill_startswith_prompt():
+            self._buf = self._buf[len(self.PROMPT) :]
+            return ""
+        return self.reply()
+
+    def _fill_startswith_prompt(self) -> bool:
+        while len(self._buf) < len(self.PROMPT):
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"console closed: {self._buf!r}")
+            self._buf += chunk
+        return self._buf.startswith(self.PROMPT)
+
+    def read_to_eof(self) -> str:
+        """Everything until the daemon closes the session."""
+        data, self._buf = self._buf, b""
+        while chunk := self.sock.recv(65536):
+            data += chunk
+        return data.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> ConsoleSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
