@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -53,9 +54,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if other is not None:
         return fail(f"another ipvswm is already running (its console answers on {other})")
+    config_path = os.path.abspath(args.config)  # a daemon works from "/": reloads need it
     if not args.foreground:
-        daemonize(args.pid_file)
-    daemon = Daemon(args.config, result.config, foreground=args.foreground, backend=args.backend)
+        daemonize(os.path.abspath(args.pid_file) if args.pid_file else None)
+    daemon = Daemon(config_path, result.config, foreground=args.foreground, backend=args.backend)
     return asyncio.run(daemon.run())
 
 
