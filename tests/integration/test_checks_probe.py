@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import trustme
 
-from ipvswm.checks.probe import probe
+from ipvswm.checks import plain
+from ipvswm.checks.probe import HEAD_LIMIT, PreparedCheck, probe
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget, check_target
 from tests.support.realservers import RealServer, client_context, make_ca, server_context
 
@@ -200,3 +203,120 @@ async def test_ipv6_loopback_host_header() -> None:
         assert (await probe(target)).passed
         [request] = await server.wait_requests(1)
         assert request.host == "[::1]"
+
+
+# --- the socket path's edge cases, against scripted servers ----------------------------------
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def scripted(script: Script) -> AsyncIterator[tuple[CheckTarget, asyncio.Event]]:
+    """A server on 127.0.0.14 running `script` per connection; yields (HTTP target, closed).
+
+    `closed` is set when the client has closed its end (the script's read saw EOF).
+    """
+    closed = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await script(reader, writer)
+            await reader.read()  # until the client closes
+        except OSError:
+            pass
+        finally:
+            closed.set()
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.14", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield (
+            CheckTarget("127.0.0.14", port, CheckSpec(CheckKind.HTTP, response_timeout=2.0)),
+            closed,
+        )
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_content_length_zero_passes_without_waiting_for_the_close() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")  # and keeps it open
+
+    async with scripted(answer) as (target, closed):
+        outcome = await probe(target)
+        assert (outcome.passed, outcome.status) == (True, 200)
+        assert outcome.ended - outcome.started < 1.0  # not the 2 s deadline
+        await asyncio.wait_for(closed.wait(), 5)
+
+
+async def test_a_head_in_pieces_split_inside_the_blank_line() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for piece in [b"HTTP/1.1 20", b"4 No Content\r\nX: y\r\n\r", b"\n"]:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.02)  # pacing, so that the client reads the pieces one by one
+
+    async with scripted(answer) as (target, _):
+        spec = CheckSpec(CheckKind.HTTP, expect=((204, 204),), response_timeout=2.0)
+        outcome = await probe(CheckTarget(target.address, target.port, spec))
+        assert (outcome.passed, outcome.status) == (True, 204)
+
+
+async def test_chunked_body_is_drained_until_the_close() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nOK\n\r\n0\r\n\r\n")
+        writer.close()
+
+    async with scripted(answer) as (target, _):
+        outcome = await probe(target)
+        assert (outcome.passed, outcome.status) == (True, 200)
+        assert outcome.ended - outcome.started < 1.0
+
+
+async def test_an_endless_head_is_a_bad_response() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"x" * (2 * HEAD_LIMIT))
+        await writer.drain()
+
+    async with scripted(answer) as (target, closed):
+        assert (await probe(target)).cause == "bad response"
+        await asyncio.wait_for(closed.wait(), 5)
+
+
+async def test_a_cancelled_check_closes_its_connection() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        started.set()  # and never answers
+
+    started = asyncio.Event()
+    async with scripted(answer) as (target, closed):
+        task = asyncio.create_task(probe(target))
+        await asyncio.wait_for(started.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(closed.wait(), 5)
+
+
+async def test_a_bug_while_judging_is_an_internal_error(
+    web: RealServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(head: bytes) -> int:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(plain, "parse_status", broken)
+    outcome = await probe(http(web))
+    assert (outcome.passed, outcome.cause) == (False, "internal error")
+
+
+async def test_a_checker_reuses_its_prepared_check() -> None:
+    spec = CheckSpec(CheckKind.HTTP, url_host=NAME, path="/again")
+    async with RealServer("127.0.0.15") as web:
+        target = CheckTarget(web.address, web.port, spec)
+        prepared = PreparedCheck(target)
+        outcomes = [await prepared.run() for _ in range(3)]
+        assert [o.passed for o in outcomes] == [True, True, True]
+        assert [r.path for r in await web.wait_requests(3)] == ["/again"] * 3
+        assert web.connections == 3  # a fresh connection per check
