@@ -383,15 +383,19 @@ class Daemon:
                 future.set_result(outcome)
         if batch.stop:
             return
+        self._publish_metrics()  # the decided state, while the kernel is being changed
         if batch.full_resync:
             await self._resync()
         elif batch.touched:
             await self._converge(batch.touched, "")
         self._schedule_wakeup()
-        if self.metrics_server is not None:
-            self.metrics.update_state(self.config, self.engine_snapshot(), self.kernel_table())
+        self._publish_metrics()  # and the kernel as it now is
         old, self.changed = self.changed, asyncio.Event()
         old.set()
+
+    def _publish_metrics(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics.update_state(self.config, self.engine_snapshot(), self.kernel_table())
 
     def _save(
         self,
