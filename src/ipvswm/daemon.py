@@ -346,6 +346,10 @@ class Daemon:
 
     def _apply_config(self, config: Config, now: float, batch: Batch) -> ReloadOutcome:
         assert self.checks is not None
+        if config == self.config:  # e.g. only comments changed: nothing to do at any size
+            log.info("config reload applied: nothing changed")
+            self.metrics.reload(True)
+            return ReloadOutcome(ok=True)
         actions = tuple(describe_diff(self.config, config))
         for name in RESTART_OPTIONS:
             if getattr(self.config.options, name) != getattr(config.options, name):

@@ -19,6 +19,8 @@ RESTART_OPTIONS = (
 
 def describe_diff(old: Config, new: Config) -> list[str]:
     """One line per change between two configs; empty when nothing changed."""
+    if old == new:
+        return []
     lines: list[str] = []
     old_vs = {vs.tag: vs for vs in old.services}
     new_vs = {vs.tag: vs for vs in new.services}
@@ -65,8 +67,9 @@ def describe_diff(old: Config, new: Config) -> list[str]:
         if a_pair.weight != b_pair.weight:
             lines.append(f"vs {key[0]} host {key[1]}: weight {a_pair.weight} -> {b_pair.weight}")
 
-    started = new.check_targets() - old.check_targets()
-    stopped = old.check_targets() - new.check_targets()
+    old_checks = {p.check for p in old_pairs.values() if p.check is not None}
+    new_checks = {p.check for p in new_pairs.values() if p.check is not None}
+    started, stopped = new_checks - old_checks, old_checks - new_checks
     if started or stopped:
         lines.append(f"checkers: {len(started)} to start, {len(stopped)} to stop")
     lines.extend(_option_changes(old.options, new.options))

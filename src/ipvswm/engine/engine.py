@@ -242,6 +242,8 @@ class Engine:
             self._settle(pid, self._pairs[pid], now, cause, b)
 
     def _reload(self, config: Config, now: float, b: StepBuilder) -> None:
+        if config == self._layout.config:
+            return  # e.g. only comments changed: every pair keeps its state as it is
         old, new = self._layout, Layout(config)
         before = self.desired_table().services
         gone_vss = {t for t in old.vss if t not in new.vss or old.keys[t] != new.keys[t]}
