@@ -260,9 +260,9 @@ class Daemon:
 
     async def reload_from_file(self, why: str) -> ReloadOutcome:
         """Parse the file (off the loop: names may be resolved) and apply it if valid."""
-        result = await asyncio.to_thread(parse_file, self.config_path)
         if self.watcher is not None:
-            self.watcher.mark_current()
+            self.watcher.mark_current()  # before parsing: a write during the parse is seen next
+        result = await asyncio.to_thread(parse_file, self.config_path)
         if result.config is None:
             errors = tuple(str(e) for e in result.errors)
             for text in errors:

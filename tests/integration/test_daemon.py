@@ -273,3 +273,33 @@ def test_a_second_daemon_refuses_to_start(site: Site) -> None:
     assert second.returncode == 1
     assert "already running" in second.stderr
     assert len(site.emu.changing_invocations()) == calls
+
+
+def test_start_adopts_the_kernel_removes_unknown_destinations_and_keeps_unmanaged_vss(
+    site: Site,
+) -> None:
+    # A table left by someone else: our VS www with web1 at weight 3 and a stranger, plus a VS
+    # that is not in the config at all.
+    site.emu.run(
+        "-R",
+        stdin=(
+            "-A -t 192.0.2.1:80 -s wrr\n"
+            f"-a -t 192.0.2.1:80 -r {site.rs(site.web1)} -m -w 3\n"
+            "-a -t 192.0.2.1:80 -r 127.0.0.118:80 -m -w 4\n"
+            "-A -t 192.0.2.99:25 -s rr\n"
+            "-a -t 192.0.2.99:25 -r 127.0.0.117:25 -m -w 1\n"
+        ),
+    )
+    site.start_healthy()
+    assert "192.0.2.1:80 127.0.0.118:80" not in weights(site.emu)
+    assert weights(site.emu)["192.0.2.99:25 127.0.0.117:25"] == 1
+    assert "kernel: DeleteDestination tcp:192.0.2.1:80 127.0.0.118:80" in site.daemon.log_text()
+    # removing www from the config deletes it (the daemon manages it); 192.0.2.99 stays
+    offset = site.daemon.log_size()
+    site.daemon.write_config(
+        f"! api 192.0.2.2:443 tcp://\nweb1 {site.rs(site.web1)} api=5\n"
+        f"web2 {site.rs(site.web2)}\nsorry {site.rs(site.sorry)}\n"
+    )
+    site.daemon.wait_log("config reload applied", offset=offset)
+    wait_until(lambda: "192.0.2.1:80" not in site.emu.table_text(), 10, "www deleted")
+    assert weights(site.emu)["192.0.2.99:25 127.0.0.117:25"] == 1

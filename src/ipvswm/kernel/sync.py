@@ -13,6 +13,7 @@ from ipvswm.kernel.table import (
     AddDestination,
     AddService,
     DeleteDestination,
+    DeleteService,
     EditDestination,
     EditService,
     Op,
@@ -118,7 +119,9 @@ class KernelSync:
         if not ops:
             return SyncOutcome()
         for op in ops:
-            log.log(KERNEL_OP, "kernel: %s%s", describe_op(op), f" [{reason}]" if reason else "")
+            # Removals are always logged: they are how unknown destinations leave a managed VS.
+            level = logging.INFO if isinstance(op, DeleteDestination | DeleteService) else KERNEL_OP
+            log.log(level, "kernel: %s%s", describe_op(op), f" [{reason}]" if reason else "")
         self.calls += 1
         try:
             result: ApplyResult = await self.backend.apply(ops)
