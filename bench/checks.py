@@ -5,15 +5,15 @@ is not counted) answers every check. Only the checking process's CPU (user + sys
 getrusage) is counted; on loopback the kernel charges it both ends of each TCP handshake. Prints one
 `name = value unit` per line:
 
-  client_<name>_checks_per_second, client_<name>_cpu_ms_per_check,
-  client_<name>_user_cpu_ms_per_check, client_<name>_checks_per_second_per_core
+  client_<name>_checks_per_second, client_<name>_[user_]cpu_seconds_per_1000_checks (= ms per
+  check), client_<name>_checks_per_second_per_core, client_<name>_farm_cpu_seconds_per_1000_checks
       back-to-back HTTP checks from --workers concurrent workers for --client-seconds (saturation),
       for each client in --clients: `prepared` (ipvswm's socket path as a checker runs it: plan
       made once), `probe` (the `probe()` function: plan made per call), `transport` (the asyncio
       transport path, which HTTPS uses and plain HTTP used before), `streams` (asyncio streams),
-      `aiohttp` (force_close connector); also farm_cpu_ms_per_check for the server side;
-  n<N>_checks_per_second, n<N>_cpu_ms_per_check, n<N>_rss_per_checker_kb,
-  n<N>_start_spread_ms_p50, n<N>_start_spread_ms_p95
+      `aiohttp` (force_close connector); `farm_...` is the server side's CPU, for reference;
+  n<N>_checks_per_second, n<N>_cpu_seconds_per_1000_checks, n<N>_checks_per_second_per_core,
+  n<N>_rss_per_checker_kb, n<N>_start_spread_ms_p50, n<N>_start_spread_ms_p95
       N checkers at a 1 s interval through CheckSet (deviation of starts from the schedule).
 
 --profile prints a cProfile (on the CPU clock, so time the process spent descheduled on a busy
@@ -242,10 +242,12 @@ async def compare_clients(
             farm_used = proc_cpu(farm_pid) - farm0
             done = max(done, 1)
             print(f"client_{name}_checks_per_second = {done / wall:.0f} checks/s")
-            print(f"client_{name}_cpu_ms_per_check = {1000 * used / done:.4f} ms")
-            print(f"client_{name}_user_cpu_ms_per_check = {1000 * user / done:.4f} ms")
+            print(f"client_{name}_cpu_seconds_per_1000_checks = {1000 * used / done:.4f} s")
+            print(f"client_{name}_user_cpu_seconds_per_1000_checks = {1000 * user / done:.4f} s")
             print(f"client_{name}_checks_per_second_per_core = {done / used:.0f} checks/s")
-            print(f"client_{name}_farm_cpu_ms_per_check = {1000 * farm_used / done:.4f} ms")
+            print(
+                f"client_{name}_farm_cpu_seconds_per_1000_checks = {1000 * farm_used / done:.4f} s"
+            )
 
 
 async def run_checkers(farm: list[tuple[str, int]], n: int, seconds: float) -> None:
@@ -285,7 +287,8 @@ async def run_checkers(farm: list[tuple[str, int]], n: int, seconds: float) -> N
     ]
     q = statistics.quantiles(deviations, n=100)
     print(f"n{n}_checks_per_second = {done / wall:.0f} checks/s")
-    print(f"n{n}_cpu_ms_per_check = {1000 * used / max(done, 1):.4f} ms")
+    print(f"n{n}_cpu_seconds_per_1000_checks = {1000 * used / max(done, 1):.4f} s")
+    print(f"n{n}_checks_per_second_per_core = {done / max(used, 1e-9):.0f} checks/s")
     print(f"n{n}_rss_per_checker_kb = {(rss1 - rss0) / n:.2f} KB")
     print(f"n{n}_start_spread_ms_p50 = {q[49]:.2f} ms")
     print(f"n{n}_start_spread_ms_p95 = {q[94]:.2f} ms")
