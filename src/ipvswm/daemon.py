@@ -255,6 +255,14 @@ class Daemon:
         self.queue.put_nowait(AdminRequest(event, reply))
         return await reply
 
+    async def refresh_kernel(self) -> None:
+        """Have the owner re-read (and resync) the kernel table; returns once it is read."""
+        if self.engine is None or self._stopping.is_set():
+            return
+        reply: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait(ResyncRequest(reply))
+        await reply
+
     def parse_config(self) -> ParseResult:
         return parse_file(self.config_path)
 
@@ -317,6 +325,8 @@ class Daemon:
             batch.stop = True
         elif isinstance(item, ResyncRequest):
             batch.full_resync = True
+            if item.reply is not None:
+                batch.resync_waiters.append(item.reply)
         elif isinstance(item, AdminRequest):
             step = self._step(item.event, now, batch)
             batch.acks.append((item.reply, step.error if step.error else None))
@@ -390,6 +400,7 @@ class Daemon:
         self._publish_metrics()  # the decided state, while the kernel is being changed
         if batch.full_resync:
             await self._resync()
+            batch.wake_resync_waiters()
         elif batch.touched:
             await self._converge(batch.touched, "")
         self._schedule_wakeup()

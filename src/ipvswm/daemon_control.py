@@ -99,6 +99,9 @@ class DaemonControl:
             "last_resync": daemon.last_resync,
         }
 
+    async def refresh_kernel(self) -> None:
+        await self._daemon.refresh_kernel()
+
     async def wait_change(self) -> None:
         await self._daemon.changed.wait()
 

@@ -32,6 +32,8 @@ class ReloadRequest:
 class ResyncRequest:
     """Re-read the whole kernel table and correct every difference."""
 
+    reply: asyncio.Future[None] | None = None  # resolved once the table has been read
+
 
 @dataclass(slots=True)
 class StopRequest:
@@ -65,6 +67,7 @@ class Batch:
     acks: list[tuple[asyncio.Future[str | None], str | None]] = field(default_factory=list)
     reloads: list[tuple[asyncio.Future[ReloadOutcome], ReloadOutcome]] = field(default_factory=list)
     full_resync: bool = False
+    resync_waiters: list[asyncio.Future[None]] = field(default_factory=list)
     stop: bool = False
 
     def fail_pending(self, message: str) -> None:
@@ -75,3 +78,10 @@ class Batch:
         for reload_future, _ in self.reloads:
             if not reload_future.done():
                 reload_future.set_result(ReloadOutcome(ok=False, errors=(message,)))
+        self.wake_resync_waiters()
+
+    def wake_resync_waiters(self) -> None:
+        """Tell whoever asked for a kernel read that it happened (or was attempted)."""
+        for waiter in self.resync_waiters:
+            if not waiter.done():
+                waiter.set_result(None)

@@ -384,11 +384,6 @@ def test_ctl_wait_up_and_timeout_without_blocking_others(site: Site) -> None:
         assert waiting.reply().startswith("ok: host waiter is up")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: `wait … quiescent` trusts the connection counts of the last resync "
-    "(up to IPVS.ResyncPeriod old) instead of reading the kernel after the wait began",
-)
 def test_wait_quiescent_does_not_trust_stale_connection_counts(site: Site) -> None:
     site.emu.require_emulator()
     # Right after a resync read (which saw no connection), so the next one is ~1 s away.

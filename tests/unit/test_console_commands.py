@@ -249,6 +249,14 @@ async def test_wait_returns_when_reached(control: FakeControl, session: Session)
     reply = await task
     assert reply.status == 0
     assert reply.lines[0].startswith("ok: host web1 on vs www is quiescent")
+    assert control.kernel_reads >= 1  # counts are re-read before a look, never trusted stale
+
+
+async def test_wait_up_and_down_need_no_fresh_kernel_read(
+    control: FakeControl, session: Session
+) -> None:
+    assert (await run(session, "wait host web1 up timeout 1"))[0] == 0
+    assert control.kernel_reads == 0  # weights are what the daemon applied: always current
 
 
 async def test_wait_up_needs_full_weight_and_enabled(

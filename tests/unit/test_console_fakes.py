@@ -53,6 +53,7 @@ class FakeControl:
         self.submitted: list[AdminEvent] = []
         self.log_level = 1
         self.reloads = 0
+        self.kernel_reads = 0
         self.reload_outcome = ReloadOutcome(ok=True, actions=("add vs new",))
         self.check_outcome = ReloadOutcome(ok=True)
         self.submit_error: str | None = None
@@ -117,6 +118,9 @@ class FakeControl:
 
     def status(self) -> dict[str, object]:
         return {"pid": 4242, "backend": "dry-run", "config": self._config.path, "pairs": 3}
+
+    async def refresh_kernel(self) -> None:
+        self.kernel_reads += 1
 
     async def wait_change(self) -> None:
         await self._changed.wait()

@@ -154,7 +154,14 @@ async def _wait(cmd: Wait, control: Control) -> Reply:
     start = loop.time()
     deadline = start + cmd.timeout
     what = f"host {cmd.host}" + (f" on vs {','.join(cmd.vss)}" if cmd.vss else "")
-    while not wait_reached(control, cmd):
+    # Connection counts are only as fresh as the last kernel read: read before every look.
+    fresh_counts = cmd.until is WaitFor.QUIESCENT
+    while True:
+        if fresh_counts:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(control.refresh_kernel(), max(deadline - loop.time(), 0))
+        if wait_reached(control, cmd):
+            break
         remaining = deadline - loop.time()
         if remaining <= 0:
             return Reply(

@@ -76,6 +76,10 @@ class Control(Protocol):
         """`dump status`: daemon facts (pid, start time, backend, config path, counts)."""
         ...
 
+    async def refresh_kernel(self) -> None:
+        """Re-read the kernel table now (fresh connection counts); returns when it is read."""
+        ...
+
     async def wait_change(self) -> None:
         """Return after the next engine step or kernel read (callers bound it with a timeout)."""
         ...
