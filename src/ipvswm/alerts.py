@@ -79,7 +79,7 @@ def parse_smtp(value: str) -> tuple[str, int] | None:
         host = value  # a name, an IPv4 address or a bare IPv6 address
     if not host:
         raise ValueError(f"bad Email.SMTP {value!r}: no host")
-    if port and (not port.isdigit() or not 0 < int(port) < 65536):
+    if port and (not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536):
         raise ValueError(f"bad Email.SMTP {value!r}: bad port {port!r}")
     return host, int(port) if port else SMTP_PORT
 

@@ -126,7 +126,7 @@ def parse_syslog_address(text: str) -> SyslogAddress:
     """`host:port` or `[v6]:port` → UDP address; anything else is a Unix socket path."""
     if not text.startswith("/"):
         host, sep, port = text.rpartition(":")
-        if sep and port.isdigit():
+        if sep and port.isascii() and port.isdigit():
             return (host.strip("[]") or DEFAULT_SYSLOG_UDP[0], int(port))
     return text
 

@@ -335,7 +335,7 @@ class Metrics:
 def parse_listen(listen: str) -> tuple[str, int]:
     """Split `HOST:PORT` / `[V6]:PORT` / `:PORT` into a host and a port; ValueError if malformed."""
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ValueError(f"bad listen address {listen!r}: expected HOST:PORT")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

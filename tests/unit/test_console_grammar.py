@@ -226,3 +226,10 @@ def test_parse_never_raises(line: str) -> None:
 def test_parse_never_raises_on_keyword_soup(words: list[str]) -> None:
     result = parse(" ".join(words))
     assert result is not None
+
+
+@pytest.mark.parametrize(
+    "line", ["set host web1 weight ¹", "set host web1 on in ٣", "wait host web1 up timeout ²", "!¹"]
+)
+def test_non_ascii_digits_are_refused_not_crashed_on(line: str) -> None:
+    assert isinstance(parse(line), ParseError)

@@ -79,7 +79,9 @@ def _scan_endpoint(config_path: str) -> Endpoint:
     return Endpoint(
         found.get("management.socket.path", defaults.management_socket_path),
         found.get("management.socket.ip", defaults.management_socket_ip),
-        int(port_text) if port_text.isdigit() else defaults.management_socket_port,
+        int(port_text)
+        if port_text.isascii() and port_text.isdigit()
+        else defaults.management_socket_port,
     )
 
 

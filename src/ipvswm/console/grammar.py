@@ -100,7 +100,7 @@ class _Words:
 
 
 _LIST_COMMA = re.compile(r"\s*,\s*")
-_SECONDS = re.compile(r"^(\d{1,9}(?:\.\d+)?)s?$", re.IGNORECASE)
+_SECONDS = re.compile(r"^([0-9]{1,9}(?:\.[0-9]+)?)s?$", re.IGNORECASE)
 
 
 def split_words(line: str) -> list[str]:
@@ -121,8 +121,13 @@ def _take_seconds(w: _Words, what: str) -> float:
     return value
 
 
+def _is_number(word: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts superscripts, which int() refuses."""
+    return word.isascii() and word.isdigit()
+
+
 def _int(word: str | None, what: str, high: int) -> int:
-    if word is None or not word.isdigit() or len(word) > 9 or int(word) > high:
+    if word is None or not _is_number(word) or len(word) > 9 or int(word) > high:
         raise _Fail(f"{what}: an integer 0..{high} expected")
     return int(word)
 
@@ -309,7 +314,7 @@ COMMANDS: tuple[Entry, ...] = (
     Entry(("quit", "exit"), "quit|exit", "close this session (^D too)", _p_quit),
 )  # fmt: skip
 
-_REPEAT = re.compile(r"^!\s*(\d{1,9})?$")
+_REPEAT = re.compile(r"^!\s*([0-9]{1,9})?$")
 
 
 def _keywords(syntax: str) -> set[str]:
