@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -266,7 +265,7 @@ def test_binary_garbage_file(tmp_path: Path) -> None:
     assert result.errors
 
 
-def test_100k_lines_parse_quickly() -> None:
+def test_100k_lines_parse() -> None:
     lines = ["# generated", "Check.Interval=2"]
     lines += [f"! v{i} 192.0.2.{i % 250 + 1}:{1000 + i} /health" for i in range(1000)]
     lines += [
@@ -274,13 +273,10 @@ def test_100k_lines_parse_quickly() -> None:
         for i in range(99_000)
     ]
     text = "\n".join(lines) + "\n"
-    start = time.perf_counter()
-    result = parse_text(text, "big.conf", resolver)
-    elapsed = time.perf_counter() - start
+    result = parse_text(text, "big.conf", resolver)  # its speed: bench/config_parse.py
     assert result.errors == ()
     assert result.config is not None
     assert len(result.config.hosts) == 99_000
-    assert elapsed < 20  # about 1-2 s on the shared 2-core machine; generous against noise
 
     broken = text + "junk\n"
     errors = parse_text(broken, "big.conf", resolver).errors

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -341,13 +340,10 @@ def test_concurrent_calls_are_all_applied(emu: Emulator) -> None:
     assert emu.table_text().count("\n-a ") + emu.table_text().startswith("-a") == 16
 
 
-def test_a_10000_line_batch_takes_seconds_at_most(emu: Emulator) -> None:
+def test_a_10000_line_batch_is_applied_whole(emu: Emulator) -> None:
     lines = ["-A -t 10.0.0.1:80 -s wrr"]
     lines += [f"-a -t 10.0.0.1:80 -r 10.1.{i // 250}.{i % 250 + 1}:80 -m -w 1" for i in range(5000)]
     lines += [f"-e -t 10.0.0.1:80 -r 10.1.{i // 250}.{i % 250 + 1}:80 -m -w 2" for i in range(5000)]
-    started = time.monotonic()
-    result = emu.restore("\n".join(lines) + "\n")
-    elapsed = time.monotonic() - started
+    result = emu.restore("\n".join(lines) + "\n")  # its speed: bench/kernel.py
     assert (result.exit, result.stderr) == (0, "")
     assert emu.table_text().count(" -w 2\n") == 5000
-    assert elapsed < 10.0

@@ -1,9 +1,7 @@
-"""The engine's cost per event at 1,000 VSs x 50 hosts (SPEC §4: O(pairs of the target))."""
+"""The engine at 1,000 VSs x 50 hosts: a result re-evaluates only its own pairs (its cost:
+bench/engine.py)."""
 
 from __future__ import annotations
-
-import statistics
-import time
 
 from ipvswm.config.model import CheckKind, CheckSpec, Config
 from ipvswm.engine import Engine
@@ -31,24 +29,19 @@ def _big() -> Config:
     return config(services, hosts)
 
 
-def test_check_results_cost_well_under_a_millisecond() -> None:
+def test_each_result_decides_only_its_own_pair() -> None:
     cfg = _big()
     engine = Engine(cfg, T0)
     engine.handle(Tick(), T0)
-    targets = sorted(cfg.check_targets(), key=str)[:2000]
+    targets = sorted(cfg.check_targets(), key=str)[:200]
     assert len(engine.pairs_for_target(targets[0])) == 1
-    timings: dict[str, list[float]] = {"first": [], "steady": [], "failing": []}
-    rounds = (("first", T0 + 1, True), ("steady", T0 + 2, True), ("failing", T0 + 3, False))
-    for name, now, passed in rounds:
+    rounds = ((T0 + 1, True, 1), (T0 + 2, True, 0), (T0 + 3, False, 1))
+    for now, passed, decisions in rounds:
         status = CheckStatus.PASS if passed else CheckStatus.FAIL
         for target in targets:
-            start = time.perf_counter()
             step = engine.handle(CheckResult(target, passed, status, now - 0.1, now), now)
-            engine.desired_table()  # what the daemon does after each step
-            timings[name].append(time.perf_counter() - start)
-    assert len(step.decisions) == 1 and step.touched
-    for name, values in timings.items():
-        assert statistics.median(values) < 1e-3, name
+            assert len(step.decisions) == decisions
+            assert len(step.touched) == decisions
 
 
 def test_steady_results_touch_nothing() -> None:
