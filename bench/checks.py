@@ -14,10 +14,12 @@ getrusage) is counted; on loopback the kernel charges it both ends of each TCP h
       `aiohttp` (force_close connector); `farm_...` is the server side's CPU, for reference;
   n<N>_checks_per_second, n<N>_cpu_seconds_per_1000_checks, n<N>_checks_per_second_per_core,
   n<N>_rss_per_checker_kb, n<N>_start_spread_ms_p50, n<N>_start_spread_ms_p95
-      N checkers at a 1 s interval through CheckSet (deviation of starts from the schedule).
+      N checkers at a 1 s interval through CheckSet with the built-in probe, as the daemon runs
+      them (start spread: deviation of each check's start from its first start + k intervals).
 
 --profile prints a cProfile (on the CPU clock, so time the process spent descheduled on a busy
-machine is not charged) of a `prepared` saturation run to stderr.
+machine is not charged) of a `prepared` saturation run and of a run of the first size to stderr
+(that run's figures are printed as n<N>_profiled_..., inflated by the profiler).
 
 Usage: python bench/checks.py [--seconds 10] [--sizes 1000,5000] [--clients prepared,transport]
                               [--workers 64] [--client-seconds 3] [--profile]
@@ -250,33 +252,41 @@ async def compare_clients(
             )
 
 
-async def run_checkers(farm: list[tuple[str, int]], n: int, seconds: float) -> None:
-    """N checkers at 1 s for `seconds` after a 1 s warm-up (every checker started once)."""
+async def run_checkers(
+    farm: list[tuple[str, int]], n: int, seconds: float, profile: bool = False
+) -> None:
+    """N checkers at 1 s for `seconds` after a 1 s warm-up (every checker started once).
+
+    The checkers run as the daemon runs them: through CheckSet with the built-in probe. Starts
+    are the results' `started` times (wall clock), so nothing is wrapped around the probe.
+    """
     interval = 1.0
     starts: dict[CheckTarget, list[float]] = {}
-    loop = asyncio.get_running_loop()
-
-    async def recording_probe(target: CheckTarget) -> ProbeOutcome:
-        starts.setdefault(target, []).append(loop.time())
-        return await probe(target)
-
     results = 0
     failures: dict[str, int] = {}
 
     def sink(result: CheckResult) -> None:
         nonlocal results
         results += 1
+        starts.setdefault(result.target, []).append(result.started)
         if not result.passed:
             failures[result.cause] = failures.get(result.cause, 0) + 1
 
     pool = targets(farm, n, interval)
     rss0 = rss_kb()
-    checks = CheckSet(sink, probe=recording_probe)
+    checks = CheckSet(sink)
     checks.update(pool)
     await asyncio.sleep(interval)  # warm-up: every checker reaches its schedule
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    if profiler is not None:
+        profiler.enable()
     results0, cpu0, t0 = results, cpu(), time.monotonic()
     await asyncio.sleep(seconds)
     done, used, wall = results - results0, cpu() - cpu0, time.monotonic() - t0
+    if profiler is not None:
+        profiler.disable()
+        print(f"# profile of n{n} (figures inflated by the profiler)", file=sys.stderr)
+        print_profile(profiler)
     rss1 = rss_kb()
     await checks.close()
     deviations = [
@@ -286,13 +296,21 @@ async def run_checkers(farm: list[tuple[str, int]], n: int, seconds: float) -> N
         if k > 0
     ]
     q = statistics.quantiles(deviations, n=100)
-    print(f"n{n}_checks_per_second = {done / wall:.0f} checks/s")
-    print(f"n{n}_cpu_seconds_per_1000_checks = {1000 * used / max(done, 1):.4f} s")
-    print(f"n{n}_checks_per_second_per_core = {done / max(used, 1e-9):.0f} checks/s")
-    print(f"n{n}_rss_per_checker_kb = {(rss1 - rss0) / n:.2f} KB")
-    print(f"n{n}_start_spread_ms_p50 = {q[49]:.2f} ms")
-    print(f"n{n}_start_spread_ms_p95 = {q[94]:.2f} ms")
-    print(f"n{n}_failed_checks = {sum(failures.values())} checks {failures or ''}".rstrip())
+    tag = f"n{n}_profiled" if profile else f"n{n}"
+    print(f"{tag}_checks_per_second = {done / wall:.0f} checks/s")
+    print(f"{tag}_cpu_seconds_per_1000_checks = {1000 * used / max(done, 1):.4f} s")
+    print(f"{tag}_checks_per_second_per_core = {done / max(used, 1e-9):.0f} checks/s")
+    print(f"{tag}_rss_per_checker_kb = {(rss1 - rss0) / n:.2f} KB")
+    print(f"{tag}_start_spread_ms_p50 = {q[49]:.2f} ms")
+    print(f"{tag}_start_spread_ms_p95 = {q[94]:.2f} ms")
+    print(f"{tag}_failed_checks = {sum(failures.values())} checks {failures or ''}".rstrip())
+
+
+def print_profile(profiler: cProfile.Profile) -> None:
+    """The top of a profile, by own time, to stderr."""
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+    print(out.getvalue(), file=sys.stderr)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -307,9 +325,10 @@ async def main(args: argparse.Namespace) -> None:
             profiler.enable()
             await saturate(prepared, farm, args.workers, args.client_seconds)
             profiler.disable()
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-            print(out.getvalue(), file=sys.stderr)
+            print("# profile of a prepared saturation run", file=sys.stderr)
+            print_profile(profiler)
+            if args.sizes:
+                await run_checkers(farm, args.sizes[0], args.seconds, profile=True)
     finally:
         assert farm_proc.stdin is not None
         farm_proc.stdin.close()
