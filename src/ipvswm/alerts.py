@@ -29,59 +29,35 @@ import logging
 import os
 import smtplib
 import socket
-import threading
 import time
-from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import formatdate, make_msgid
-from typing import TypeVar
 
 from ipvswm import __version__
+from ipvswm.alerts_smtp import (
+    SMTP_PORT,
+    MailError,
+    abort_smtp,
+    in_thread,
+    parse_smtp,
+    send_cause,
+    smtp_send,
+)
 from ipvswm.config.model import Config, GlobalOptions, VirtualService
 from ipvswm.engine.outputs import SorryChange
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.kernel.table import Table
-from ipvswm.metrics import pair_views, service_key
+from ipvswm.views import pair_views, service_key
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-SMTP_PORT = 25
+__all__ = ["SMTP_PORT", "MailError", "Mailer", "host_lines", "parse_smtp"]
+
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_BACKOFF = 2.0
 TIMEOUT_ENV = "IPVSWM_SMTP_TIMEOUT"
 BACKOFF_ENV = "IPVSWM_SMTP_BACKOFF"
-
-
-class MailError(Exception):
-    """A send attempt that failed for a reason other than an smtplib or socket error."""
-
-
-def parse_smtp(value: str) -> tuple[str, int] | None:
-    """`Email.SMTP` as (host, port); None for an empty value (local sendmail). ValueError if bad."""
-    value = value.strip()
-    if not value:
-        return None
-    port = ""
-    if value.startswith("["):
-        host, closed, rest = value[1:].partition("]")
-        if not closed or (rest and not rest.startswith(":")):
-            raise ValueError(f"bad Email.SMTP {value!r}: expected [ADDRESS]:PORT")
-        port = rest[1:]
-        if rest and not port:
-            raise ValueError(f"bad Email.SMTP {value!r}: empty port")
-    elif value.count(":") == 1:
-        host, port = value.split(":")
-        if not port:
-            raise ValueError(f"bad Email.SMTP {value!r}: empty port")
-    else:
-        host = value  # a name, an IPv4 address or a bare IPv6 address
-    if not host:
-        raise ValueError(f"bad Email.SMTP {value!r}: no host")
-    if port and (not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536):
-        raise ValueError(f"bad Email.SMTP {value!r}: bad port {port!r}")
-    return host, int(port) if port else SMTP_PORT
 
 
 def _env_seconds(name: str, default: float) -> float:
@@ -100,13 +76,11 @@ def _env_seconds(name: str, default: float) -> float:
 
 
 def host_lines(config: Config, snapshot: StateSnapshot, kernel: Table, vs_tag: str) -> list[str]:
-    """One line per pair of the VS: host, address, weights, phase, check and reasons."""
+    """The alert mail's host list: one line per pair of the VS (weights, phase, check, reasons)."""
     lines = []
-    for view in pair_views(config, snapshot, kernel):
-        if view.vs != vs_tag:
-            continue
+    for view in pair_views(config, snapshot, kernel, vss=[vs_tag]):
         addr = f"[{view.address}]" if ":" in view.address else view.address
-        kernel_weight = "-" if view.kernel is None else str(view.kernel)
+        kernel_weight = "-" if view.kernel_weight is None else str(view.kernel_weight)
         line = (
             f"{view.host} {addr}:{view.port} weight {view.desired} "
             f"(config {view.configured}, kernel {kernel_weight}) {view.phase.value}, "
@@ -120,46 +94,6 @@ def host_lines(config: Config, snapshot: StateSnapshot, kernel: Table, vs_tag: s
     return lines
 
 
-def _cause(exc: BaseException) -> str:
-    """A short, readable cause for a failed send."""
-    if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
-        return f"SMTP {exc.smtp_code} {text}".strip()
-    if isinstance(exc, MailError):
-        return str(exc)
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return f"recipients refused: {', '.join(sorted(exc.recipients))}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-async def _in_thread(fn: Callable[[], T]) -> T:
-    """Run a blocking call in a fresh daemon thread; cancelling abandons it (it ends by itself)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: Exception | None) -> None:
-        if future.done():
-            return  # the waiter was cancelled
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def run() -> None:
-        result: T | None = None
-        error: Exception | None = None
-        try:
-            result = fn()
-        except Exception as exc:
-            error = exc
-        # The loop may be gone when an abandoned send ends: nobody is waiting any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=run, name="ipvswm-mail", daemon=True).start()
-    return await future
-
-
 async def _set_within(event: asyncio.Event, delay: float) -> bool:
     """Wait up to `delay` s for `event`; whether it was set."""
     try:
@@ -167,29 +101,6 @@ async def _set_within(event: asyncio.Event, delay: float) -> bool:
     except TimeoutError:
         return False
     return True
-
-
-def _smtp_send(smtp: smtplib.SMTP, host: str, port: int, message: EmailMessage) -> dict[str, str]:
-    """One SMTP transaction (blocking); the recipients refused while others were accepted."""
-    try:
-        smtp.connect(host, port)
-        refused = smtp.send_message(message)
-        with contextlib.suppress(smtplib.SMTPException, OSError):
-            smtp.quit()  # the message is accepted: a failed QUIT must not cause a duplicate
-        return {
-            rcpt: f"{code} {text.decode(errors='replace')}"
-            for rcpt, (code, text) in refused.items()
-        }
-    finally:
-        smtp.close()
-
-
-def _abort(smtp: smtplib.SMTP) -> None:
-    """Wake a thread blocked on this connection (close() alone does not interrupt a recv)."""
-    sock = getattr(smtp, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 class Mailer:
@@ -332,7 +243,7 @@ class Mailer:
         if task is not None:
             task.cancel()
             if self._inflight is not None:
-                _abort(self._inflight)
+                abort_smtp(self._inflight)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if left:
@@ -358,7 +269,7 @@ class Mailer:
             try:
                 await self._send_once(message)
             except (OSError, smtplib.SMTPException, MailError) as exc:
-                cause = _cause(exc)
+                cause = send_cause(exc)
             else:
                 self.sent += 1
                 log.info("alert %r sent to %s via %s", subject, message["To"], self.via)
@@ -391,9 +302,9 @@ class Mailer:
         smtp = smtplib.SMTP(local_hostname=self._hostname, timeout=self._timeout)
         self._inflight = smtp
         try:
-            refused = await _in_thread(lambda: _smtp_send(smtp, host, port, message))
+            refused = await in_thread(lambda: smtp_send(smtp, host, port, message))
         except asyncio.CancelledError:
-            _abort(smtp)
+            abort_smtp(smtp)
             raise
         finally:
             self._inflight = None

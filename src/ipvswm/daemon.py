@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ipvswm import sdnotify
-from ipvswm.alerts import Mailer
+from ipvswm.alerts import Mailer, host_lines
 from ipvswm.checks.checkset import CheckSet
 from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
 from ipvswm.config.model import Config
@@ -388,7 +388,8 @@ class Daemon:
             "vs %s: sorry server %s %s (%s)", alert.vs, alert.sorry_host, state, alert.subject()
         )
         if vs is not None and vs.email:
-            self.mailer.notify(alert, vs, self.control.host_lines(alert.vs))
+            lines = host_lines(self.config, self.engine_snapshot(), self.kernel_table(), alert.vs)
+            self.mailer.notify(alert, vs, lines)
 
     async def _finish(self, batch: Batch) -> None:
         self._save(batch.changes, batch.acks)

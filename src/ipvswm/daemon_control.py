@@ -114,30 +114,6 @@ class DaemonControl:
             f"{status['pairs']} pairs, {status['checkers']} checkers"
         )
 
-    def host_lines(self, vs_tag: str) -> list[str]:
-        """One line per host of a VS with its state, for alert mails."""
-        snapshot = self.snapshot()
-        lines = []
-        for pair in self.config().pairs():
-            if pair.vs != vs_tag:
-                continue
-            state = snapshot.pairs.get((pair.vs, pair.host))
-            host_state = snapshot.hosts.get(pair.host)
-            reasons = sorted(
-                (state.reasons if state else frozenset())
-                | (host_state.reasons if host_state else frozenset())
-            )
-            if state is None:
-                lines.append(f"{pair.host} {pair.address}:{pair.port}: unknown")
-                continue
-            lines.append(
-                f"{pair.host} {pair.address}:{pair.port}: {state.phase.value} weight "
-                f"{state.weight}/{pair.weight} check {state.check_status.value}"
-                + (f" ({state.check_cause})" if state.check_cause else "")
-                + (f" reasons {','.join(reasons)}" if reasons else "")
-            )
-        return lines
-
     def status_document(self) -> dict[str, object]:
         """The /status JSON document."""
         from ipvswm.metrics import status_document

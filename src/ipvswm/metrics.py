@@ -22,80 +22,23 @@ import contextlib
 import json
 import logging
 import platform
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ipvswm import __version__
-from ipvswm.config.model import CheckTarget, Config, Pair, VirtualService
-from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot
+from ipvswm.config.model import CheckTarget, Config, Pair
+from ipvswm.engine.state import Phase, StateSnapshot
 from ipvswm.events import CheckResult
 from ipvswm.kernel.backend import FailureKind
-from ipvswm.kernel.table import DestKey, Protocol, ServiceKey, Table
+from ipvswm.kernel.table import Table
+from ipvswm.views import PairView, pair_views, service_key
 
 log = logging.getLogger(__name__)
 
 CHECK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-def service_key(vs: VirtualService) -> ServiceKey:
-    """The IPVS service a virtual service is."""
-    return ServiceKey(Protocol(vs.proto.value), vs.address, vs.port)
-
-
-@dataclass(frozen=True, slots=True)
-class PairView:
-    """One pair as metrics and /status show it."""
-
-    vs: str
-    host: str
-    address: str
-    port: int
-    configured: int
-    override: int | None
-    desired: int
-    kernel: int | None  # None: not in the kernel table
-    phase: Phase
-    pair_reasons: frozenset[str]
-    host_reasons: frozenset[str]
-    check: str
-    cause: str
-    ramp_deadline: float | None
-
-    @property
-    def reasons(self) -> frozenset[str]:
-        """Every reason holding the pair down, host-level or pair-level."""
-        return self.pair_reasons | self.host_reasons
-
-
-def pair_views(
-    config: Config, snapshot: StateSnapshot, kernel: Table, pairs: Iterable[Pair] | None = None
-) -> Iterator[PairView]:
-    """Every pair of the config (or `pairs`, precomputed from it) with its state, in file order."""
-    keys = {vs.tag: service_key(vs) for vs in config.services}
-    for pair in config.pairs() if pairs is None else pairs:
-        state = snapshot.pairs.get((pair.vs, pair.host), PairState())
-        host = snapshot.hosts.get(pair.host, HostState())
-        dest = kernel.destination(keys[pair.vs], DestKey(pair.address, pair.port))
-        yield PairView(
-            vs=pair.vs,
-            host=pair.host,
-            address=pair.address,
-            port=pair.port,
-            configured=pair.weight,
-            override=state.override,
-            desired=state.weight,
-            kernel=None if dest is None else dest.weight,
-            phase=state.phase,
-            pair_reasons=state.reasons,
-            host_reasons=host.reasons,
-            check=state.check_status.value if pair.check is not None else "none",
-            cause=state.check_cause,
-            ramp_deadline=state.ramp_deadline,
-        )
 
 
 def _pair_json(view: PairView) -> dict[str, object]:
@@ -106,7 +49,7 @@ def _pair_json(view: PairView) -> dict[str, object]:
         "configured": view.configured,
         "override": view.override,
         "desired": view.desired,
-        "kernel": view.kernel,
+        "kernel": view.kernel_weight,
         "phase": view.phase.value,
         "reasons": sorted(view.reasons),
         "pair_reasons": sorted(view.pair_reasons),
@@ -176,12 +119,12 @@ class _StateText:
         actual: list[str] = []
         phase: list[str] = []
         reasons: list[str] = []
-        for view in pair_views(config, snapshot, kernel, pairs):
+        for view in pair_views(config, snapshot, kernel, pairs=pairs):
             key = f'vs="{_label(view.vs)}",host="{_label(view.host)}"'
             configured.append(f"ipvswm_pair_configured_weight{{{key}}} {view.configured}\n")
             desired.append(f"ipvswm_pair_desired_weight{{{key}}} {view.desired}\n")
-            if view.kernel is not None:
-                actual.append(f"ipvswm_pair_kernel_weight{{{key}}} {view.kernel}\n")
+            if view.kernel_weight is not None:
+                actual.append(f"ipvswm_pair_kernel_weight{{{key}}} {view.kernel_weight}\n")
             for p in Phase:
                 one = 1 if p is view.phase else 0
                 phase.append(f'ipvswm_pair_phase{{{key},phase="{p.value}"}} {one}\n')

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ipvswm.alerts import Mailer, host_lines, parse_smtp
-from ipvswm.config.model import CheckKind, CheckSpec, Config, GlobalOptions, Host, VirtualService
+from ipvswm.config.model import (
+    CheckKind,
+    CheckSpec,
+    Config,
+    GlobalOptions,
+    Host,
+    Method,
+    VirtualService,
+)
 from ipvswm.engine.outputs import SorryChange
 from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot
 from ipvswm.events import CheckStatus
@@ -147,6 +157,19 @@ def test_host_lines_from_state() -> None:
         "reasons maintenance",
     ]
     assert host_lines(config, snapshot, kernel, "other") == []
+
+
+def test_host_lines_of_a_dr_vs_show_the_kernel_weight() -> None:
+    """method=dr: the kernel holds web1 (port 8080) on the VS's port 80."""
+    www = dataclasses.replace(WWW, rs_port=8080, method=Method.DR)
+    config = Config(services=(www,), hosts=(Host("web1", "127.0.0.2", weights=(("www", 10),)),))
+    snapshot = StateSnapshot(pairs={("www", "web1"): PairState(weight=10, phase=Phase.ENABLED)})
+    key = ServiceKey(Protocol.TCP, "192.0.2.10", 80)
+    dest = DestKey("127.0.0.2", 80)
+    kernel = Table({key: ServiceEntry(Service(key), {dest: Destination(dest, weight=10)})})
+    assert host_lines(config, snapshot, kernel, "www") == [
+        "web1 127.0.0.2:8080 weight 10 (config 10, kernel 10) ENABLED, check unknown"
+    ]
 
 
 async def test_full_queue_drops_oldest_and_close_reports_unsent(

@@ -8,11 +8,14 @@ import json
 
 import pytest
 
+from ipvswm.config.model import Method
 from ipvswm.console.control import ReloadOutcome
 from ipvswm.console.session import Session
 from ipvswm.engine.state import Phase
 from ipvswm.events import SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
-from tests.unit.test_console_fakes import FakeControl
+from ipvswm.kernel.table import DestKey
+from ipvswm.views import service_key
+from tests.unit.test_console_fakes import FakeControl, sample_config
 
 
 async def run(session: Session, line: str) -> tuple[int, list[str], dict[str, object]]:
@@ -288,3 +291,40 @@ async def test_wait_timeout_is_status_3_and_does_not_block_others(control: FakeC
     reply = await task
     assert reply.status == 3
     assert reply.lines == ["# timeout: host web1 not quiescent after 0.3s"]
+
+
+def dr_control() -> FakeControl:
+    """www with method=dr on port 80, its real servers on 8080: the kernel holds them on 80."""
+    config = sample_config()
+    www = dataclasses.replace(config.services[0], rs_port=8080, method=Method.DR)
+    return FakeControl(dataclasses.replace(config, services=(www, *config.services[1:])))
+
+
+async def test_dr_pair_shows_the_kernel_weight_on_the_vs_port() -> None:
+    control = dr_control()
+    key = service_key(control.config().services[0])
+    assert DestKey("127.0.0.2", 80) in control.kernel().services[key].destinations
+    control.set_kernel("www", "web1", weight=60, active=4)
+    _, lines, data = await run(Session(control, "test"), "show host web1 in vs www")
+    assert lines[0] == (
+        "web1/www 127.0.0.2:8080 Reasons=- Weight.Config=100 Weight.Override=- Weight.Desired=100"
+        " Proc.Weight=60 Proc.ActiveConn=4 Proc.InActConn=0 Ramp=- Phase=ENABLED"
+    )
+    assert lines[1] == "web1 Total.ActiveConn=4 Total.Weight=60 Combined.TStatus=1-SYNC"
+    pair = data["hosts"][0]["pairs"][0]  # type: ignore[index]
+    assert (pair["port"], pair["kernel_weight"]) == (8080, 60)
+    _, lines, _ = await run(Session(control, "test"), "show vs www")
+    assert "Weight.Desired=200 Proc.Weight=160" in lines[0]
+
+
+async def test_wait_up_on_a_dr_pair_succeeds() -> None:
+    control = dr_control()
+    session = Session(control, "test")
+    await run(session, "set host web1 off")
+    control.table = control.desired_table()
+    assert (await run(session, "wait host web1 down timeout 1"))[0] == 0
+    await run(session, "set host web1 on")
+    assert (await run(session, "wait host web1 up for vs www timeout 0.05"))[0] == 3
+    control.table = control.desired_table()
+    status, lines, _ = await run(session, "wait host web1 up for vs www timeout 1")
+    assert (status, lines[0][:30]) == (0, "ok: host web1 on vs www is up ")

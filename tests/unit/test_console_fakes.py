@@ -7,7 +7,7 @@ import dataclasses
 
 from ipvswm.config.model import CheckKind, CheckSpec, Config, GlobalOptions, Host, VirtualService
 from ipvswm.console.control import CheckView, ReloadOutcome
-from ipvswm.console.render import service_key
+from ipvswm.engine.layout import dest_port, service_key
 from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot, VsState
 from ipvswm.events import (
     AdminEvent,
@@ -138,7 +138,7 @@ class FakeControl:
         assert vs_cfg is not None
         key = service_key(vs_cfg)
         entry = self.table.services[key]
-        dkey = DestKey(pair.address, pair.port)
+        dkey = DestKey(pair.address, dest_port(vs_cfg, pair.port))
         old = entry.destinations[dkey]
         new = dataclasses.replace(
             old, weight=old.weight if weight is None else weight, active=active
@@ -155,7 +155,7 @@ class FakeControl:
             dests = {}
             for p in self._config.pairs():
                 if p.vs == vs.tag:
-                    dkey = DestKey(p.address, p.port)
+                    dkey = DestKey(p.address, dest_port(vs, p.port))  # dr/tun: the VS port
                     old = self.table.destination(key, dkey)
                     active = old.active if old is not None else 0
                     weight = self.snap.pairs[(p.vs, p.host)].weight

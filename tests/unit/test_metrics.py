@@ -17,6 +17,7 @@ from ipvswm.config.model import (
     CheckTarget,
     Config,
     Host,
+    Method,
     Proto,
     VirtualService,
 )
@@ -255,6 +256,23 @@ def test_status_document() -> None:
     assert api_web1["port"] == 5353 and api_web1["kernel"] is None and api_web1["check"] == "none"
     assert api_web1["override"] == 0
     json.dumps(document)  # JSON-ready as it is
+
+
+def test_dr_pair_kernel_weight_is_read_on_the_vs_port() -> None:
+    """method=dr: the kernel holds a real server on 8080 as a destination on the VS's port 80."""
+    www = VirtualService("www", "192.0.2.10", 80, 8080, HTTP, method=Method.DR)
+    config = Config(services=(www,), hosts=(Host("web1", "127.0.0.2", weights=(("www", 9),)),))
+    snapshot = StateSnapshot(pairs={("www", "web1"): PairState(weight=9, phase=Phase.ENABLED)})
+    dest = DestKey("127.0.0.2", 80)
+    kernel = Table({WWW_KEY: ServiceEntry(Service(WWW_KEY), {dest: Destination(dest, weight=9)})})
+    metrics = Metrics()
+    metrics.update_state(config, snapshot, kernel)
+    parsed = samples(metrics.render().decode())
+    assert value(parsed, "ipvswm_pair_kernel_weight", vs="www", host="web1") == 9
+    services = status_document(config, snapshot, kernel)["services"]
+    assert isinstance(services, list)
+    (pair,) = services[0]["pairs"]
+    assert (pair["port"], pair["kernel"]) == (8080, 9)
 
 
 @pytest.mark.parametrize(

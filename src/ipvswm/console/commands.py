@@ -35,6 +35,7 @@ from ipvswm.console.control import Control, ReloadOutcome
 from ipvswm.console.grammar import help_lines
 from ipvswm.engine.state import Phase
 from ipvswm.events import AdminEvent, SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
+from ipvswm.views import pair_views
 
 if TYPE_CHECKING:
     from ipvswm.console.session import Session
@@ -136,7 +137,7 @@ def _event_data(event: AdminEvent) -> dict[str, object]:
 
 def wait_reached(control: Control, cmd: Wait) -> bool:
     """Whether the kernel shows the waited-for state for every selected pair of the host."""
-    views = render.pair_views(
+    views = pair_views(
         control.config(), control.snapshot(), control.kernel(), hosts=[cmd.host], vss=cmd.vss
     )
     if cmd.until is WaitFor.QUIESCENT:
@@ -231,7 +232,7 @@ def _show_hosts(cmd: ShowHosts, control: Control) -> Reply:
     error = check_names(config, cmd.hosts or (), cmd.vss or ())
     if error is not None:
         return failed(error)
-    views = render.pair_views(config, control.snapshot(), control.kernel(), cmd.hosts, cmd.vss)
+    views = pair_views(config, control.snapshot(), control.kernel(), hosts=cmd.hosts, vss=cmd.vss)
     if cmd.hosts is not None:
         order = list(cmd.hosts)
     elif cmd.vss is not None:

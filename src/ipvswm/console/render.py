@@ -18,20 +18,16 @@ import dataclasses
 import enum
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from ipvswm.config.model import Config, VirtualService
 from ipvswm.console.control import CheckView
-from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot, VsState
-from ipvswm.kernel.table import Destination, DestKey, Protocol, ServiceKey, Table
+from ipvswm.engine.layout import dest_port
+from ipvswm.engine.state import HostState, PairState, StateSnapshot, VsState
+from ipvswm.kernel.table import DestKey, Table
+from ipvswm.views import PairView, pair_views, service_key
 
 Rendered = tuple[list[str], dict[str, object]]
 """Text lines and JSON data of one reply."""
-
-
-def service_key(vs: VirtualService) -> ServiceKey:
-    """The kernel's key of a virtual service."""
-    return ServiceKey(Protocol(vs.proto.value), vs.address, vs.port)
 
 
 def addr_port(address: str, port: int) -> str:
@@ -60,86 +56,6 @@ def jsonable(value: object) -> object:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class PairView:
-    """One pair as `show` sees it: config, engine state and kernel values together."""
-
-    vs: str
-    host: str
-    address: str
-    port: int
-    host_reasons: frozenset[str]
-    reasons: frozenset[str]
-    configured: int
-    override: int | None
-    desired: int
-    phase: Phase
-    ramp_duration: float | None
-    ramp_deadline: float | None
-    kernel_weight: int | None  # None: absent from the kernel table
-    active: int
-    inactive: int
-
-    @property
-    def target(self) -> int:
-        """T of SPEC §4: the override if set, else the configured weight."""
-        return self.override if self.override is not None else self.configured
-
-    @property
-    def kernel_or_zero(self) -> int:
-        return self.kernel_weight or 0
-
-    def pending(self) -> str | None:
-        """None when settled, else what it is waiting for (AWAIT_PASS, RAMPING, SYNC)."""
-        if self.phase in (Phase.AWAIT_PASS, Phase.RAMPING):
-            return str(self.phase.value)
-        return None if self.kernel_or_zero == self.desired else "SYNC"
-
-
-def pair_views(
-    config: Config,
-    snap: StateSnapshot,
-    table: Table,
-    hosts: Iterable[str] | None = None,
-    vss: Iterable[str] | None = None,
-) -> list[PairView]:
-    """Every pair of the config (in file order), optionally only of some hosts and VSs."""
-    host_set = None if hosts is None else set(hosts)
-    vs_set = None if vss is None else set(vss)
-    views: list[PairView] = []
-    for pair in config.pairs():
-        if (host_set is not None and pair.host not in host_set) or (
-            vs_set is not None and pair.vs not in vs_set
-        ):
-            continue
-        vs = config.service(pair.vs)
-        assert vs is not None  # Config.pairs() only yields pairs of known VSs
-        state = snap.pairs.get((pair.vs, pair.host), PairState())
-        dest: Destination | None = table.destination(
-            service_key(vs), DestKey(pair.address, pair.port)
-        )
-        views.append(
-            PairView(
-                vs=pair.vs,
-                host=pair.host,
-                address=pair.address,
-                port=pair.port,
-                host_reasons=snap.hosts.get(pair.host, HostState()).reasons,
-                reasons=state.reasons,
-                configured=pair.weight,
-                override=state.override,
-                desired=state.weight,
-                phase=state.phase,
-                ramp_duration=state.ramp_duration,
-                ramp_deadline=state.ramp_deadline,
-                kernel_weight=None if dest is None else dest.weight,
-                active=0 if dest is None else dest.active,
-                inactive=0 if dest is None else dest.inactive,
-            )
-        )
-    return views
-
-
 def tstatus(views: Iterable[PairView]) -> str:
     """`Combined.TStatus` of some pairs (see the module docstring)."""
     pending = [p for p in (v.pending() for v in views) if p is not None]
@@ -149,7 +65,7 @@ def tstatus(views: Iterable[PairView]) -> str:
 
 
 def _reasons_text(view: PairView) -> str:
-    parts = [f"host:{r}" for r in sorted(view.host_reasons)] + sorted(view.reasons)
+    parts = [f"host:{r}" for r in sorted(view.host_reasons)] + sorted(view.pair_reasons)
     return ",".join(parts) or "-"
 
 
@@ -177,11 +93,26 @@ def pair_line(view: PairView, now: float) -> str:
 
 
 def pair_data(view: PairView) -> dict[str, object]:
-    data = jsonable(view)
-    assert isinstance(data, dict)
-    data["target"] = view.target
-    data["pending"] = view.pending()
-    return data
+    """One pair as `show`'s JSON data (`reasons` are the pair-level ones here)."""
+    return {
+        "vs": view.vs,
+        "host": view.host,
+        "address": view.address,
+        "port": view.port,
+        "host_reasons": sorted(view.host_reasons),
+        "reasons": sorted(view.pair_reasons),
+        "configured": view.configured,
+        "override": view.override,
+        "desired": view.desired,
+        "phase": view.phase.value,
+        "ramp_duration": view.ramp_duration,
+        "ramp_deadline": view.ramp_deadline,
+        "kernel_weight": view.kernel_weight,
+        "active": view.active,
+        "inactive": view.inactive,
+        "target": view.target,
+        "pending": view.pending(),
+    }
 
 
 def show_hosts(views: list[PairView], host_order: Iterable[str], now: float) -> Rendered:
@@ -222,10 +153,21 @@ def sorry_target(config: Config, vs: VirtualService) -> tuple[str, str, int] | N
     return None
 
 
+def _views_by_vs(
+    config: Config, snap: StateSnapshot, table: Table, tags: Iterable[str] | None = None
+) -> dict[str, list[PairView]]:
+    """The pairs of some VSs (all if None), grouped by VS: one pass over the config."""
+    wanted = None if tags is None else list(tags)
+    keys = [vs.tag for vs in config.services] if wanted is None else wanted
+    by_vs: dict[str, list[PairView]] = {tag: [] for tag in keys}
+    for view in pair_views(config, snap, table, vss=wanted):
+        by_vs[view.vs].append(view)
+    return by_vs
+
+
 def _vs_summary(
-    config: Config, vs: VirtualService, snap: StateSnapshot, table: Table
+    vs: VirtualService, views: list[PairView], snap: StateSnapshot
 ) -> tuple[str, dict[str, object]]:
-    views = pair_views(config, snap, table, vss=[vs.tag])
     state = snap.vss.get(vs.tag, VsState())
     desired = sum(v.desired for v in views)
     kernel = sum(v.kernel_or_zero for v in views)
@@ -251,8 +193,9 @@ def show_vs_list(config: Config, snap: StateSnapshot, table: Table) -> Rendered:
     """`show vs`: one line per virtual service."""
     lines: list[str] = []
     items: list[dict[str, object]] = []
+    by_vs = _views_by_vs(config, snap, table)
     for vs in config.services:
-        line, data = _vs_summary(config, vs, snap, table)
+        line, data = _vs_summary(vs, by_vs[vs.tag], snap)
         lines.append(line)
         items.append(data)
     return lines, {"vss": items}
@@ -264,11 +207,13 @@ def show_vs_detail(
     """`show vs V`: the VS line, its pairs and its sorry server."""
     lines: list[str] = []
     items: list[dict[str, object]] = []
-    for tag in tags:
+    tag_list = list(tags)
+    by_vs = _views_by_vs(config, snap, table, tag_list)
+    for tag in tag_list:
         vs = config.service(tag)
         assert vs is not None  # the caller checked the names
-        line, data = _vs_summary(config, vs, snap, table)
-        views = pair_views(config, snap, table, vss=[tag])
+        views = by_vs[tag]
+        line, data = _vs_summary(vs, views, snap)
         lines.append(line)
         lines.extend(f"  {pair_line(v, now)}" for v in views)
         sorry = sorry_target(config, vs)
@@ -278,7 +223,9 @@ def show_vs_detail(
         else:
             name, address, port = sorry
             since = f" since {when(state.sorry_since)}" if state.sorry_on else ""
-            in_kernel = table.destination(service_key(vs), DestKey(address, port)) is not None
+            # dr/tun: the kernel holds the sorry server on the VS port, as it does the pairs
+            dest = DestKey(address, dest_port(vs, port))
+            in_kernel = table.destination(service_key(vs), dest) is not None
             lines.append(
                 f"  sorry server: {name} {addr_port(address, port)}"
                 f" {'on' if state.sorry_on else 'off'}{since} Proc.Present={int(in_kernel)}"
