@@ -13,7 +13,7 @@ from ipvswm.console.control import ReloadOutcome
 from ipvswm.console.session import Session
 from ipvswm.engine.state import Phase
 from ipvswm.events import SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
-from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Destination, DestKey, Forward, ServiceEntry, Table
 from ipvswm.views import service_key
 from tests.unit.test_console_fakes import FakeControl, sample_config
 
@@ -315,6 +315,13 @@ async def test_dr_pair_shows_the_kernel_weight_on_the_vs_port() -> None:
     assert (pair["port"], pair["kernel_weight"]) == (8080, 60)
     _, lines, _ = await run(Session(control, "test"), "show vs www")
     assert "Weight.Desired=200 Proc.Weight=160" in lines[0]
+    assert lines[-1] == "  sorry server: sorry 127.0.0.9:8080 off Proc.Present=0"
+    entry = control.table.services[key]
+    sorry = Destination(DestKey("127.0.0.9", 80), Forward.ROUTE)  # where the engine puts it
+    dests = {**entry.destinations, sorry.key: sorry}
+    control.table = Table({key: ServiceEntry(entry.service, dests)})
+    _, lines, _ = await run(Session(control, "test"), "show vs www")
+    assert lines[-1] == "  sorry server: sorry 127.0.0.9:8080 off Proc.Present=1"
 
 
 async def test_wait_up_on_a_dr_pair_succeeds() -> None:
