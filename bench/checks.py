@@ -12,7 +12,7 @@ getrusage) is counted; on loopback the kernel charges it both ends of each TCP h
       made once), `probe` (the `probe()` function: plan made per call), `transport` (the asyncio
       transport path, which HTTPS uses and plain HTTP used before), `streams` (asyncio streams),
       `aiohttp` (force_close connector); `farm_...` is the server side's CPU, for reference;
-  n<N>_checks_per_second, n<N>_cpu_seconds_per_1000_checks, n<N>_checks_per_second_per_core,
+  n<N>_checks_per_second, n<N>_[user_]cpu_seconds_per_1000_checks, n<N>_checks_per_second_per_core,
   n<N>_rss_per_checker_kb, n<N>_start_spread_ms_p50, n<N>_start_spread_ms_p95
       N checkers at a 1 s interval through CheckSet with the built-in probe, as the daemon runs
       them (start spread: deviation of each check's start from its first start + k intervals).
@@ -281,8 +281,10 @@ async def run_checkers(
     if profiler is not None:
         profiler.enable()
     results0, cpu0, t0 = results, cpu(), time.monotonic()
+    user0 = resource.getrusage(resource.RUSAGE_SELF).ru_utime
     await asyncio.sleep(seconds)
     done, used, wall = results - results0, cpu() - cpu0, time.monotonic() - t0
+    user = resource.getrusage(resource.RUSAGE_SELF).ru_utime - user0
     if profiler is not None:
         profiler.disable()
         print(f"# profile of n{n} (figures inflated by the profiler)", file=sys.stderr)
@@ -299,6 +301,7 @@ async def run_checkers(
     tag = f"n{n}_profiled" if profile else f"n{n}"
     print(f"{tag}_checks_per_second = {done / wall:.0f} checks/s")
     print(f"{tag}_cpu_seconds_per_1000_checks = {1000 * used / max(done, 1):.4f} s")
+    print(f"{tag}_user_cpu_seconds_per_1000_checks = {1000 * user / max(done, 1):.4f} s")
     print(f"{tag}_checks_per_second_per_core = {done / max(used, 1e-9):.0f} checks/s")
     print(f"{tag}_rss_per_checker_kb = {(rss1 - rss0) / n:.2f} KB")
     print(f"{tag}_start_spread_ms_p50 = {q[49]:.2f} ms")

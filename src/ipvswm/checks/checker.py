@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
 
+from ipvswm.checks.plain import PlainCheck
 from ipvswm.checks.probe import PreparedCheck, Probe, ProbeOutcome, probe
 from ipvswm.config.model import CheckTarget
 from ipvswm.events import CheckResult, CheckStatus
@@ -21,6 +23,20 @@ INTERNAL_ERROR = "internal error"
 
 _default_probe = probe
 
+SLOTS_PER_SECOND = 64
+"""Checks on the callback path start on a grid of 1/64 s (1/64 of the interval if shorter)."""
+
+
+def slot_of(when: float, interval: float) -> float:
+    """`when` rounded up to the start grid of checkers with this interval (shared on one loop).
+
+    Checks due in the same slot start in one loop iteration, and their connects and answers tend
+    to be handled in shared iterations too, instead of each check waking the loop on its own.
+    """
+    slot = min(interval, 1.0) / SLOTS_PER_SECOND
+    # The small tolerance keeps a start already on the grid (up to float error) in its slot.
+    return math.ceil(when / slot - 1e-6) * slot
+
 
 class Checker:
     """Runs `target`'s check every interval (start to start, never overlapping) and reports.
@@ -28,18 +44,29 @@ class Checker:
     The first check starts after a random offset in [0, interval) so checks spread out. The
     status goes to PASS after `rise` consecutive passes and to FAIL after `fall` consecutive
     failures (from UNKNOWN too). Results are sent to the sink; logging them is the sink's job.
+
+    Plain HTTP and TCP checks with the built-in probe run on loop callbacks alone: one timer
+    starts each check and the check's end schedules the next, so a check costs no task wake-up,
+    sleep or future; their starts fall on a shared grid of slots (`slot_of`), so checks of many
+    checkers share loop wake-ups. Other checks (HTTPS, a custom `probe=`) run in one task per
+    checker, on an exact schedule.
     """
 
     __slots__ = (
+        "_check",
         "_fails",
         "_last",
+        "_loop",
+        "_next",
         "_passes",
         "_prepared",
         "_probe",
         "_rng",
         "_sink",
+        "_started",
         "_status",
         "_task",
+        "_timer",
         "checks",
         "target",
     )
@@ -64,6 +91,12 @@ class Checker:
         self._fails = 0  # consecutive
         self._last: CheckResult | None = None
         self._task: asyncio.Task[None] | None = None
+        # The callback path: the loop, the next start (loop time), its timer, the check running.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = False  # start() was called (on either path)
+        self._next = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._check: PlainCheck | None = None
 
     @property
     def status(self) -> CheckStatus:
@@ -87,31 +120,89 @@ class Checker:
 
     @property
     def running(self) -> bool:
-        """Whether the checker's task is alive."""
-        return self._task is not None and not self._task.done()
+        """Whether the checker runs (started, not cancelled; on the task path: its task alive)."""
+        if self._task is not None:
+            return not self._task.done()
+        return self._loop is not None
 
     @property
     def task(self) -> asyncio.Task[None] | None:
-        """The checker's task (None before `start()`)."""
+        """The checker's task (None before `start()`, and always on the callback path)."""
         return self._task
 
     def start(self) -> None:
-        """Start the checker's task on the running loop (once)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"checker {self.target}"
-            )
+        """Start the checker on the running loop (once)."""
+        if self._started:
+            return
+        self._started = True
+        loop = asyncio.get_running_loop()
+        if self._prepared is None or not self._prepared.plain:
+            self._task = loop.create_task(self._run(), name=f"checker {self.target}")
+            return
+        self._loop = loop
+        interval = self.target.spec.interval
+        # The random offset, on the slot grid: start to start, later starts stay on it.
+        self._next = slot_of(loop.time() + self._rng.random() * interval, interval)
+        self._timer = loop.call_at(self._next, self._begin)
 
     def cancel(self) -> None:
-        """Ask the task to stop; no result is emitted after this returns."""
+        """Stop the checker; no result is emitted after this returns.
+
+        On the callback path it has ended when this returns (the check running is closed); a task
+        ends soon after (`stop()` waits for it).
+        """
         if self._task is not None:
             self._task.cancel()
+        self._loop = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
 
     async def stop(self) -> None:
-        """Stop the task and wait until it has ended."""
+        """Stop the checker and wait until it has ended."""
         self.cancel()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+
+    # --- the callback path -----------------------------------------------------------------
+
+    def _begin(self) -> None:
+        """Timer callback: start one check; `_done` follows when it ends."""
+        self._timer = None
+        assert self._prepared is not None
+        try:
+            check = self._check = self._prepared.plain_check(self._done)
+            check.start()  # may end (and call _done) before it returns
+        except Exception:
+            logger.exception("checker %s: check raised", self.target)
+            if self._check is not None:
+                self._check.cancel()
+                self._check = None
+            now = time.time()
+            self._end(ProbeOutcome(False, INTERNAL_ERROR, None, now, now))
+
+    def _done(self, check: PlainCheck) -> None:
+        """The check's end (called from its loop callback): record it, schedule the next."""
+        if check is not self._check:
+            return  # cancelled in the meantime (not expected: cancel() silences the check)
+        self._check = None
+        assert self._prepared is not None
+        self._end(self._prepared.outcome(check))
+
+    def _end(self, outcome: ProbeOutcome) -> None:
+        self._record(outcome)
+        loop = self._loop
+        if loop is None:
+            return  # cancelled, e.g. by the sink
+        # Start to start; after an overrun the next check starts in the next slot, on a new grid.
+        interval = self.target.spec.interval
+        self._next = max(self._next + interval, slot_of(loop.time(), interval))
+        self._timer = loop.call_at(self._next, self._begin)
+
+    # --- the task path ---------------------------------------------------------------------
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -121,12 +212,12 @@ class Checker:
             delay = next_start - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            outcome = await self._check()
+            outcome = await self._check_once()
             self._record(outcome)
             # Start to start; after an overrun the next check starts right away, on a new grid.
             next_start = max(next_start + interval, loop.time())
 
-    async def _check(self) -> ProbeOutcome:
+    async def _check_once(self) -> ProbeOutcome:
         """One probe; a bug in it becomes a failed result instead of killing the checker."""
         started = time.time()
         try:
@@ -138,7 +229,7 @@ class Checker:
             return ProbeOutcome(False, INTERNAL_ERROR, None, started, time.time())
 
     def _record(self, outcome: ProbeOutcome) -> None:
-        """Count rise/fall, keep and send the result."""
+        """Count rise/fall, keep and send the result (never raises)."""
         self.checks += 1
         before = self._status
         spec = self.target.spec

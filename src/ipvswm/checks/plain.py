@@ -2,11 +2,12 @@
 
 Why not `loop.create_connection`: per check it costs a transport and a protocol, the getaddrinfo
 path and socket-enum conversions, a selector register per phase and ~13 loop handles. Here a check
-is one socket, one future, one timer and one writer then one reader callback; the socket address
-and the request bytes are computed once per target (`SocketPlan`). Semantics are those of the
-transport path: a fresh connection, a connect timeout, then ONE deadline for the whole response
-(status line, headers, capped body drain), and a normal close (the kernel resets the connection
-by itself only when unread body is left, as with a transport).
+is one socket, one timer and one writer then one reader callback; the socket address and the
+request bytes are computed once per target (`SocketPlan`). A `PlainCheck` reports its end to a
+callback, so a checker can run it without a task (`check_plain` awaits it through a future).
+Semantics are those of the transport path: a fresh connection, a connect timeout, then ONE
+deadline for the whole response (status line, headers, capped body drain), and a normal close
+(the kernel resets the connection by itself only when unread body is left, as with a transport).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import errno
 import logging
 import os
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ipvswm.checks.wire import (
@@ -35,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 _HEAD_READ = 16 * 1024
 _IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EINTR})
+_STREAM_NONBLOCK = socket.SOCK_STREAM | socket.SOCK_NONBLOCK  # Linux (IPVS is Linux only)
 # Body bytes are dropped: every check may read them into this one buffer, even from other
 # threads, since its contents are never looked at.
 _SCRATCH = memoryview(bytearray(64 * 1024))
@@ -65,12 +69,19 @@ class SocketPlan:
 
 async def check_plain(plan: SocketPlan) -> int | None:
     """Run one check; the HTTP status read (None for TCP); raises CheckFailed with the cause."""
-    check = _PlainCheck(asyncio.get_running_loop(), plan)
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: PlainCheck) -> None:
+        if not future.done():
+            future.set_result(None)
+
+    check = PlainCheck(loop, plan, wake)
     try:
         check.start()
-        await check.future
+        await future
     finally:
-        check.close()
+        check.cancel()
     if check.failure is not None:
         raise check.failure
     return check.status
@@ -84,14 +95,20 @@ class _Phase(enum.Enum):
     DONE = 5
 
 
-class _PlainCheck:
-    """The state of one check in progress; selector and timer callbacks move it forward."""
+class PlainCheck:
+    """One check on the socket path; selector and timer callbacks move it forward.
+
+    `start()` begins it; when it ends, the socket is closed and `on_done(self)` is called once, on
+    the loop, with `failure` (None: passed; a CheckFailed; or another exception: a bug), `status`,
+    `started` and `ended` (wall clock) set. `cancel()` ends it without calling `on_done`.
+    """
 
     __slots__ = (
         "_deadline",
         "_fd",
         "_head",
         "_loop",
+        "_on_done",
         "_out",
         "_phase",
         "_plan",
@@ -100,14 +117,21 @@ class _PlainCheck:
         "_timer",
         "_want",
         "_watch",
+        "ended",
         "failure",
-        "future",
+        "started",
         "status",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, plan: SocketPlan) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        plan: SocketPlan,
+        on_done: Callable[[PlainCheck], object],
+    ) -> None:
         self._loop = loop
         self._plan = plan
+        self._on_done = on_done
         self._sock: socket.socket | None = None
         self._fd = -1
         self._watch = 0  # 0: none, 1: writer, 2: reader registered with the loop
@@ -118,18 +142,25 @@ class _PlainCheck:
         self._head = b""
         self._want = 0
         self._seen = 0
-        self.future: asyncio.Future[None] = loop.create_future()
         self.failure: BaseException | None = None
         self.status: int | None = None
+        self.started = 0.0
+        self.ended = 0.0
+
+    @property
+    def done(self) -> bool:
+        """Whether the check has ended (or was cancelled)."""
+        return self._phase is _Phase.DONE
 
     def start(self) -> None:
-        """Open the socket and start connecting."""
+        """Open the socket and start connecting (`on_done` may be called before this returns)."""
         loop, plan = self._loop, self._plan
+        self.started = time.time()
         # One timer per check: armed for the connect, moved to the response deadline if needed.
         self._timer = loop.call_at(loop.time() + plan.spec.connect_timeout, self._on_timer)
         try:
-            sock = self._sock = socket.socket(plan.family, socket.SOCK_STREAM)
-            sock.setblocking(False)
+            # Non-blocking from the start: no separate syscall to make it so.
+            sock = self._sock = socket.socket(plan.family, _STREAM_NONBLOCK)
             err = sock.connect_ex(plan.sockaddr)
         except OSError as exc:  # e.g. out of file descriptors
             self._finish(connect_failure(exc))
@@ -141,7 +172,12 @@ class _PlainCheck:
         self._watch = 1
         loop.add_writer(self._fd, self._on_writable)
 
-    def close(self) -> None:
+    def cancel(self) -> None:
+        """End the check now without reporting: no callback runs after this (idempotent)."""
+        self._phase = _Phase.DONE
+        self._close()
+
+    def _close(self) -> None:
         """Stop watching, cancel the timer, close the socket (idempotent)."""
         self._unwatch()
         if self._sock is not None:
@@ -187,9 +223,11 @@ class _PlainCheck:
         self._out = self._out[sent:]
         if self._out:
             return  # the rest when the socket is writable again
+        # Reader first: the selector then modifies the fd's registration twice, where removing
+        # the writer first would unregister it and register it anew (a KeyError raised inside).
+        self._loop.add_reader(self._fd, self._on_readable)
         self._loop.remove_writer(self._fd)
         self._watch = 2
-        self._loop.add_reader(self._fd, self._on_readable)
         self._phase = _Phase.HEAD
 
     def _on_readable(self) -> None:
@@ -259,14 +297,17 @@ class _PlainCheck:
             self._finish(CheckFailed("response timeout"))
 
     def _finish(self, failure: BaseException | None) -> None:
-        """End the check: no callback runs after this; the awaiting coroutine wakes up."""
+        """End the check: no loop callback of it runs after this; report it."""
         if self._phase is _Phase.DONE:
             return
         self._phase = _Phase.DONE
         self.failure = failure
-        self._unwatch()
-        if not self.future.done():
-            self.future.set_result(None)
+        self._close()
+        self.ended = time.time()
+        try:
+            self._on_done(self)
+        except Exception:  # not the check's failure: the caller's bug, kept out of the check
+            logger.exception("check of %s: reporting failed", self._plan.sockaddr)
 
     def _unwatch(self) -> None:
         if self._watch == 1:

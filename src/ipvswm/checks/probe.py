@@ -9,13 +9,14 @@ where the TLS cost dominates anyway.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ipvswm.checks.plain import SocketPlan, check_plain
+from ipvswm.checks.plain import PlainCheck, SocketPlan, check_plain
 from ipvswm.checks.transport import check_transport
 from ipvswm.checks.wire import BODY_CAP, HEAD_LIMIT, CheckFailed, request_bytes
 from ipvswm.config.model import CheckKind, CheckTarget
@@ -43,7 +44,8 @@ Probe = Callable[[CheckTarget], Awaitable[ProbeOutcome]]
 class PreparedCheck:
     """The checks of one target, with what they all reuse (request bytes, socket address) made once.
 
-    A checker keeps one and calls `run()` per check; `probe()` makes one per call.
+    A checker keeps one and, per check, either awaits `run()` or, on the socket path (`plain`),
+    starts a `plain_check()` and reads its end with `outcome()`; `probe()` makes one per call.
     """
 
     __slots__ = ("_plan", "_request", "_verify_context", "target")
@@ -59,6 +61,27 @@ class PreparedCheck:
             if target.spec.kind is CheckKind.HTTPS
             else SocketPlan.for_target(target, self._request)
         )
+
+    @property
+    def plain(self) -> bool:
+        """Whether checks run on the bare-socket path (plain HTTP or TCP to an IP literal)."""
+        return self._plan is not None
+
+    def plain_check(self, on_done: Callable[[PlainCheck], object]) -> PlainCheck:
+        """A new check on the socket path, not started yet (only when `plain`)."""
+        if self._plan is None:
+            raise ValueError(f"{self.target}: not a socket-path check")
+        return PlainCheck(asyncio.get_running_loop(), self._plan, on_done)
+
+    def outcome(self, check: PlainCheck) -> ProbeOutcome:
+        """The outcome of an ended plain check (a bug in it is an `internal error`, logged)."""
+        failure = check.failure
+        if failure is None:
+            return ProbeOutcome(True, "", check.status, check.started, check.ended)
+        if isinstance(failure, CheckFailed):
+            return ProbeOutcome(False, failure.cause, failure.status, check.started, check.ended)
+        logger.error("check %s: unexpected error", self.target, exc_info=failure)
+        return ProbeOutcome(False, "internal error", None, check.started, check.ended)
 
     async def run(self) -> ProbeOutcome:
         """Run one check; never raises (except cancellation)."""
