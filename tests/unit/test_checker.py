@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from ipvswm.checks.checker import Checker
+from ipvswm.checks.checker import SLOTS_PER_SECOND, Checker, slot_of
 from ipvswm.checks.probe import ProbeOutcome
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
 from ipvswm.events import CheckResult, CheckStatus
@@ -187,3 +187,42 @@ async def test_stop_emits_nothing_more_and_ends_the_task() -> None:
     assert checker.task is not None and checker.task.done()
     await asyncio.sleep(0.05)  # a window in which a leaked task would have reported
     assert len(sink.items) == count
+
+
+@pytest.mark.parametrize("interval", [0.01, 0.05, 1.0, 5.0, 60.0])
+def test_slot_of_rounds_up_to_a_grid_shared_by_checkers_of_the_interval(interval: float) -> None:
+    slot = min(interval, 1.0) / SLOTS_PER_SECOND
+    rng = random.Random(7)
+    for _ in range(200):
+        when = rng.uniform(0, 10_000)
+        start = slot_of(when, interval)
+        assert when - 1e-6 * slot <= start < when + slot
+        assert round(start / slot) == pytest.approx(start / slot, abs=1e-6)  # on the grid
+        assert slot_of(start, interval) == pytest.approx(start, abs=1e-9)  # stays in its slot
+        # Later starts of a checker stay on the grid (start to start).
+        assert slot_of(start + interval, interval) == pytest.approx(start + interval, abs=1e-9)
+
+
+async def test_plain_checks_run_on_callbacks_others_in_a_task() -> None:
+    class Late(random.Random):
+        def random(self) -> float:
+            return 0.99  # the first check is ~10 s away: nothing is contacted before the stop
+
+    http = CheckTarget("192.0.2.10", 80, CheckSpec(CheckKind.HTTP, interval=10.0))
+    https = CheckTarget("192.0.2.10", 443, CheckSpec(CheckKind.HTTPS, interval=10.0))
+    sink = Results()
+    plain, tls, fake = (
+        Checker(http, sink, rng=Late()),
+        Checker(https, sink, rng=Late()),
+        Checker(http, sink, rng=Late(), probe=Script()),
+    )
+    for checker in (plain, tls, fake):
+        checker.start()
+        checker.start()  # once
+        assert checker.running
+    assert plain.task is None
+    assert tls.task is not None and fake.task is not None
+    for checker in (plain, tls, fake):
+        await checker.stop()
+        assert not checker.running
+    assert sink.items == []

@@ -1,0 +1,228 @@
+"""Checkers on the callback path (built-in probe, plain HTTP/TCP) against loopback (127.0.0.33-37).
+
+The same behaviours test_checker.py pins for the task path with a fake probe: start-to-start
+interval after a random offset, no overlap, a bug becomes `internal error` and the checker goes on,
+a failing sink is survived, nothing is emitted after a stop, and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import random
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ipvswm.checks import plain
+from ipvswm.checks.checker import Checker
+from ipvswm.checks.checkset import CheckSet
+from ipvswm.checks.probe import PreparedCheck
+from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
+from ipvswm.events import CheckResult, CheckStatus
+from tests.support.realservers import RealServer
+
+pytestmark = pytest.mark.integration
+
+
+class Results:
+    """A sink that lets a test await the n-th result."""
+
+    def __init__(self) -> None:
+        self.items: list[CheckResult] = []
+        self._event = asyncio.Event()
+
+    def __call__(self, result: CheckResult) -> None:
+        self.items.append(result)
+        self._event.set()
+
+    async def wait(self, n: int) -> list[CheckResult]:
+        async with asyncio.timeout(5):
+            while len(self.items) < n:
+                self._event.clear()
+                await self._event.wait()
+        return self.items[:n]
+
+
+class Fixed(random.Random):
+    def random(self) -> float:
+        return 0.5
+
+
+def http(server: RealServer, interval: float, **kw: float) -> CheckTarget:
+    spec = CheckSpec(CheckKind.HTTP, path="/cb", interval=interval, **kw)  # type: ignore[arg-type]
+    return CheckTarget(server.address, server.port, spec)
+
+
+@pytest.fixture
+async def web() -> AsyncIterator[RealServer]:
+    async with RealServer("127.0.0.33") as server:
+        yield server
+
+
+def checker_tasks() -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("checker")]
+
+
+async def test_a_plain_checker_runs_without_a_task_start_to_start(web: RealServer) -> None:
+    await web.set_mode("slow:0.02")  # each check takes 0.02 s
+    sink = Results()
+    checker = Checker(http(web, 0.05), sink, rng=Fixed())
+    started = time.time()
+    checker.start()
+    assert checker.task is None and checker.running
+    assert checker_tasks() == []  # no task of its own
+    results = await sink.wait(8)
+    await checker.stop()
+    assert not checker.running
+    assert all(r.passed and r.status is CheckStatus.PASS for r in results)
+    assert results[0].changed and not any(r.changed for r in results[1:])
+    # The random offset (half the interval here), rounded up to a slot of 0.05/64 s.
+    assert results[0].started - started == pytest.approx(0.025, abs=0.02)
+    gaps = [b.started - a.started for a, b in itertools.pairwise(results)]
+    # Start to start: 0.05 on average, not 0.05 plus the 0.02 each check took.
+    assert sum(gaps) / len(gaps) == pytest.approx(0.05, abs=0.01)
+    assert checker.checks == len(sink.items) and checker.last_result == sink.items[-1]
+    assert [r.path for r in web.requests] == ["/cb"] * len(web.requests)
+
+
+async def test_an_overrunning_check_never_overlaps_and_the_next_starts_right_after() -> None:
+    async with RealServer("127.0.0.34", mode="slow:0.03") as slow:
+        sink = Results()
+        checker = Checker(http(slow, 0.01, response_timeout=2.0), sink)
+        checker.start()
+        await sink.wait(5)
+        await checker.stop()
+    starts = [r.started for r in sink.items]
+    ends = [r.ended for r in sink.items]
+    # Each check starts after the previous one ended, and soon after (no interval waited).
+    assert all(b >= a for a, b in zip(ends, starts[1:], strict=False))
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.03
+    assert sum(gaps) / len(gaps) < 0.045
+
+
+async def test_a_bug_in_a_check_is_an_internal_error_and_the_checker_goes_on(
+    web: RealServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_parse, real_new = plain.parse_status, PreparedCheck.plain_check
+    calls = {"parse": 0, "new": 0}
+
+    def parse_once_broken(head: bytes) -> int:
+        calls["parse"] += 1
+        if calls["parse"] == 1:
+            raise RuntimeError("bug while judging")
+        return real_parse(head)
+
+    def new_broken_second_time(self: PreparedCheck, on_done: object) -> plain.PlainCheck:
+        calls["new"] += 1
+        if calls["new"] == 2:
+            raise RuntimeError("bug while starting")
+        return real_new(self, on_done)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plain, "parse_status", parse_once_broken)
+    monkeypatch.setattr(PreparedCheck, "plain_check", new_broken_second_time)
+    sink = Results()
+    checker = Checker(http(web, 0.01), sink)
+    checker.start()
+    first, second, third = await sink.wait(3)
+    await checker.stop()
+    assert (first.passed, first.cause, first.status) == (False, "internal error", CheckStatus.FAIL)
+    assert (second.passed, second.cause) == (False, "internal error")
+    assert (third.passed, third.status, third.changed) == (True, CheckStatus.PASS, True)
+
+
+async def test_a_failing_sink_does_not_stop_the_checker(web: RealServer) -> None:
+    seen: list[CheckResult] = []
+    done = asyncio.Event()
+
+    def sink(result: CheckResult) -> None:
+        seen.append(result)
+        if len(seen) == 3:
+            done.set()
+        raise RuntimeError("sink bug")
+
+    checker = Checker(http(web, 0.01), sink)
+    checker.start()
+    await asyncio.wait_for(done.wait(), 5)
+    await checker.stop()
+    assert len(seen) >= 3 and all(r.passed for r in seen)
+
+
+async def test_a_tcp_checker_follows_refused_and_accepting() -> None:
+    async with RealServer("127.0.0.35", mode="tcp") as server:
+        spec = CheckSpec(CheckKind.TCP, interval=0.01, rise=2, fall=1)
+        sink = Results()
+        checker = Checker(CheckTarget(server.address, server.port, spec), sink)
+        checker.start()
+        try:
+            await sink.wait(2)
+            assert checker.status is CheckStatus.PASS
+            await server.set_mode("refusing")
+            count = len(sink.items)
+            refused = await sink.wait(count + 2)
+        finally:
+            await checker.stop()
+    assert [r.status for r in sink.items[:2]] == [CheckStatus.UNKNOWN, CheckStatus.PASS]
+    assert any(r.cause == "connect refused" for r in refused[count:])
+    assert checker.status is CheckStatus.FAIL
+
+
+@pytest.fixture
+async def hanging() -> AsyncIterator[tuple[CheckTarget, asyncio.Event, asyncio.Event]]:
+    """A server that reads and never answers; (target, connected, closed by the client)."""
+    connected, closed = asyncio.Event(), asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        await reader.read()  # until the client goes away
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.36", 0)
+    port = server.sockets[0].getsockname()[1]
+    spec = CheckSpec(CheckKind.HTTP, interval=0.01, response_timeout=10.0)
+    try:
+        yield CheckTarget("127.0.0.36", port, spec), connected, closed
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_stop_during_a_check_closes_it_and_emits_nothing_more(
+    hanging: tuple[CheckTarget, asyncio.Event, asyncio.Event],
+) -> None:
+    target, connected, closed = hanging
+    sink = Results()
+    checker = Checker(target, sink)
+    checker.start()
+    await asyncio.wait_for(connected.wait(), 5)
+    await checker.stop()
+    assert not checker.running
+    await asyncio.wait_for(closed.wait(), 5)  # the check's connection was closed by the stop
+    await asyncio.sleep(0.05)  # a window in which a leaked timer or check would have reported
+    assert sink.items == []
+
+
+async def test_close_stops_every_plain_checker_and_leaves_nothing(
+    hanging: tuple[CheckTarget, asyncio.Event, asyncio.Event],
+) -> None:
+    target, connected, closed = hanging
+    async with RealServer("127.0.0.37") as web:
+        sink = Results()
+        checks = CheckSet(sink)
+        targets = [http(web, 0.01 + i / 1000) for i in range(20)]
+        checks.update([*targets, target])
+        assert all(c.task is None for c in checks.checkers())
+        await sink.wait(40)
+        await asyncio.wait_for(connected.wait(), 5)
+        checks.update(targets[:5])  # 16 stop, one of them in a hanging check
+        await asyncio.wait_for(closed.wait(), 5)  # its connection was closed by the update
+        await checks.close()
+        count = len(sink.items)
+        assert len(checks) == 0 and checker_tasks() == []
+        await asyncio.sleep(0.05)  # a window in which a leaked timer or check would have reported
+        assert len(sink.items) == count
+    gc.collect()  # an unclosed socket would warn here (warnings are errors)
