@@ -22,7 +22,7 @@ machine is not charged) of a `prepared` saturation run and of a run of the first
 (that run's figures are printed as n<N>_profiled_..., inflated by the profiler).
 
 Usage: python bench/checks.py [--seconds 10] [--sizes 1000,5000] [--clients prepared,transport]
-                              [--workers 64] [--client-seconds 3] [--profile]
+                              [--workers 64] [--client-seconds 3] [--profile] [--jitter-ms 0]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import cProfile
 import io
 import os
 import pstats
+import random
 import resource
 import statistics
 import subprocess
@@ -62,7 +63,9 @@ Client = Callable[[CheckTarget], CheckFn]
 
 
 class _Answer(asyncio.Protocol):
-    """Answers one request with a fixed 200 and closes."""
+    """Answers one request with a fixed 200 (after a random delay up to `jitter`) and closes."""
+
+    jitter = 0.0  # seconds
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -71,11 +74,19 @@ class _Answer(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         if b"\r\n\r\n" in self.buffer:
-            self.transport.write(RESPONSE)  # type: ignore[attr-defined]
-            self.transport.close()
+            if self.jitter:
+                delay = random.uniform(0, self.jitter)
+                asyncio.get_running_loop().call_later(delay, self._answer)
+            else:
+                self._answer()
+
+    def _answer(self) -> None:
+        self.transport.write(RESPONSE)  # type: ignore[attr-defined]
+        self.transport.close()
 
 
-async def _serve() -> None:
+async def _serve(jitter_ms: float) -> None:
+    _Answer.jitter = jitter_ms / 1000
     loop = asyncio.get_running_loop()
     ports = []
     for address in ADDRESSES:
@@ -85,10 +96,10 @@ async def _serve() -> None:
     await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
 
 
-def start_farm() -> tuple[subprocess.Popen[str], list[tuple[str, int]]]:
+def start_farm(jitter_ms: float) -> tuple[subprocess.Popen[str], list[tuple[str, int]]]:
     """Start the farm process; (process, [(address, port)])."""
     proc = subprocess.Popen(  # noqa: S603 (our own interpreter and file)
-        [sys.executable, __file__, "--serve"],
+        [sys.executable, __file__, "--serve", "--jitter-ms", str(jitter_ms)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -317,7 +328,7 @@ def print_profile(profiler: cProfile.Profile) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    farm_proc, farm = start_farm()
+    farm_proc, farm = start_farm(args.jitter_ms)
     try:
         await compare_clients(farm, farm_proc.pid, args)
         for n in args.sizes:
@@ -353,6 +364,13 @@ def parse() -> argparse.Namespace:
         "--sizes", type=lambda s: [int(x) for x in s.split(",") if x], default=[1000, 5000]
     )
     parser.add_argument("--profile", action="store_true", help="cProfile a saturation run")
+    parser.add_argument(
+        "--jitter-ms",
+        type=float,
+        default=0.0,
+        help="the farm answers after a random delay up to this (spreads answers as real servers"
+        " do; 0: at once, in the batches its loop reads requests in)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -360,7 +378,7 @@ def parse() -> argparse.Namespace:
 if __name__ == "__main__":
     arguments = parse()
     if arguments.serve:
-        asyncio.run(_serve())
+        asyncio.run(_serve(arguments.jitter_ms))
     else:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
