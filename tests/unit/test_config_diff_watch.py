@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from ipvswm.config.diff import describe_diff
 from ipvswm.config.model import (
@@ -106,3 +110,128 @@ def test_signature_of_missing_file_is_none(tmp_path: Path) -> None:
     assert file_signature(str(tmp_path / "missing")) is None
     (tmp_path / "f").write_text("x")
     assert file_signature(str(tmp_path / "f")) is not None
+
+
+class Recorder:
+    """An `on_change` that keeps the content the file had at each call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: list[str] = []
+        self.called = asyncio.Event()
+
+    async def __call__(self) -> None:
+        self.seen.append(self.path.read_text())
+        self.called.set()
+
+
+async def test_a_change_is_handed_over_only_once_it_has_settled(tmp_path: Path) -> None:
+    path = tmp_path / "ipvswm.conf"
+    path.write_text("old\n")
+    on_change = Recorder(path)
+    watcher = ConfigWatcher(str(path), 3.0, on_change)
+    assert not await watcher.poll()
+    path.write_text("")  # `cat new > conf`: truncated first ...
+    assert not await watcher.poll()  # ... seen once: not handed over
+    path.write_text("new content\n")
+    assert not await watcher.poll()  # a different version: wait for one more quiet period
+    assert await watcher.poll()
+    assert on_change.seen == ["new content\n"]
+    assert not await watcher.poll()
+    assert on_change.seen == ["new content\n"]
+
+
+async def test_mark_current_skips_a_pending_change(tmp_path: Path) -> None:
+    path = tmp_path / "ipvswm.conf"
+    path.write_text("a\n")
+    on_change = Recorder(path)
+    watcher = ConfigWatcher(str(path), 3.0, on_change)
+    path.write_text("bb\n")
+    assert not await watcher.poll()
+    watcher.mark_current()  # e.g. `config reload` read this version
+    assert not await watcher.poll()
+    assert not await watcher.poll()
+    assert on_change.seen == []
+
+
+async def test_a_vanished_file_is_logged_once_when_settled(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "ipvswm.conf"
+    path.write_text("a\n")
+    on_change = Recorder(path)
+    watcher = ConfigWatcher(str(path), 3.0, on_change)
+    path.unlink()
+    with caplog.at_level(logging.WARNING, "ipvswm.config.watch"):
+        assert not await watcher.poll()
+        assert await watcher.poll()
+        assert not await watcher.poll()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"config {path}: cannot be read now; keeping the last good config"
+    ]
+    assert on_change.seen == []
+
+
+def count_polls(
+    watcher: ConfigWatcher, after: Callable[[int], None] | None = None
+) -> asyncio.Queue[int]:
+    """Have the watcher report each poll (and run `after(n)` right after poll n, in its task)."""
+    polls: asyncio.Queue[int] = asyncio.Queue()
+    poll = watcher.poll
+    count = 0
+
+    async def counted() -> bool:
+        nonlocal count
+        handled = await poll()
+        count += 1
+        if after is not None:
+            after(count)
+        polls.put_nowait(count)
+        return handled
+
+    watcher.poll = counted  # type: ignore[method-assign]
+    return polls
+
+
+async def test_file_rewritten_in_two_steps_gives_one_callback(tmp_path: Path) -> None:
+    path = tmp_path / "ipvswm.conf"
+    path.write_text("! www 192.0.2.1:80 /\n")
+    on_change = Recorder(path)
+    watcher = ConfigWatcher(str(path), 0.02, on_change)
+    polls = count_polls(watcher)
+    watcher.start()
+    try:
+        await asyncio.wait_for(polls.get(), 5)
+        path.write_text("")  # truncated ...
+        await asyncio.wait_for(polls.get(), 5)  # ... and a poll sees it empty
+        path.write_text("! www 192.0.2.1:80 /\n! api 192.0.2.2:80 /\n")  # within the period
+        await asyncio.wait_for(on_change.called.wait(), 5)
+        for _ in range(3):
+            await asyncio.wait_for(polls.get(), 5)
+        assert on_change.seen == ["! www 192.0.2.1:80 /\n! api 192.0.2.2:80 /\n"]
+    finally:
+        await watcher.close()
+
+
+async def test_file_changing_every_poll_is_not_handed_over_until_it_settles(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ipvswm.conf"
+    path.write_text("")
+    on_change = Recorder(path)
+    watcher = ConfigWatcher(str(path), 0.01, on_change)
+
+    def keep_writing(poll: int) -> None:
+        if poll <= 20:
+            with path.open("a") as file:  # one byte more: a new signature before every poll
+                file.write(f"{poll % 10}")
+
+    polls = count_polls(watcher, keep_writing)
+    watcher.start()
+    try:
+        while await asyncio.wait_for(polls.get(), 5) < 20:
+            assert on_change.seen == []
+        await asyncio.wait_for(on_change.called.wait(), 5)
+        assert on_change.seen == ["12345678901234567890"]
+    finally:
+        await watcher.close()

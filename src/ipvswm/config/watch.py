@@ -23,23 +23,26 @@ def file_signature(path: str) -> Signature:
 
 
 class ConfigWatcher:
-    """Polls the file every `period` seconds and calls `on_change` when its signature changes.
+    """Polls the file every `period` seconds and calls `on_change` once a change has settled.
 
-    The signature of the version last handed to `on_change` is remembered, so a file that stays
-    invalid is reported once, and a file being written (partial, unparsable) is tried again as soon
-    as the writer changes it.
+    A change is handed over only when the file's signature is the same on two consecutive polls,
+    i.e. the file has been quiet for a whole period: `cat new > conf` truncates before it writes,
+    and an empty or cut-off file is often valid (it would delete virtual services). The signature
+    of the version last handed over is remembered, so a file that stays invalid is reported once
+    and a new version is tried as soon as it has settled.
     """
 
     def __init__(self, path: str, period: float, on_change: Callable[[], Awaitable[None]]) -> None:
         self.path = path
         self.period = period
         self._on_change = on_change
-        self._seen: Signature = file_signature(path)
+        self._seen: Signature = file_signature(path)  # the version last handled
+        self._candidate: Signature = self._seen  # what the previous poll saw
         self._task: asyncio.Task[None] | None = None
 
     def mark_current(self) -> None:
         """The file as it is now has been handled (e.g. by a manual reload)."""
-        self._seen = file_signature(self.path)
+        self._seen = self._candidate = file_signature(self.path)
 
     def start(self) -> None:
         if self._task is None:
@@ -54,16 +57,20 @@ class ConfigWatcher:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.period)
-            current = file_signature(self.path)
-            if current == self._seen:
-                continue
-            self._seen = current
-            if current is None:
-                log.warning(
-                    "config %s: cannot be read now; keeping the last good config", self.path
-                )
-                continue
-            try:
-                await self._on_change()
-            except Exception:
-                log.exception("config %s: reload failed unexpectedly", self.path)
+            await self.poll()
+
+    async def poll(self) -> bool:
+        """Look at the file once; returns whether a settled change was handled."""
+        current = file_signature(self.path)
+        previous, self._candidate = self._candidate, current
+        if current == self._seen or current != previous:
+            return False  # unchanged, or still changing: wait until it is quiet for a period
+        self._seen = current
+        if current is None:
+            log.warning("config %s: cannot be read now; keeping the last good config", self.path)
+            return True
+        try:
+            await self._on_change()
+        except Exception:
+            log.exception("config %s: reload failed unexpectedly", self.path)
+        return True
