@@ -72,6 +72,12 @@ FORMS = [
     ("set host web1 on reason *", SetHost("web1", True, reasons=None)),
     ("set host web1 on for reasons * in 30", SetHost("web1", True, reasons=None, ramp=30.0)),
     ("set host web1 on reason deploy in 30", SetHost("web1", True, reasons=R("deploy"), ramp=30.0)),
+    # `on` takes the reason forms of `off` (`for R`, `for reason[s] R`, `reason[s] R`) and `*`
+    ("set host web1 on for deploy", SetHost("web1", True, reasons=R("deploy"))),
+    ("set host web1 on for *", SetHost("web1", True, reasons=None)),
+    ("set host web1 on for deploy,kernel", SetHost("web1", True, reasons=R("deploy", "kernel"))),
+    ("set host web1 on for deploy in 30", SetHost("web1", True, reasons=R("deploy"), ramp=30.0)),
+    ("set host web1 on for * 30s", SetHost("web1", True, reasons=None, ramp=30.0)),
     # pair level
     ("set host web1 off vs www", SetHost("web1", False, ("www",))),
     ("set host web1 off on vs www", SetHost("web1", False, ("www",))),
@@ -90,6 +96,13 @@ FORMS = [
     ("set host web1 on on vs www 15", SetHost("web1", True, ("www",), D, 15.0)),
     ("set host web1 on vs www reasons x in 15s", SetHost("web1", True, ("www",), R("x"), 15.0)),
     ("set host web1 on vs www in 2.5", SetHost("web1", True, ("www",), D, 2.5)),
+    ("set host web1 on vs www for deploy", SetHost("web1", True, ("www",), R("deploy"))),
+    ("set host web1 on vs www for *", SetHost("web1", True, ("www",), None)),
+    ("set host web1 on vs www for reason deploy", SetHost("web1", True, ("www",), R("deploy"))),
+    ("set host web1 on vs www reason deploy", SetHost("web1", True, ("www",), R("deploy"))),
+    ("set host web1 on for deploy vs www", SetHost("web1", True, ("www",), R("deploy"))),
+    ("set host web1 on for vs www for a,b in 5", SetHost("web1", True, ("www",), R("a", "b"), 5.0)),
+    ("set host web1 on for vs www for * in 5", SetHost("web1", True, ("www",), None, 5.0)),
     # weight
     ("set host web1 weight 10", SetWeight("web1", 10)),
     ("set host web1 weight default", SetWeight("web1", None)),
@@ -135,6 +148,9 @@ NEAR_MISSES = [
     ("set host", "set host H"),
     ("set hosts web1 off", "set host H"),
     ("set host web1 on for 20", "set host H on"),
+    ("set host web1 on vs www for 20s", "set host H on"),
+    ("set host web1 on for", "set host H on"),
+    ("set host web1 on for deploy for x", "set host H on"),
     ("set host web1 off reasons *", "set host H off"),
     ("set host web1 off 20", "set host H off"),
     ("set host web1 weight x", "set host H weight"),
@@ -233,3 +249,10 @@ def test_parse_never_raises_on_keyword_soup(words: list[str]) -> None:
 )
 def test_non_ascii_digits_are_refused_not_crashed_on(line: str) -> None:
     assert isinstance(parse(line), ParseError)
+
+
+def test_on_for_a_number_says_how_to_ramp() -> None:
+    result = parse("set host web1 on for 20")
+    assert isinstance(result, ParseError)
+    assert result.message == "'for 20': use 'in N' for a ramp, 'reason N' for a reason"
+    assert parse("set host web1 on for reason 20") == SetHost("web1", True, reasons=R("20"))

@@ -201,8 +201,9 @@ def _set_on_off(w: _Words, host: str, on: bool) -> Command:
             vss = clause
             continue
         if not have_reasons and (w.at("reason", "reasons") or w.at("for")):
-            if w.accept("for") and on and not w.at("reason", "reasons"):
-                raise _Fail("expected reason[s] after 'for'")
+            if w.accept("for") and on and _seconds(w.peek()) is not None:
+                # `on for 20`: a ramp written with the wrong word, not a reason named 20
+                raise _Fail(f"'for {w.peek()}': use 'in N' for a ramp, 'reason N' for a reason")
             w.accept("reason", "reasons")
             if w.peek() == "*":
                 if not on:
@@ -300,7 +301,7 @@ COMMANDS: tuple[Entry, ...] = (
                     ("dump vs [V]", "every stored field of the VSs (or VS V)"))),
     Entry(("set",), "set host H off [[on|for|in] vs V1,V2] [[for] reason[s] R1,R2]",
           "disable a host (or its pairs on these VSs) for reasons (default: 'default')", _p_set,
-          (("set host H on [[on|for|in] vs V1,V2] [reason[s] R1,R2|*] [[in] N[s]]",
+          (("set host H on [[on|for|in] vs V1,V2] [[for] reason[s] R1,R2|*] [[in] N[s]]",
             "remove reasons ('*': all); enabled when none is left, ramping up over N s"),
            ("set host H weight N|default [[for] vs V1,V2]",
             "override the configured weight (default: back to the configured weight)"))),
