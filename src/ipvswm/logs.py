@@ -122,6 +122,37 @@ class SyslogHandler(logging.handlers.SysLogHandler):
             )
 
 
+class LogFileHandler(logging.handlers.WatchedFileHandler):
+    """The log file, reopened after rotation; a file that cannot be reopened never raises.
+
+    The standard handler reopens outside its error handling: with the log directory gone or the
+    file system read-only, every log call would raise into the daemon (and a signal handler that
+    logs would never finish its work). Here the failure is reported once to stderr, the line is
+    dropped, and the reopen is retried on the next line.
+    """
+
+    _failing = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.reopenIfNeeded()
+            if self.stream is None:
+                self.stream = self._open()
+                self._statstream()
+            logging.FileHandler.emit(self, record)
+        except OSError as exc:
+            if not self._failing:
+                self._failing = True
+                print(
+                    f"ipvswm: cannot write the log file {self.baseFilename}: {exc}; will retry",
+                    file=sys.stderr,
+                )
+            return
+        if self._failing:
+            self._failing = False
+            print(f"ipvswm: log file {self.baseFilename} writable again", file=sys.stderr)
+
+
 def parse_syslog_address(text: str) -> SyslogAddress:
     """`host:port` or `[v6]:port` → UDP address; anything else is a Unix socket path."""
     if not text.startswith("/"):
@@ -269,7 +300,7 @@ def _build_handlers(setup: LogSetup) -> tuple[list[logging.Handler], list[str]]:
     if setup.path:
         try:
             # Watched: reopened when logrotate moves the file away.
-            file_handler = logging.handlers.WatchedFileHandler(setup.path, encoding="utf-8")
+            file_handler = LogFileHandler(setup.path, encoding="utf-8")
         except OSError as exc:
             problems.append(f"cannot open log file {setup.path}: {exc.strerror or exc}")
         else:

@@ -149,6 +149,26 @@ def test_file_reopened_after_rotation(tmp_path: Path) -> None:
     assert messages(path) == ["after"]
 
 
+def test_a_log_directory_that_vanishes_never_raises_into_the_daemon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    path = directory / "ipvswm.log"
+    setup_logging(options(log_path=str(path)), foreground=False)
+    log.info("before")
+    os.rename(path, tmp_path / "ipvswm.log.1")
+    directory.rmdir()  # the rotated file cannot be reopened
+    log.info("lost")  # must not raise
+    log.info("lost too")
+    err = capsys.readouterr().err
+    assert err.count("cannot write the log file") == 1
+    directory.mkdir()
+    log.info("back")
+    assert messages(path) == ["back"]
+    assert "writable again" in capsys.readouterr().err
+
+
 def test_unopenable_file_is_reported_and_skipped(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
