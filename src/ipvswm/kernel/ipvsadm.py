@@ -119,7 +119,8 @@ class IpvsadmBackend:
         if listing.returncode != 0:
             raise BackendError(FailureKind.OTHER, f"ipvsadm -L -n: {_describe(listing)}")
         try:
-            table = merge_listing(parse_save(save.stdout), parse_list(listing.stdout))
+            # In a thread: a large table takes a second or more to parse, the loop must go on.
+            table = await asyncio.to_thread(_parse_read, save.stdout, listing.stdout)
         except ParseError as exc:
             raise BackendError(FailureKind.OTHER, f"cannot parse ipvsadm output: {exc}") from exc
         log.debug("ipvsadm: read %d service(s)", len(table.services))
@@ -194,3 +195,8 @@ def _describe(result: Completed) -> str:
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _parse_read(save: str, listing: str) -> Table:
+    """The table from `-S -n` and `-L -n --thresholds` output."""
+    return merge_listing(parse_save(save), parse_list(listing))
