@@ -15,11 +15,6 @@ EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 
 
-def _not_available(name: str) -> int:
-    print(f"ipvswm: '{name}' is not available yet in this version", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Parse and validate a config file; print every error, or a one-line summary."""
     from ipvswm.config.parser import parse_file, summarize
@@ -127,11 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ipvswm.console.client import console_main
 
         return console_main(args.config)
-    if args.command == "demo":
-        from ipvswm.demo import demo_main
+    assert args.command == "demo", args.command  # argparse accepts no other command
+    from ipvswm.demo import demo_main
 
-        return demo_main(args.duration)
-    return _not_available(args.command)
+    return demo_main(args.duration)
 
 
 def legacy_main(argv: Sequence[str] | None = None) -> int:

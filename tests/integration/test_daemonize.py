@@ -50,14 +50,23 @@ def test_detached_daemon_reloads_its_relative_config_and_stops(tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     pid_file = tmp_path / "ipvswm.pid"
     wait_until(pid_file.exists, 10, "the pid file")
-    wait_until(lambda: "ipvswm running" in log.read_text(), 10, "the daemon to run")
+    wait_until(lambda: pid_file.read_text().endswith("\n"), 10, "the whole pid file")
     pid = int(pid_file.read_text())
     try:
-        assert "-w 5" in log.read_text()  # check `-`: the configured weight at once
+        wait_until(lambda: "ipvswm running" in read(log), 10, "the daemon to run")
+        assert "-w 5" in read(log)  # check `-`: the configured weight at once
         (tmp_path / "ipvswm.conf").write_text(config_text(tmp_path, 7))
         os.kill(pid, signal.SIGHUP)
-        wait_until(lambda: "-w 7" in log.read_text(), 10, "the reloaded weight applied")
+        wait_until(lambda: "-w 7" in read(log), 10, "the reloaded weight applied")
     finally:
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not alive(pid), 10, "the daemon to exit")
-    assert "leaving the IPVS table as it is" in log.read_text()
+    assert "leaving the IPVS table as it is" in read(log)
+
+
+def read(path: Path) -> str:
+    """The file's text, or "" while it does not exist yet."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
