@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass
 
 from ipvswm.config.model import CheckTarget, Config
+from ipvswm.kernel.table import Table
 
 
 class CheckStatus(enum.Enum):
@@ -89,6 +90,9 @@ class ConfigLoaded:
     """A new valid config to apply as a diff."""
 
     config: Config
+    # The actual table the daemon has cached: new pairs found in it keep their kernel weight
+    # until their first check, as at start-up. None: new pairs start at 0.
+    kernel: Table | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,15 +151,16 @@ def test_sorry_server_of_other_family_is_skipped() -> None:
     assert Driver.start(cfg).kernel_weights("v6") == {}
 
 
-def test_sorry_state_of_a_new_vs_is_quiet_until_it_first_has_weight() -> None:
+def test_sorry_switches_of_a_new_vs_are_logged_but_not_mailed_until_checked() -> None:
     d = Driver.start(_sorry_config())
     first = d.steps[0]
     assert first.changes.vss["web"] is not None and first.changes.vss["web"].sorry_on
-    assert first.alerts == ()  # nothing checked yet: no "FAIL" mail at first start
+    # Nothing checked yet: the switch is there to log, but it is no "FAIL" mail.
+    assert [(a.on, a.mail) for a in first.alerts] == [(True, False)]
     step = d.at(T0 + 1).check("web", "web1", True)
-    assert step.alerts == ()
+    assert [(a.on, a.mail) for a in step.alerts] == [(False, False)]  # no "OK" for it either
     step = d.at(T0 + 2).check("web", "web1", False)
-    assert [a.on for a in step.alerts] == [True]
+    assert [(a.on, a.mail) for a in step.alerts] == [(True, True)]
 
 
 def test_only_the_touched_service_is_rebuilt() -> None:

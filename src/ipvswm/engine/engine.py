@@ -13,7 +13,7 @@ from ipvswm.config.model import CheckTarget, Config
 from ipvswm.engine import admin
 from ipvswm.engine.builder import RampSchedule, StepBuilder
 from ipvswm.engine.layout import Layout
-from ipvswm.engine.outputs import Decision, SorryChange, Step
+from ipvswm.engine.outputs import Decision, Step
 from ipvswm.engine.rules import (
     Context,
     check_cause,
@@ -22,6 +22,7 @@ from ipvswm.engine.rules import (
     ramp_next_change,
     significant,
 )
+from ipvswm.engine.sorry import SorryNotices
 from ipvswm.engine.state import (
     HostState,
     PairId,
@@ -65,7 +66,7 @@ class Engine:
         self._pairs: dict[PairId, PairState] = {}
         self._vss: dict[str, VsState] = {}
         self._vs_sum: dict[str, int] = dict.fromkeys(layout.vss, 0)
-        self._silent: set[str] = set()  # VSs born without state: their first sorry flip is quiet
+        self._notices = SorryNotices(layout)
         # Per check target id (see Layout.target_ids):
         self._checks: dict[int, TargetCheck] = {}
         self._stale: list[set[PairId]] = [set(pids) for pids in layout.by_tid]  # not fresh yet
@@ -81,8 +82,6 @@ class Engine:
         b.pairs.update((pid, None) for pid in snap.pairs if pid not in layout.pairs)
         b.vss.update((tag, None) for tag in snap.vss if tag not in layout.vss)
         for tag in layout.vss:
-            if tag not in snap.vss:
-                self._silent.add(tag)
             self._vss[tag] = snap.vss.get(tag, VsState())
         for tid, pids in enumerate(layout.by_tid):
             known = [snap.pairs[p] for p in pids if p in snap.pairs]
@@ -97,7 +96,7 @@ class Engine:
                 )
         for pid, pair in layout.pairs.items():
             old = snap.pairs.get(pid, PairState())
-            self._adopted[pid] = self._adoption(pid, old, kernel)
+            self._adopted[pid] = layout.adoption(pid, self._vss[pair.vs], old, kernel)
             self._pairs[pid] = old
             self._vs_sum[pair.vs] += old.weight
             self._settle(pid, old, now, "adopted from kernel" if pair.check else "start", b)
@@ -121,7 +120,7 @@ class Engine:
                 if pid in self._pairs:
                     self._settle(pid, self._pairs[pid], now, ramp_cause, b)
         elif isinstance(event, ConfigLoaded):
-            self._reload(event.config, now, b)
+            self._reload(event.config, event.kernel, now, b)
         else:
             plan = admin.plan(event, self._layout, self._hosts, self._pairs, now)
             if isinstance(plan, str):
@@ -231,6 +230,7 @@ class Engine:
         if result.status is not CheckStatus.UNKNOWN:
             todo.update(self._stale[tid])
             self._stale[tid].clear()
+            b.recheck.update(self._notices.reported(tid))
         if not todo:
             return
         ordered = pids if len(todo) == len(pids) else sorted(todo)
@@ -241,7 +241,7 @@ class Engine:
         for pid in ordered:
             self._settle(pid, self._pairs[pid], now, cause, b)
 
-    def _reload(self, config: Config, now: float, b: StepBuilder) -> None:
+    def _reload(self, config: Config, kernel: Table | None, now: float, b: StepBuilder) -> None:
         if config == self._layout.config:
             return  # e.g. only comments changed: every pair keeps its state as it is
         old, new = self._layout, Layout(config)
@@ -257,7 +257,6 @@ class Engine:
                     self._vs_sum[pair.vs] -= st.weight
         for tag in gone_vss:
             del self._vss[tag], self._vs_sum[tag]
-            self._silent.discard(tag)
             b.vss[tag] = None
         for tag in old.hosts:
             if tag not in new.hosts and self._hosts.pop(tag, None) is not None:
@@ -272,27 +271,43 @@ class Engine:
             stale.append(self._stale[old_tid] & set(new.by_tid[tid]))
             if old_tid in self._checks:
                 checks[tid] = self._checks[old_tid]
+        born = [tag for tag in new.vss if tag not in self._vss]
+        for tag in born:
+            self._vss[tag] = VsState()
+            self._vs_sum[tag] = 0
+        causes: dict[PairId, str] = {}
         for pid, pair in new.pairs.items():
             if pid not in self._pairs:
-                # A new pair, enabled now: it waits for a pass that starts after the reload,
-                # even if its checker already runs for another pair.
-                self._pairs[pid] = PairState(enabled_at=now)
+                if kernel is None or kernel.destination(new.keys[pair.vs], new.dests[pid]) is None:
+                    # A new pair, enabled now: it waits for a pass that starts after the reload,
+                    # even if its checker already runs for another pair.
+                    self._pairs[pid] = PairState(enabled_at=now)
+                    continue
+                # In the kernel already: adopted as at start-up (no enable time, so a pass of
+                # the live server that began before the reload counts).
+                self._pairs[pid] = PairState()
+                self._adopted[pid] = new.adoption(pid, self._vss[pair.vs], PairState(), kernel)
+                causes[pid] = "adopted from kernel"
+                if pair.check is not None:
+                    stale[new.tids[pid]].add(pid)
             elif pair.check is not None and pair.check != old.pairs[pid].check:
                 stale[new.tids[pid]].add(pid)  # keep its weight until the new checker reports
                 same_dest = old.dests[pid] == new.dests[pid]
                 self._adopted[pid] = self._pairs[pid].weight if same_dest else 0
-        for tag in new.vss:
-            if tag not in self._vss:
-                self._vss[tag] = VsState()
-                self._vs_sum[tag] = 0
-                self._silent.add(tag)
+        self._notices.reload(old, new, born)
+        for tag in born:
+            # A VS the kernel has is managed from now on; its sorry state starts as the kernel's.
+            in_kernel = kernel is not None and new.keys[tag] in kernel.services
+            if in_kernel and not sum(self._adopted.get(pid, 0) for pid in new.by_vs[tag]):
+                self._vss[tag] = b.vss[tag] = VsState(True, now)
+                self._notices.quiet_start(tag)
         self._layout = layout = new
         self._checks = checks
         self._stale = stale
         self._awaiting = [set() for _ in new.by_tid]
         self._applied_seen.clear()
         for pid in new.pairs:
-            self._settle(pid, self._pairs[pid], now, "config reload", b)
+            self._settle(pid, self._pairs[pid], now, causes.get(pid, "config reload"), b)
         self._sync_managed(b)
         b.recheck.update(layout.vss)
         self._close(b, now)
@@ -365,19 +380,17 @@ class Engine:
         for tag in sorted(b.recheck):
             need = self._vs_sum[tag] == 0
             st = self._vss[tag]
+            sorry = self._layout.sorry[tag]
+            label = "" if sorry is None else sorry.label
             if need != st.sorry_on:
                 self._vss[tag] = b.vss[tag] = VsState(need, now if need else None)
                 self._dirty.add(tag)
                 b.touched.add(self._layout.keys[tag])
-                if tag not in self._silent:
-                    sorry = self._layout.sorry[tag]
-                    after = None
-                    if not need and st.sorry_since is not None:
-                        after = max(now - st.sorry_since, 0.0)
-                    label = "" if sorry is None else sorry.label
-                    b.alerts.append(SorryChange(tag, need, now, after, label))
-            if not need:
-                self._silent.discard(tag)
+                b.alerts.append(self._notices.switch(tag, st, need, now, label))
+            else:
+                confirmed = self._notices.confirm(tag, st, now, label)
+                if confirmed is not None:
+                    b.alerts.append(confirmed)
         b.recheck.clear()
 
     def _sync_managed(self, b: StepBuilder) -> None:
@@ -385,17 +398,3 @@ class Engine:
             if key not in self._managed:
                 self._managed.add(key)
                 b.managed_added.add(key)
-
-    def _adoption(self, pid: PairId, state: PairState, kernel: Table | None) -> int:
-        """The weight a pair keeps until its first check: the kernel's, else the last applied."""
-        layout = self._layout
-        key, dest = layout.keys[pid[0]], layout.dests[pid]
-        if kernel is not None:
-            found = kernel.destination(key, dest)
-            weight = 0 if found is None else found.weight
-        else:
-            weight = state.applied_weight or 0
-        sorry = layout.sorry[pid[0]]
-        if weight == 1 and self._vss[pid[0]].sorry_on and sorry is not None and sorry.dest == dest:
-            return 0  # that 1 is the sorry server's, not the pair's
-        return weight

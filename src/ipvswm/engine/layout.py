@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ipvswm.config.model import CheckTarget, Config, Host, Method, Pair, VirtualService
-from ipvswm.engine.state import PairId, PairState
+from ipvswm.engine.state import PairId, PairState, VsState
 from ipvswm.kernel.table import (
     Destination,
     DestKey,
@@ -15,6 +15,7 @@ from ipvswm.kernel.table import (
     Service,
     ServiceEntry,
     ServiceKey,
+    Table,
 )
 
 _FORWARD = {Method.NAT: Forward.MASQ, Method.DR: Forward.ROUTE, Method.TUN: Forward.TUNNEL}
@@ -76,6 +77,21 @@ class Layout:
         """The pairs one checker feeds (none for a target of another config)."""
         tid = self.target_ids.get(target)
         return [] if tid is None else self.by_tid[tid]
+
+    def adoption(
+        self, pid: PairId, vs_state: VsState, state: PairState, kernel: Table | None
+    ) -> int:
+        """The weight a pair keeps until its first check: the kernel's, else the last applied."""
+        key, dest = self.keys[pid[0]], self.dests[pid]
+        if kernel is not None:
+            found = kernel.destination(key, dest)
+            weight = 0 if found is None else found.weight
+        else:
+            weight = state.applied_weight or 0
+        sorry = self.sorry[pid[0]]
+        if weight == 1 and vs_state.sorry_on and sorry is not None and sorry.dest == dest:
+            return 0  # that 1 is the sorry server's, not the pair's
+        return weight
 
     def _resolve_sorry(self, vs: VirtualService) -> SorryTarget | None:
         """The VS's `sorry_server` host, else SorryServer.Default, else the fallback IP, else none.

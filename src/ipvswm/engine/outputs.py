@@ -29,13 +29,17 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class SorryChange:
-    """A VS's sorry server went in (on=True: nothing else carries weight) or out."""
+    """A VS's sorry server went in (on=True: nothing else carries weight) or out.
+
+    Every one is logged; only those with `mail` are mailed (rule: ipvswm.engine.sorry).
+    """
 
     vs: str
     on: bool
-    at: float
+    at: float  # when the sorry server went in or out
     after: float | None = None  # when going off: seconds the sorry server was on
     sorry_host: str = ""  # host tag, or the fallback title/IP
+    mail: bool = True  # False for a switch while the VS's checkers have not reported yet
 
     def subject(self) -> str:
         if self.on:
