@@ -110,11 +110,6 @@ VS = "! www 192.0.2.1:80 /\n! api 192.0.2.2:80 /\n"
         ("! w 192.0.2.1:80 / expect=200|\n", 1, "option expect: bad value '200|'"),
         ("! w 192.0.2.1:80 / verify=perhaps\n", 1, "option verify: bad value 'perhaps'"),
         ("! w 192.0.2.1:80 / sorry_server=a@b\n", 1, "option sorry_server: bad value 'a@b'"),
-        (
-            "! w 192.0.2.1:80 / sorry_server=nobody\nh 192.0.2.9\n",
-            1,
-            "virtual service 'w': sorry_server 'nobody' is not a host (known hosts: h)",
-        ),
         ("! w 192.0.2.1:80 ftp://x/\n", 1, "unknown scheme 'ftp'"),
         ("! w 192.0.2.1:80 check\n", 1, "bad check 'check': expected http://NAME[:PORT]/PATH"),
         ("! w 192.0.2.1:80 http:///x\n", 1, "missing address"),
@@ -157,6 +152,21 @@ VS = "! www 192.0.2.1:80 /\n! api 192.0.2.2:80 /\n"
         (VS + "web1 192.0.2.10 www=-1\n", 3, "bad weight '-1'"),
         (VS + "web1 192.0.2.10 www=0x10\n", 3, "bad weight '0x10'"),
         (VS + "web1 192.0.2.10 www=1.5\n", 3, "bad weight '1.5'"),
+        (
+            "! www6 [2001:db8::1]:80 /\n! www 192.0.2.1:80 /\nweb2 [2001:db8::10] www6=1 www=2\n",
+            3,
+            "host 'web2' [2001:db8::10] is IPv6 but vs 'www' is IPv4",
+        ),
+        (
+            "! www6 [2001:db8::1]:80 /\nweb1 192.0.2.10 www6=1\n",
+            2,
+            "host 'web1' 192.0.2.10 is IPv4 but vs 'www6' is IPv6",
+        ),
+        (
+            "! www6 [2001:db8::1]:80 /\nweb1 known.example www6=1\n",
+            2,
+            "host 'web1' 192.0.2.50 is IPv4 but vs 'www6' is IPv6",
+        ),
         (VS + "web#1 192.0.2.10\n", 3, "bad host tag 'web#1'"),
         # Malformed lines.
         ("junk\n", 1, "malformed line 'junk': expected 'Key=value',"),
@@ -179,7 +189,7 @@ def test_unknown_vs_list_is_bounded() -> None:
 
 def test_several_errors_are_all_reported_in_line_order() -> None:
     text = """\
-! www 192.0.2.1:80 / sorry_server=ghost
+! www 192.0.2.1:80 / sorry_server=ghost,bogus=1
 Check.Interval=fast
 ! www 192.0.2.2:80 /
 web1 192.0.2.10 www=1 api=2
@@ -189,7 +199,9 @@ junk
 """
     result = parse_text(text, "www.conf", resolver)
     assert [str(e) for e in result.errors] == [
-        "www.conf:1: virtual service 'www': sorry_server 'ghost' is not a host (known hosts: web1)",
+        "www.conf:1: virtual service 'www': unknown option 'bogus' (known: email, sorry_server, "
+        "proto, scheduler, method, persistent, interval, connect_timeout, timeout, rise, fall, "
+        "expect, verify)",
         "www.conf:2: Check.Interval: bad value 'fast': expected seconds > 0 (e.g. 5 or 2.5)",
         "www.conf:3: duplicate virtual service tag 'www' (first at line 1)",
         "www.conf:4: host 'web1': unknown virtual service 'api' (known: www)",

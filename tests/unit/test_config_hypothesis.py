@@ -187,8 +187,8 @@ def configs(draw: Draw) -> tuple[str, Config]:
             expect = tuple((low, min(low + span, 599)) for low, span in ranges)
             rendered = "|".join(f"{a}" if a == b else f"{a}-{b}" for a, b in expect)
             opts["expect"] = (rendered, expect)
-        if host_tags and draw(BOOLS):
-            sorry = draw(st.sampled_from(host_tags))
+        if draw(BOOLS):  # a tag naming no host is fine too: SPEC §4 falls back
+            sorry = draw(st.sampled_from([*host_tags, "no-such-host"]))
             opts["sorry_server"] = (sorry, sorry)
         values = {k: v for k, (_, v) in opts.items()}
         rendered_opts = [
@@ -228,8 +228,10 @@ def configs(draw: Draw) -> tuple[str, Config]:
         text = f"{bang}{tag} {written}{ports} {check_text} {sep.join(rendered_opts)}".rstrip()
         lines.append((text, vs))
 
-    vs_tags = [vs.tag for _, vs in lines if isinstance(vs, VirtualService)]
+    vss = [vs for _, vs in lines if isinstance(vs, VirtualService)]
     for tag, (written, address, name), port in host_rows:
+        # only VSs of the host's address family: a mixed pair is an error
+        vs_tags = [vs.tag for vs in vss if (":" in vs.address) == (":" in address)]
         chosen = draw(st.lists(st.sampled_from(vs_tags), unique=True)) if vs_tags else []
         weights = tuple((vs_tag, draw(st.integers(0, 65535))) for vs_tag in chosen)
         port_text = f":{port}" if port is not None else ""

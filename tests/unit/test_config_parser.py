@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import pytest
 
@@ -289,23 +290,37 @@ def test_comments_blank_lines_and_whitespace() -> None:
 def test_host_forms() -> None:
     text = """\
 ! v 192.0.2.1:80 -
+! v6 [2001:db8::1]:80 -
 a 192.0.2.10:8080 v=0
-b [2001:db8::0:10]:81 v=65535
-c [2001:db8::10] v=007
-d v6only.example v=1,
+b [2001:db8::0:10]:81 v6=65535
+c [2001:db8::10] v6=007
+d v6only.example v6=1,
 e 192.0.2.10:8081
 f 192.0.2.10
 """
     hosts = parse_ok(text).hosts
     assert [(h.address, h.port, h.weights) for h in hosts] == [
         ("192.0.2.10", 8080, (("v", 0),)),
-        ("2001:db8::10", 81, (("v", 65535),)),
-        ("2001:db8::10", None, (("v", 7),)),
-        ("2001:db8::23", None, (("v", 1),)),
+        ("2001:db8::10", 81, (("v6", 65535),)),
+        ("2001:db8::10", None, (("v6", 7),)),
+        ("2001:db8::23", None, (("v6", 1),)),
         ("192.0.2.10", 8081, ()),
         ("192.0.2.10", None, ()),
     ]
     assert hosts[3].name == "v6only.example"
+
+
+def test_sorry_server_naming_no_host_is_accepted(caplog: pytest.LogCaptureFixture) -> None:
+    text = "! www 192.0.2.1:80 / sorry_server=ghost\nweb1 192.0.2.10 www=1\n"
+    with caplog.at_level(logging.WARNING, "ipvswm.config.parser"):
+        config = parse_ok(text)
+    vs = config.service("www")
+    assert vs is not None
+    assert vs.sorry_server == "ghost"
+    assert [r.getMessage() for r in caplog.records] == [
+        "t.conf:1: virtual service 'www': sorry_server 'ghost' is not a host; "
+        "SorryServer.Default or SorryServer.Fallback.IP is used instead"
+    ]
 
 
 def test_a_vs_and_a_host_may_share_a_tag() -> None:

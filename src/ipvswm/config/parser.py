@@ -14,6 +14,10 @@ Choices where SPEC §2 leaves room:
   so a VS and a host may share a tag. Tags are `[A-Za-z0-9_.-]+`.
 - VS options and a host's `VSTAG=WEIGHT` items may be separated by commas and/or whitespace.
 - A line that fails still declares its tag, so lines naming it do not pile up follow-on errors.
+- `sorry_server=TAG` naming no host is accepted with a warning (SPEC §4 falls back to
+  SorryServer.Default, then SorryServer.Fallback.IP), as the original accepted it.
+- A host on a VS of the other address family is an error: the kernel would refuse that
+  destination on every try.
 - `name` of a VS or host is its HOST as written, without brackets; addresses are normalised.
   An IPv6 address must be bracketed (`2001:db8::1:80` is ambiguous and rejected).
 - Check URLs: a fragment (`#...`) is dropped as HTTP clients do, the query is kept; a bracketed
@@ -136,6 +140,7 @@ class _Parser:
         self.vs_tags: dict[str, int] = {}  # every declared VS tag -> line, even of a broken line
         self.host_tags: dict[str, int] = {}
         self.sorry_refs: list[tuple[int, str, str]] = []  # (line, vs tag, host tag)
+        self.vs_addresses: dict[str, str] = {}  # tag -> address of every valid VS
         # Duplicate detection by dict: (proto, address, port) / (address, port) -> (tag, line).
         self._service_keys: dict[tuple[Proto, str, int], tuple[str, int]] = {}
         self._host_keys: dict[tuple[str, int | None], tuple[str, int]] = {}
@@ -148,19 +153,22 @@ class _Parser:
             self.classify(number, raw)
         options = dataclasses.replace(GlobalOptions(), **self.global_values)
         services = [vs for n, t in self.vs_lines if (vs := self.service(n, t, options))]
+        self.vs_addresses = {vs.tag: vs.address for vs in services}
         hosts = [host for n, t in self.host_lines if (host := self.host(n, t))]
-        for number, vs_tag, host_tag in self.sorry_refs:
-            if host_tag not in self.host_tags:
-                known = _known(list(self.host_tags))
-                self.error(
-                    number,
-                    f"virtual service '{vs_tag}': sorry_server '{host_tag}' is not a host "
-                    f"(known hosts: {known})",
-                )
         if self.errors:
             self.errors.sort(key=lambda e: e[0])  # stable: a line's errors keep their order
             errors = tuple(ConfigError(self.path, n, m) for n, m in self.errors)
             return ParseResult(None, errors)
+        for number, vs_tag, host_tag in self.sorry_refs:
+            if host_tag not in self.host_tags:  # not an error: SPEC §4 falls back (as the original)
+                log.warning(
+                    "%s:%d: virtual service '%s': sorry_server '%s' is not a host; "
+                    "SorryServer.Default or SorryServer.Fallback.IP is used instead",
+                    self.path,
+                    number,
+                    vs_tag,
+                    host_tag,
+                )
         config = Config(self.path, options, tuple(services), tuple(hosts))
         return ParseResult(config, ())
 
@@ -332,6 +340,8 @@ class _Parser:
         if where_to is None or weights is None or not unique:
             return None
         address, name, ports = where_to
+        if not self.same_family(tag, number, address, weights):
+            return None
         return Host(tag, address, ports[0] if ports else None, weights, name, number)
 
     def weights(
@@ -363,6 +373,21 @@ class _Parser:
                     )
             failed = True
         return None if failed else tuple(weights.items())
+
+    def same_family(
+        self, tag: str, number: int, address: str, weights: tuple[tuple[str, int], ...]
+    ) -> bool:
+        """Whether the host has the address family of each VS it is on; records an error if not."""
+        ok = True
+        for vs_tag, _ in weights:
+            vs_address = self.vs_addresses.get(vs_tag)
+            if vs_address is None or (":" in vs_address) == (":" in address):
+                continue
+            shown, family = (f"[{address}]", "IPv6") if ":" in address else (address, "IPv4")
+            other = "IPv4" if family == "IPv6" else "IPv6"
+            self.error(number, f"host '{tag}' {shown} is {family} but vs '{vs_tag}' is {other}")
+            ok = False
+        return ok
 
     def unique_host(self, tag: str, number: int, address: str, ports: list[int]) -> bool:
         """Whether no earlier host has this address and port; records an error if one has."""
