@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import json
 import logging
@@ -245,6 +246,107 @@ async def test_fifo_commands_are_executed_and_logged(
         await records.wait_for("fifo: ok: host web2: off (reasons default)")
         assert any(m.startswith("fifo: ??? input is not UTF-8") for m in records.messages)
         assert len(control.submitted) == 2
+    finally:
+        await srv.close()
+
+
+def refusals(records: Records) -> list[str]:
+    return [m for m in records.messages if m.startswith("console FIFO") and " not used: " in m]
+
+
+def nobody_reads(path: str) -> bool:
+    """Whether no process has the FIFO open for reading (a non-blocking writer gets ENXIO)."""
+    try:
+        write_fifo(path, b"set host web1 off\n")
+    except OSError as exc:
+        return exc.errno == errno.ENXIO
+    return False
+
+
+RECREATE = "remove it (rm {}) and restart ipvswm, which creates it with mode 0600"
+
+
+async def test_fifo_writable_by_others_is_refused(
+    tmp_path: Path, control: FakeControl, records: Records
+) -> None:
+    path = str(tmp_path / "fifo")
+    os.mkfifo(path)
+    os.chmod(path, 0o666)  # what `mkfifo -m 666 /tmp/fifo` by another user leaves
+    srv = await start(control, fifo_path=path)  # starts: the TCP console is still served
+    try:
+        assert refusals(records) == [
+            f"console FIFO {path} not used: it is writable by group or others (mode 0666), so "
+            f"any local user could send commands; chmod 600 {path} (or {RECREATE.format(path)}); "
+            "carrying on without the FIFO"
+        ]
+        assert nobody_reads(path)
+        client, _ = await Client.tcp(srv)
+        assert (await client.cmd("show vs")).startswith("www ")
+        assert control.submitted == []
+    finally:
+        await srv.close()
+
+
+async def test_fifo_through_a_symbolic_link_is_refused(
+    tmp_path: Path, control: FakeControl, records: Records
+) -> None:
+    target = str(tmp_path / "real-fifo")
+    os.mkfifo(target, 0o600)  # a good FIFO, but reached through a link someone else may own
+    path = str(tmp_path / "fifo")
+    os.symlink(target, path)
+    srv = await start(control, tcp=None, fifo_path=path)
+    try:
+        assert refusals(records) == [
+            f"console FIFO {path} not used: it is a symbolic link; {RECREATE.format(path)}; "
+            "carrying on without the FIFO"
+        ]
+        assert nobody_reads(target)
+        assert stat.S_ISLNK(os.lstat(path).st_mode)  # left as it is
+    finally:
+        await srv.close()
+
+
+async def test_fifo_of_another_user_or_not_a_fifo_is_refused(
+    tmp_path: Path, control: FakeControl, records: Records, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(tmp_path / "fifo")
+    os.mkfifo(path, 0o600)
+    owner = os.stat(path).st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)  # as if the daemon ran as another user
+    srv = await start(control, tcp=None, fifo_path=path)
+    await srv.close()
+    monkeypatch.undo()
+    regular = tmp_path / "file"
+    regular.write_text("keep me")
+    srv = await start(control, tcp=None, fifo_path=str(regular))
+    await srv.close()
+    assert regular.read_text() == "keep me"
+    srv = await start(control, tcp=None, fifo_path=str(tmp_path / "no-dir" / "fifo"))
+    await srv.close()
+    assert refusals(records) == [
+        f"console FIFO {path} not used: it is owned by uid {owner}, not by uid {owner + 1} that "
+        f"ipvswm runs as; {RECREATE.format(path)}; carrying on without the FIFO",
+        f"console FIFO {regular} not used: it is not a FIFO; remove it or set "
+        "Management.Fifo.Path to another path; carrying on without the FIFO",
+        f"console FIFO {tmp_path}/no-dir/fifo not used: cannot create it: No such file or "
+        "directory; carrying on without the FIFO",
+    ]
+    assert control.submitted == []
+
+
+async def test_fifo_made_unsafe_while_in_use_is_dropped_at_the_next_writer(
+    tmp_path: Path, control: FakeControl, records: Records
+) -> None:
+    path = str(tmp_path / "fifo")
+    srv = await start(control, tcp=None, fifo_path=path)
+    try:
+        assert refusals(records) == []
+        os.chmod(path, 0o622)
+        write_fifo(path, b"set host web1 off\n")  # read; then the reopen checks it again
+        await records.wait_for("fifo: ok: host web1: off (reasons default)")
+        await records.wait_for(" not used: it is writable by group or others (mode 0622)")
+        assert nobody_reads(path)
+        assert len(control.submitted) == 1
     finally:
         await srv.close()
 

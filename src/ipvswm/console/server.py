@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import stat
@@ -142,8 +143,9 @@ class ConsoleServer:
                 self._servers.append(self._tcp_server)
                 log.info("console listening on %s:%d", host, self.tcp_port)
             if self.fifo_path is not None:
-                self._fifo = FifoReader(self.fifo_path, Session(self.control, "fifo"), self.limits)
-                await self._fifo.start()
+                fifo = FifoReader(self.fifo_path, Session(self.control, "fifo"), self.limits)
+                if await fifo.start():  # a refused FIFO is logged; the consoles above still work
+                    self._fifo = fifo
         except BaseException:
             await self.close()
             raise
@@ -269,6 +271,50 @@ async def _answers(path: str) -> bool:
     return True
 
 
+class FifoRefused(Exception):
+    """The FIFO cannot be used safely; the message says why and how to fix it."""
+
+
+def open_fifo(path: str) -> int:
+    """Open a FIFO for reading: ours, not a symbolic link, not writable by group or others."""
+    # A /tmp/fifo made first by another user (mkfifo -m 666) would let anyone disable hosts.
+    recreate = f"remove it (rm {path}) and restart ipvswm, which creates it with mode 0600"
+    not_fifo = "it is not a FIFO; remove it or set Management.Fifo.Path to another path"
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            raise FifoRefused(f"it is a symbolic link; {recreate}")
+        if not stat.S_ISFIFO(mode):  # never open a device or a file we are not meant to read
+            raise FifoRefused(not_fifo)
+        # O_NONBLOCK: opening for reading never waits for a writer; Linux reports no hang-up
+        # on a fresh reader until a writer has come and gone, so the loop does not spin.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # replaced by a link between lstat and open
+            raise FifoRefused(f"it is a symbolic link; {recreate}") from None
+        raise FifoRefused(f"cannot open it: {exc.strerror}; {recreate}") from None
+    try:
+        st = os.fstat(fd)  # of what was opened: no race with a rename
+        if not stat.S_ISFIFO(st.st_mode):
+            raise FifoRefused(not_fifo)
+        euid = os.geteuid()
+        if st.st_uid != euid:
+            raise FifoRefused(
+                f"it is owned by uid {st.st_uid}, not by uid {euid} that ipvswm runs as; "
+                + recreate
+            )
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o022:
+            raise FifoRefused(
+                f"it is writable by group or others (mode {mode:04o}), so any local user could "
+                f"send commands; chmod 600 {path} (or {recreate})"
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class FifoReader:
     """Commands from a FIFO, one per line; output goes to the log. Never blocks the loop."""
 
@@ -283,20 +329,29 @@ class FifoReader:
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(self.MAX_QUEUED)
         self._worker: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def start(self) -> bool:
+        """Create (mode 0600) or check the FIFO and read it; False (logged, with the fix) if not."""
         try:
-            if not stat.S_ISFIFO(os.stat(self.path).st_mode):
-                raise ConsoleError(f"{self.path} exists and is not a FIFO")
-        except FileNotFoundError:
-            os.mkfifo(self.path, 0o600)
-        self._open()
+            try:
+                os.mkfifo(self.path, 0o600)  # the umask can only take bits away
+                log.info("console FIFO %s created (mode 0600)", self.path)
+            except FileExistsError:
+                pass  # someone's: open_fifo decides whether it is safe
+            except OSError as exc:
+                raise FifoRefused(f"cannot create it: {exc.strerror}") from None
+            self._open()
+        except FifoRefused as exc:
+            self._refused(exc)
+            return False
         self._worker = asyncio.create_task(self._work(), name="console-fifo")
         log.info("console reading commands from FIFO %s", self.path)
+        return True
+
+    def _refused(self, exc: FifoRefused) -> None:
+        log.error("console FIFO %s not used: %s; carrying on without the FIFO", self.path, exc)
 
     def _open(self) -> None:
-        # O_NONBLOCK: opening for reading never waits for a writer; Linux reports no hang-up
-        # on a fresh reader until a writer has come and gone, so the loop does not spin.
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        self._fd = open_fifo(self.path)
         asyncio.get_running_loop().add_reader(self._fd, self._readable)
 
     def _close_fd(self) -> None:
@@ -322,12 +377,12 @@ class FifoReader:
                 self._queue.put_nowait(item)
             except asyncio.QueueFull:
                 fifo_log.warning("fifo: too many queued commands, dropping one")
-        if not data:  # the last writer closed: start over for the next one
+        if not data:  # the last writer closed: start over for the next one, checked again
             self._close_fd()
             try:
                 self._open()
-            except OSError as exc:
-                log.error("console FIFO %s: cannot reopen: %s", self.path, exc)
+            except FifoRefused as exc:
+                self._refused(exc)
 
     async def _work(self) -> None:
         while True:
