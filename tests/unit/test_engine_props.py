@@ -12,7 +12,7 @@ from ipvswm.config.model import CheckTarget, Config
 from ipvswm.engine import Engine
 from ipvswm.engine.outputs import Step
 from ipvswm.engine.rules import MIN_RAMP_STEP
-from ipvswm.engine.state import PairId, Phase
+from ipvswm.engine.state import PairId, Phase, VsState
 from ipvswm.events import (
     CheckResult,
     CheckStatus,
@@ -25,25 +25,40 @@ from ipvswm.events import (
     SetPairsOn,
     Tick,
 )
-from ipvswm.kernel.table import DestKey, Table
+from ipvswm.kernel.table import (
+    Destination,
+    DestKey,
+    Forward,
+    Protocol,
+    Service,
+    ServiceEntry,
+    ServiceKey,
+    Table,
+)
 from tests.unit.test_engine_fixtures import NO_CHECK, T0, config, host, vs
 
 HOSTS = ("h1", "h2", "h3")
 REASONS = ("default", "maint", "deploy")
 
 
-def _config(h2_weight: int) -> Config:
+D_WEIGHTS = {"h1": 30, "h3": 5}  # the pairs of VS d, which reloads add and remove
+
+
+def _config(h2_weight: int, with_d: bool = False) -> Config:
+    d = [vs("d", address="192.0.2.5")] if with_d else []
+    on_d = {tag: (("d", w),) if with_d else () for tag, w in D_WEIGHTS.items()}
     return config(
         [
             vs("a", sorry_server="sorry"),
             vs("b", address="192.0.2.2", sorry_server="h1"),  # sorry host is a real server
             vs("c", address="192.0.2.3", check=NO_CHECK),
             vs("empty", address="192.0.2.4"),
+            *d,
         ],
         [
-            host("h1", "198.51.100.1", ("a", 100), ("b", 20)),  # one checker feeds both
+            host("h1", "198.51.100.1", ("a", 100), ("b", 20), *on_d["h1"]),  # one checker: a, b, d
             host("h2", "198.51.100.2", ("a", h2_weight), ("c", 10)),
-            host("h3", "198.51.100.3", ("b", 0), ("c", 7)),
+            host("h3", "198.51.100.3", ("b", 0), ("c", 7), *on_d["h3"]),
             host("sorry", "198.51.100.99"),
         ],
         ramping_trigger_time=30.0,
@@ -79,6 +94,14 @@ class EngineMachine(RuleBasedStateMachine):
         self.last_end: dict[CheckTarget, float] = {}
         self.prev_weights: dict[PairId, int] = {}
         self.perturbed: set[PairId] = set()
+        # Pairs a reload adopted from the kernel, by checker: exempt until it reports a status.
+        self.adopted: dict[PairId, CheckTarget] = {}
+        self.kernel_weight: dict[PairId, int] = {}  # what they keep (0 once disabled)
+        # Per VS, the checkers it has not heard from since it was born; and its mailed state.
+        self.unchecked: dict[str, set[CheckTarget]] = {
+            service.tag: self._targets(service.tag) for service in self.cfg.services
+        }
+        self.mailed_on: dict[str, bool] = {service.tag: False for service in self.cfg.services}
         self.table = self.engine.desired_table()
         self._feed(Tick())
 
@@ -87,18 +110,38 @@ class EngineMachine(RuleBasedStateMachine):
     def _pairs(self) -> dict[PairId, CheckTarget | None]:
         return {(p.vs, p.host): p.check for p in self.cfg.pairs()}
 
+    def _targets(self, vs_tag: str) -> set[CheckTarget]:
+        return {t for pid, t in self._pairs().items() if pid[0] == vs_tag and t is not None}
+
     def _reasons(self, pid: PairId) -> frozenset[str]:
         return self.host_reasons[pid[1]] | self.pair_reasons.get(pid, frozenset())
 
     def _feed(self, event: EngineEvent) -> Step:
-        self.prev_weights = {pid: s.weight for pid, s in self.engine.snapshot().pairs.items()}
+        snap = self.engine.snapshot()
+        self.prev_weights = {pid: s.weight for pid, s in snap.pairs.items()}
         before = self.table
         step = self.engine.handle(event, self.now)
+        for pid in self.adopted:
+            if self._reasons(pid):
+                self.kernel_weight[pid] = 0  # disabled: the kernel has 0 from now on
         self.table = self.engine.desired_table()
         for key in before.services.keys() | self.table.services.keys():
             if before.services.get(key) != self.table.services.get(key):
                 assert key in step.touched, f"{key} changed but is not in touched"
+        self._sorry_alerts(snap.vss, step)
         return step
+
+    def _sorry_alerts(self, old: dict[str, VsState], step: Step) -> None:
+        """Every switch has its alert; mails alternate FAIL, OK per VS, once it is checked."""
+        new = self.engine.snapshot().vss
+        for tag, state in new.items():
+            if tag in old and old[tag].sorry_on != state.sorry_on:
+                assert [a.on for a in step.alerts if a.vs == tag] == [state.sorry_on], tag
+        for alert in step.alerts:
+            if alert.mail:
+                assert not self.unchecked[alert.vs], alert  # no mail before its checkers report
+                assert self.mailed_on[alert.vs] != alert.on, alert
+                self.mailed_on[alert.vs] = alert.on
 
     def _admin(self, event: EngineEvent, pids: list[PairId]) -> None:
         before = {pid: self._reasons(pid) for pid in pids}
@@ -155,6 +198,11 @@ class EngineMachine(RuleBasedStateMachine):
         else:
             self.last_fail[target] = self.now
         self.perturbed = {pid for pid, t in self._pairs().items() if t == target and not passed}
+        for pid in [pid for pid, t in self.adopted.items() if t == target]:
+            del self.adopted[pid]
+            self.perturbed.add(pid)  # its kernel weight may be above its target
+        for waiting in self.unchecked.values():
+            waiting.discard(target)
         self._feed(CheckResult(target, passed, status, started, self.now, "" if passed else "x"))
 
     @rule(name=st.sampled_from(HOSTS), reasons=reason_sets)
@@ -195,10 +243,36 @@ class EngineMachine(RuleBasedStateMachine):
         self._feed(SetOverride(name, weight))
         self.perturbed = {p for p in self._pairs() if p[1] == name}
 
-    @rule(h2_weight=st.sampled_from([0, 50, 80]))
-    def reload(self, h2_weight: int) -> None:
-        self.cfg = _config(h2_weight)
-        self._feed(ConfigLoaded(self.cfg))
+    @rule(data=st.data(), h2_weight=st.sampled_from([0, 50, 80]), with_d=st.booleans())
+    def reload(self, data: st.DataObject, h2_weight: int, with_d: bool) -> None:
+        had_d = "d" in self.unchecked
+        self.cfg = _config(h2_weight, with_d)
+        kernel = self.table  # what the daemon has cached: the last desired table, applied
+        in_kernel: dict[str, int] = {}
+        if with_d and not had_d:
+            # d (re-)appears; the kernel may have it from a past run or from an operator.
+            if data.draw(st.booleans()):
+                tags = st.sampled_from(sorted(D_WEIGHTS))
+                in_kernel = data.draw(st.dictionaries(tags, st.integers(0, 60)))
+                kernel = _with_d(kernel, in_kernel)
+            for tag in D_WEIGHTS:
+                pid = ("d", tag)
+                if tag in in_kernel:
+                    self.enabled_at.pop(pid, None)
+                    check = self._pairs()[pid]
+                    assert check is not None
+                    self.adopted[pid] = check
+                    self.kernel_weight[pid] = in_kernel[tag]
+                else:
+                    self.enabled_at[pid] = self.now
+            self.unchecked["d"] = self._targets("d")
+            self.mailed_on["d"] = False
+        elif had_d and not with_d:
+            for tag in D_WEIGHTS:
+                for gone in (self.pair_reasons, self.enabled_at, self.adopted, self.kernel_weight):
+                    gone.pop(("d", tag), None)
+            del self.unchecked["d"], self.mailed_on["d"]
+        self._feed(ConfigLoaded(self.cfg, kernel))
         self.perturbed = set(self._pairs())
 
     # --- invariants ---------------------------------------------------------------------------
@@ -208,7 +282,7 @@ class EngineMachine(RuleBasedStateMachine):
         snap = self.engine.snapshot()
         for pid, check in self._pairs().items():
             state = snap.pairs[pid]
-            if state.weight == 0:
+            if state.weight == 0 or pid in self.adopted:
                 continue
             assert not self._reasons(pid), (pid, state)
             assert state.phase in (Phase.ENABLED, Phase.RAMPING)
@@ -225,7 +299,7 @@ class EngineMachine(RuleBasedStateMachine):
         for pid, pair_state in snap.pairs.items():
             pair = next(p for p in self.cfg.pairs() if (p.vs, p.host) == pid)
             target = pair.weight if pair_state.override is None else pair_state.override
-            assert pair_state.weight <= target, (pid, pair_state)
+            assert pair_state.weight <= target or pid in self.adopted, (pid, pair_state)
             previous = self.prev_weights.get(pid, 0)
             if pid not in self.perturbed and previous > 0:
                 assert pair_state.weight >= previous, (pid, previous, pair_state)
@@ -257,6 +331,32 @@ class EngineMachine(RuleBasedStateMachine):
             for key, pid in real.items():
                 if key != sorry or total:
                     assert dests[key].weight == snap.pairs[pid].weight
+
+    @invariant()
+    def adopted_pairs_keep_their_kernel_weight(self) -> None:
+        snap = self.engine.snapshot()
+        for pid in self.adopted:
+            expected = 0 if self._reasons(pid) else self.kernel_weight[pid]
+            assert snap.pairs[pid].weight == expected, (pid, snap.pairs[pid])
+
+    @invariant()
+    def checked_vss_have_their_sorry_state_mailed(self) -> None:
+        """Once every checker of a VS has reported, its last mail says what its state is."""
+        for tag, state in self.engine.snapshot().vss.items():
+            if not self.unchecked[tag]:
+                assert self.mailed_on[tag] == state.sorry_on, tag
+
+
+def _with_d(kernel: Table, weights: dict[str, int]) -> Table:
+    """The kernel table plus VS d with some of its hosts at the given weights."""
+    key = ServiceKey(Protocol.TCP, "192.0.2.5", 80)
+    addresses = {"h1": "198.51.100.1", "h3": "198.51.100.3"}
+    dests = {DestKey(addresses[t], 80): w for t, w in weights.items()}
+    entry = ServiceEntry(
+        Service(key, scheduler="wrr"),
+        {k: Destination(k, Forward.MASQ, w) for k, w in dests.items()},
+    )
+    return Table({**kernel.services, key: entry})
 
 
 TestEngineMachine = EngineMachine.TestCase
