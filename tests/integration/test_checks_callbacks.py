@@ -8,9 +8,11 @@ a failing sink is survived, nothing is emitted after a stop, and nothing is left
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import itertools
 import random
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -20,6 +22,7 @@ from ipvswm.checks import plain
 from ipvswm.checks.checker import Checker
 from ipvswm.checks.checkset import CheckSet
 from ipvswm.checks.probe import PreparedCheck
+from ipvswm.checks.wire import parse_status as real_parse
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
 from ipvswm.events import CheckResult, CheckStatus
 from tests.support.realservers import RealServer
@@ -72,7 +75,7 @@ async def test_a_plain_checker_runs_without_a_task_start_to_start(web: RealServe
     checker = Checker(http(web, 0.05), sink, rng=Fixed())
     started = time.time()
     checker.start()
-    assert checker.task is None and checker.running
+    assert (checker.task, checker.running) == (None, True)
     assert checker_tasks() == []  # no task of its own
     results = await sink.wait(8)
     await checker.stop()
@@ -107,7 +110,7 @@ async def test_an_overrunning_check_never_overlaps_and_the_next_starts_right_aft
 async def test_a_bug_in_a_check_is_an_internal_error_and_the_checker_goes_on(
     web: RealServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_parse, real_new = plain.parse_status, PreparedCheck.plain_check
+    real_new = PreparedCheck.plain_check
     calls = {"parse": 0, "new": 0}
 
     def parse_once_broken(head: bytes) -> int:
@@ -158,8 +161,8 @@ async def test_a_tcp_checker_follows_refused_and_accepting() -> None:
         checker = Checker(CheckTarget(server.address, server.port, spec), sink)
         checker.start()
         try:
-            await sink.wait(2)
-            assert checker.status is CheckStatus.PASS
+            first = await sink.wait(2)
+            assert first[-1].status is CheckStatus.PASS
             await server.set_mode("refusing")
             count = len(sink.items)
             refused = await sink.wait(count + 2)
@@ -226,3 +229,36 @@ async def test_close_stops_every_plain_checker_and_leaves_nothing(
         await asyncio.sleep(0.05)  # a window in which a leaked timer or check would have reported
         assert len(sink.items) == count
     gc.collect()  # an unclosed socket would warn here (warnings are errors)
+
+
+async def test_a_check_that_ends_at_once_then_raises_is_reported_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class NoSockets:
+        """The socket module, except that no socket can be made (as when out of descriptors)."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(socket, name)
+
+        @staticmethod
+        def socket(*args: object) -> socket.socket:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+    real_start = plain.PlainCheck.start
+
+    def start_then_raise(self: plain.PlainCheck) -> None:
+        real_start(self)  # ends (and reports) before it returns: no socket
+        raise RuntimeError("bug after the end")
+
+    monkeypatch.setattr(plain, "socket", NoSockets())
+    monkeypatch.setattr(plain.PlainCheck, "start", start_then_raise)
+    sink = Results()
+    target = CheckTarget("127.0.0.35", 9, CheckSpec(CheckKind.TCP, interval=0.01))
+    checker = Checker(target, sink)
+    checker.start()
+    results = await sink.wait(6)
+    await checker.stop()
+    assert {r.cause for r in results} == {"connect error: EMFILE"}  # no extra internal error
+    # One next check per check (a second one would make the checks overlap and multiply).
+    gaps = [b.started - a.started for a, b in itertools.pairwise(results)]
+    assert min(gaps) > 0.005

@@ -1,4 +1,4 @@
-"""A checker: the recurring task that runs one distinct check and counts rise/fall (SPEC §3)."""
+"""A checker: runs one distinct check every interval and counts rise/fall (SPEC §3)."""
 
 from __future__ import annotations
 
@@ -173,14 +173,17 @@ class Checker:
         """Timer callback: start one check; `_done` follows when it ends."""
         self._timer = None
         assert self._prepared is not None
+        check: PlainCheck | None = None
         try:
             check = self._check = self._prepared.plain_check(self._done)
             check.start()  # may end (and call _done) before it returns
         except Exception:
             logger.exception("checker %s: check raised", self.target)
-            if self._check is not None:
-                self._check.cancel()
-                self._check = None
+            if check is not None and check is not self._check:
+                return  # it had ended and been reported: the next one is scheduled
+            if check is not None:
+                check.cancel()
+            self._check = None
             now = time.time()
             self._end(ProbeOutcome(False, INTERNAL_ERROR, None, now, now))
 
