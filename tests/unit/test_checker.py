@@ -203,6 +203,10 @@ def test_slot_of_rounds_up_to_a_grid_shared_by_checkers_of_the_interval(interval
         assert slot_of(start + interval, interval) == pytest.approx(start + interval, abs=1e-9)
 
 
+def test_slot_of_a_zero_interval_is_the_time_itself() -> None:
+    assert slot_of(12.345, 0.0) == 12.345
+
+
 async def test_plain_checks_run_on_callbacks_others_in_a_task() -> None:
     class Late(random.Random):
         def random(self) -> float:

@@ -34,6 +34,8 @@ def slot_of(when: float, interval: float) -> float:
     to be handled in shared iterations too, instead of each check waking the loop on its own.
     """
     slot = min(interval, 1.0) / SLOTS_PER_SECOND
+    if slot <= 0:
+        return when  # a zero interval (never from a parsed config): no grid
     # The small tolerance keeps a start already on the grid (up to float error) in its slot.
     return math.ceil(when / slot - 1e-6) * slot
 
