@@ -147,11 +147,6 @@ class PlainCheck:
         self.started = 0.0
         self.ended = 0.0
 
-    @property
-    def done(self) -> bool:
-        """Whether the check has ended (or was cancelled)."""
-        return self._phase is _Phase.DONE
-
     def start(self) -> None:
         """Open the socket and start connecting (`on_done` may be called before this returns)."""
         loop, plan = self._loop, self._plan
