@@ -23,9 +23,17 @@ def generate(services: int, hosts: int, per_host: int = 3) -> str:
             addr = f"192.0.2.{i % 254 + 1}:{1000 + i}"
         options = "email=true,expect=200-299|301" if i % 2 else "rise=2,fall=3"
         lines.append(f"! vs{i} {addr}:8080 {checks[i % len(checks)]} {options}")
+    v6_services = services // 4  # vs3, vs7, ...: the IPv6 ones
     for i in range(hosts):
-        pairs = " ".join(f"vs{(i * 7 + k * 13) % services}={10 + k}" for k in range(per_host))
-        lines.append(f"web{i} 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255} {pairs}")
+        if i % 8 == 7 and v6_services > per_host:  # an IPv6 host, on IPv6 VSs only
+            picks = [((i * 7 + k * 13) % v6_services) * 4 + 3 for k in range(per_host)]
+            address = f"[2001:db8:1::{i:x}]"
+        else:  # an IPv4 host on IPv4 VSs (a host is never on a VS of the other family)
+            picks = [(i * 7 + k * 13) % services for k in range(per_host)]
+            picks = [j - 1 if j % 4 == 3 else j for j in picks]
+            address = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+        pairs = " ".join(f"vs{j}={10 + k}" for k, j in enumerate(picks))
+        lines.append(f"web{i} {address} {pairs}")
     return "\n".join(lines) + "\n"
 
 

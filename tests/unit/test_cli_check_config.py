@@ -14,8 +14,9 @@ VALID = """\
 Check.Interval=2
 ! www 192.0.2.1:80 http://mysite.org/check email=true,sorry_server=sorry
 ! api [2001:db8::1]:443:8443 tcp://
-web1 192.0.2.10:8080 www=10 api=5
+web1 192.0.2.10:8080 www=10
 web2 192.0.2.11 www=10
+web6 [2001:db8::10] api=5
 sorry 192.0.2.99
 """
 
@@ -49,7 +50,7 @@ def test_valid_config_exits_0_with_summary(
     path = write(tmp_path, VALID)
     assert main(["check-config", "-c", path]) == 0
     out = capsys.readouterr().out
-    assert out == f"{path}: OK: 2 virtual services, 3 hosts, 3 pairs, 3 distinct checks\n"
+    assert out == f"{path}: OK: 2 virtual services, 4 hosts, 3 pairs, 3 distinct checks\n"
 
 
 def test_invalid_config_exits_1_with_every_error(
