@@ -16,37 +16,36 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ipvswm import sdnotify
-from ipvswm.alerts import Mailer, host_lines
+from ipvswm.alerts import Mailer
 from ipvswm.checks.checkset import CheckSet
-from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
 from ipvswm.config.model import Config
 from ipvswm.config.parser import ParseResult, parse_file
 from ipvswm.config.watch import ConfigWatcher
 from ipvswm.console.control import ReloadOutcome
 from ipvswm.console.server import ConsoleError, ConsoleServer
 from ipvswm.daemon_control import DaemonControl
+from ipvswm.daemon_owner import Owner
 from ipvswm.daemon_queue import (
     AdminRequest,
-    Batch,
     QueueItem,
     ReloadRequest,
     ResyncRequest,
     StopRequest,
-    merge_changes,
 )
 from ipvswm.engine.engine import Engine
-from ipvswm.engine.outputs import SorryChange, Step
-from ipvswm.engine.state import StateChanges, StateSnapshot
-from ipvswm.events import AdminEvent, CheckResult, ConfigLoaded, EngineEvent, Tick
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.events import AdminEvent, CheckResult
 from ipvswm.kernel.backend import BackendError
 from ipvswm.kernel.backends import make_backend
-from ipvswm.kernel.sync import KernelSync, describe_op
-from ipvswm.kernel.table import ServiceKey, Table
+from ipvswm.kernel.sync import KernelSync
+from ipvswm.kernel.table import Table
 from ipvswm.logs import CHECK_RESULT, CHECK_STATUS, LogControl, setup_logging
 from ipvswm.metrics import Metrics, MetricsServer
 from ipvswm.store import Store, StoreError
 
 log = logging.getLogger(__name__)
+
+AUTO_RELOAD = "file changed"
 
 
 class Daemon:
@@ -82,7 +81,7 @@ class Daemon:
         self.last_step = time.monotonic()
         self.watchdog = sdnotify.Watchdog(alive=self._alive)
         self._stopping = asyncio.Event()
-        self._wakeup: asyncio.TimerHandle | None = None
+        self.owner: Owner | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -126,18 +125,18 @@ class Daemon:
             await self._shutdown()
             return 0
         self.engine = Engine(self.config, time.time(), snapshot, actual)
-        start = Batch()
-        self._absorb(self.engine.startup_step(), start)
-        self._save(merge_changes(start.changes, self.engine.record_applied(actual)))
-        await self._converge(None, "start-up")
+        self.owner = Owner(self)
+        self.owner.unsaved = self.engine.record_applied(actual)
+        await self.owner.start(self.engine.startup_step())
         self.checks = CheckSet(self._on_check_result)
         self.checks.update(self.config.check_targets())
         await self._start_services()
-        self._schedule_wakeup()
         sdnotify.ready("running")
         log.info("ipvswm running: %s", self.control.summary())
-        await self._owner_loop()
-        await self._shutdown()
+        try:
+            await self.owner.run()
+        finally:  # checkers, sockets and the store are closed however the loop ends
+            await self._shutdown()
         return 0
 
     async def _first_read(self) -> Table | None:
@@ -148,6 +147,7 @@ class Daemon:
             try:
                 return await self.sync.read()
             except BackendError as exc:
+                self.metrics.backend_error(exc.kind)
                 log.error(
                     "cannot read the IPVS table with backend %s (%s): %s; retrying in %.0fs",
                     self.sync.backend.name,
@@ -193,14 +193,14 @@ class Daemon:
     def stop(self, why: str = "request") -> None:
         """Begin a clean exit: no kernel operation is made from here on."""
         if not self._stopping.is_set():
-            log.info("ipvswm stopping (%s): leaving the IPVS table as it is", why)
-            sdnotify.stopping()
-            self._stopping.set()
+            self._stopping.set()  # first: nothing below may keep the daemon from stopping
             self.queue.put_nowait(StopRequest())
+            sdnotify.stopping()
+            log.info("ipvswm stopping (%s): leaving the IPVS table as it is", why)
 
     async def _shutdown(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup.cancel()
+        if self.owner is not None:
+            self.owner.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -248,7 +248,11 @@ class Daemon:
             self.queue.put_nowait(result)
 
     async def submit(self, event: AdminEvent) -> str | None:
-        """Apply an admin event; returns once its state change is committed."""
+        """Apply an admin event; returns once its state change is committed.
+
+        None when done; a text starting with `#` when refused; any other text is a note for the
+        operator (e.g. "still off (kernel)").
+        """
         if self.engine is None:
             return "# the daemon is starting: the kernel table has not been read yet"
         reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
@@ -263,8 +267,9 @@ class Daemon:
         self.queue.put_nowait(ResyncRequest(reply))
         await reply
 
-    def parse_config(self) -> ParseResult:
-        return parse_file(self.config_path)
+    async def parse_config(self) -> ParseResult:
+        """Parse the config file off the event loop (names may be resolved)."""
+        return await asyncio.to_thread(parse_file, self.config_path)
 
     async def reload_from_file(self, why: str) -> ReloadOutcome:
         """Parse the file (off the loop: names may be resolved) and apply it if valid."""
@@ -280,6 +285,14 @@ class Daemon:
             return ReloadOutcome(ok=False, errors=errors)
         if self.engine is None or self._stopping.is_set():
             return ReloadOutcome(ok=False, errors=("# the daemon is not running",))
+        if why == AUTO_RELOAD and self.config.services and not result.config.services:
+            error = (
+                f"{self.config_path}: the file now has no virtual service (still being written?);"
+                " not applied automatically: use 'config reload' or SIGHUP to apply it on purpose"
+            )
+            log.error("config reload (%s) refused: %s", why, error)
+            self.metrics.reload(False)
+            return ReloadOutcome(ok=False, errors=(error,))
         sdnotify.reloading()
         reply: asyncio.Future[ReloadOutcome] = asyncio.get_running_loop().create_future()
         self.queue.put_nowait(ReloadRequest(result.config, reply))
@@ -288,194 +301,12 @@ class Daemon:
         return outcome
 
     async def _auto_reload(self) -> None:
-        await self.reload_from_file("file changed")
+        await self.reload_from_file(AUTO_RELOAD)
 
     async def _resync_timer(self) -> None:
         while True:
             await asyncio.sleep(max(self.config.options.ipvs_resync_period, 0.2))
             self.queue.put_nowait(ResyncRequest())
-
-    # --- the owner ------------------------------------------------------------------------
-
-    async def _owner_loop(self) -> None:
-        while True:
-            items = [await self.queue.get()]
-            while not self.queue.empty() and len(items) < 20000:
-                items.append(self.queue.get_nowait())
-            batch = Batch()
-            for item in items:
-                try:
-                    self._take(item, batch)
-                except Exception:  # a bug must not stop the daemon: keep the last good state
-                    log.exception("internal error on %s; continuing", type(item).__name__)
-                    _fail_request(item)
-            try:
-                await self._finish(batch)
-            except Exception:
-                log.exception("internal error applying a step; the next resync corrects it")
-                batch.fail_pending("# internal error (logged)")
-            self.last_step = time.monotonic()
-            if batch.stop:
-                return
-
-    def _take(self, item: QueueItem, batch: Batch) -> None:
-        assert self.engine is not None
-        now = time.time()
-        if isinstance(item, StopRequest):
-            batch.stop = True
-        elif isinstance(item, ResyncRequest):
-            batch.full_resync = True
-            if item.reply is not None:
-                batch.resync_waiters.append(item.reply)
-        elif isinstance(item, AdminRequest):
-            step = self._step(item.event, now, batch)
-            batch.acks.append((item.reply, step.error if step.error else None))
-        elif isinstance(item, ReloadRequest):
-            batch.reloads.append((item.reply, self._apply_config(item.config, now, batch)))
-        else:
-            self._step(item, now, batch)
-
-    def _step(self, event: EngineEvent, now: float, batch: Batch) -> Step:
-        assert self.engine is not None
-        try:
-            step = self.engine.handle(event, now)
-        except Exception:  # a bug must not stop the daemon: log it, keep the last good state
-            log.exception("engine failed on %s", type(event).__name__)
-            return Step(error="# internal error (logged)")
-        self._absorb(step, batch)
-        return step
-
-    def _absorb(self, step: Step, batch: Batch) -> None:
-        """Log a step's decisions, send its alerts, and add its changes to the batch."""
-        batch.changes = merge_changes(batch.changes, step.changes)
-        batch.touched.update(step.touched)
-        for decision in step.decisions:
-            log.info("%s", decision)
-        for alert in step.alerts:
-            self._alert(alert)
-
-    def _apply_config(self, config: Config, now: float, batch: Batch) -> ReloadOutcome:
-        assert self.checks is not None
-        if config == self.config:  # e.g. only comments changed: nothing to do at any size
-            log.info("config reload applied: nothing changed")
-            self.metrics.reload(True)
-            return ReloadOutcome(ok=True)
-        actions = tuple(describe_diff(self.config, config))
-        for name in RESTART_OPTIONS:
-            if getattr(self.config.options, name) != getattr(config.options, name):
-                log.warning("config reload: %s changed; it takes effect after a restart", name)
-        old, self.config = self.config, config
-        self._step(ConfigLoaded(config), now, batch)
-        added, removed = self.checks.update(config.check_targets())
-        if self.logs is not None and old.options != config.options:
-            self.logs.reconfigure(config.options)
-        self.mailer.reconfigure(config.options)
-        for action in actions:
-            log.info("config reload: %s", action)
-        log.info(
-            "config reload applied: %d change(s), %d checker(s) started, %d stopped",
-            len(actions),
-            len(added),
-            len(removed),
-        )
-        self.metrics.reload(True)
-        return ReloadOutcome(ok=True, actions=actions)
-
-    def _alert(self, alert: SorryChange) -> None:
-        vs = self.config.service(alert.vs)
-        state = "ON" if alert.on else "OFF"
-        log.info(
-            "vs %s: sorry server %s %s (%s)", alert.vs, alert.sorry_host, state, alert.subject()
-        )
-        if vs is not None and vs.email:
-            lines = host_lines(self.config, self.engine_snapshot(), self.kernel_table(), alert.vs)
-            self.mailer.notify(alert, vs, lines)
-
-    async def _finish(self, batch: Batch) -> None:
-        self._save(batch.changes, batch.acks)
-        for future, outcome in batch.reloads:
-            if not future.done():
-                future.set_result(outcome)
-        if batch.stop:
-            return
-        self._publish_metrics()  # the decided state, while the kernel is being changed
-        if batch.full_resync:
-            await self._resync()
-            batch.wake_resync_waiters()
-        elif batch.touched:
-            await self._converge(batch.touched, "")
-        self._schedule_wakeup()
-        self._publish_metrics()  # and the kernel as it now is
-        old, self.changed = self.changed, asyncio.Event()
-        old.set()
-
-    def _publish_metrics(self) -> None:
-        if self.metrics_server is not None:
-            self.metrics.update_state(self.config, self.engine_snapshot(), self.kernel_table())
-
-    def _save(
-        self,
-        changes: StateChanges,
-        acks: list[tuple[asyncio.Future[str | None], str | None]] | None = None,
-    ) -> None:
-        """Commit state changes, then acknowledge the admin commands they carry."""
-        failure: str | None = None
-        if changes and self.store is not None:
-            try:
-                self.store.save(changes)
-            except Exception as exc:
-                log.error("cannot save state to %s: %s", self.config.options.db, exc)
-                failure = f"# state could not be saved: {exc}"
-        for future, error in acks or []:
-            if not future.done():
-                future.set_result(error or failure)
-
-    async def _converge(self, keys: set[ServiceKey] | None, reason: str) -> None:
-        assert self.engine is not None and self.sync is not None
-        outcome = await self.sync.converge(
-            self.engine.desired_table(),
-            self.engine.managed(),
-            keys,
-            reason=reason,
-        )
-        if outcome.ops or outcome.errors:
-            self.metrics.kernel_apply(len(outcome.ops), len(outcome.errors))
-        if self.sync.actual is not None:
-            self._save(self.engine.record_applied(self.sync.actual))
-            self._save(self.engine.confirm_absent(self.sync.actual))
-
-    async def _resync(self) -> None:
-        assert self.sync is not None and self.engine is not None
-        try:
-            await self.sync.read()
-        except BackendError as exc:
-            log.error("resync: cannot read the IPVS table (%s): %s", exc.kind.value, exc.message)
-            return
-        self.last_resync = time.time()
-        outcome = await self.sync.converge(
-            self.engine.desired_table(), self.engine.managed(), None, reason="resync"
-        )
-        if outcome.ops:
-            log.warning(
-                "resync: the kernel differed from the desired table; %d operation(s) to correct it",
-                len(outcome.ops),
-            )
-            for op in outcome.ops:
-                log.warning("resync: %s", describe_op(op))
-            self.metrics.kernel_apply(len(outcome.ops), len(outcome.errors))
-        if self.sync.actual is not None:
-            self._save(self.engine.record_applied(self.sync.actual))
-
-    def _schedule_wakeup(self) -> None:
-        assert self.engine is not None
-        if self._wakeup is not None:
-            self._wakeup.cancel()
-            self._wakeup = None
-        when = self.engine.next_wakeup()
-        if when is None:
-            return
-        delay = max(when - time.time(), 0.0)
-        self._wakeup = asyncio.get_running_loop().call_later(delay, self.queue.put_nowait, Tick())
 
     # --- views for the console and metrics ------------------------------------------------
 
@@ -488,11 +319,3 @@ class Daemon:
         if self.sync is None or self.sync.actual is None:
             return Table()
         return self.sync.actual
-
-
-def _fail_request(item: QueueItem) -> None:
-    """Answer a request whose handling failed, so its caller never waits forever."""
-    if isinstance(item, AdminRequest) and not item.reply.done():
-        item.reply.set_result("# internal error (logged)")
-    elif isinstance(item, ReloadRequest) and not item.reply.done():
-        item.reply.set_result(ReloadOutcome(ok=False, errors=("# internal error (logged)",)))

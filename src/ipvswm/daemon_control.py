@@ -63,14 +63,14 @@ class DaemonControl:
     async def reload(self) -> ReloadOutcome:
         return await self._daemon.reload_from_file("console")
 
-    def config_diff(self) -> ReloadOutcome:
-        result = self._daemon.parse_config()
+    async def config_diff(self) -> ReloadOutcome:
+        result = await self._daemon.parse_config()
         if result.config is None:
             return ReloadOutcome(ok=False, errors=tuple(str(e) for e in result.errors))
         return ReloadOutcome(ok=True, actions=tuple(describe_diff(self.config(), result.config)))
 
-    def config_check(self) -> ReloadOutcome:
-        result = self._daemon.parse_config()
+    async def config_check(self) -> ReloadOutcome:
+        result = await self._daemon.parse_config()
         return ReloadOutcome(ok=result.config is not None, errors=tuple(map(str, result.errors)))
 
     def set_log_level(self, level: int) -> None:

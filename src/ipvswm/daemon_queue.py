@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 from ipvswm.config.model import Config
@@ -33,6 +34,7 @@ class ResyncRequest:
     """Re-read the whole kernel table and correct every difference."""
 
     reply: asyncio.Future[None] | None = None  # resolved once the table has been read
+    asked: float = field(default_factory=time.monotonic)  # a read begun after this will do
 
 
 @dataclass(slots=True)
@@ -68,6 +70,7 @@ class Batch:
     reloads: list[tuple[asyncio.Future[ReloadOutcome], ReloadOutcome]] = field(default_factory=list)
     full_resync: bool = False
     resync_waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    oldest_wait: float = float("inf")  # the earliest `asked` of the waiters
     stop: bool = False
 
     def fail_pending(self, message: str) -> None:

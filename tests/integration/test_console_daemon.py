@@ -249,7 +249,8 @@ def test_maintenance_with_two_reasons(site: Site) -> None:
 
     done = site.ctl("set", "host", "maint", "on", "reasons", "a")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "ok: host maint: on (reasons a)\n"
+    # applied, and the operator is told the host is still held by the other reason
+    assert done.stdout == "ok: host maint: on (reasons a)\nnote: still off (b)\n"
     site.checks_after("maint")  # passing checks change nothing while a reason remains
     assert site.weight("maint") == 0
     shown = site.show("maint")

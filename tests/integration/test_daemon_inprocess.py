@@ -6,6 +6,7 @@ Real servers on 127.0.0.110-127.0.0.114; the VS address (192.0.2.0/24) only exis
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -13,7 +14,10 @@ import pytest
 
 from ipvswm.config.parser import parse_file
 from ipvswm.daemon import Daemon
-from ipvswm.events import SetHostOff, SetHostOn, SetOverride
+from ipvswm.daemon_queue import ResyncRequest
+from ipvswm.engine.state import HostState
+from ipvswm.events import CheckResult, CheckStatus, SetHostOff, SetHostOn, SetOverride
+from ipvswm.kernel.backend import BackendError, FailureKind
 from ipvswm.kernel.table import DestKey, Protocol, ServiceKey
 from tests.support.realservers import RealServer
 
@@ -113,3 +117,47 @@ async def test_a_failing_kernel_apply_is_logged_and_retried(
     # the first apply blows up; a later step or the resync brings the kernel to weight 0
     await wait_for(daemon, lambda: kernel_weight(daemon, server) == 0, limit=20)
     assert calls >= 2
+
+
+async def test_a_failed_read_at_resync_time_still_applies_the_steps_changes(
+    running: tuple[Daemon, RealServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon, server = running
+    assert daemon.sync is not None and daemon.checks is not None
+
+    async def unreadable() -> object:
+        raise BackendError(FailureKind.TIMEOUT, "ipvsadm -S hung; killed")
+
+    monkeypatch.setattr(daemon.sync.backend, "read", unreadable)
+    await server.set_mode("failing")
+    target = next(iter(daemon.config.check_targets()))
+    now = time.time()
+    # one batch: a resync (whose read fails) and the failure that must still reach the kernel
+    daemon.queue.put_nowait(ResyncRequest())
+    daemon.queue.put_nowait(
+        CheckResult(target, False, CheckStatus.FAIL, now, now, "status 500", changed=True)
+    )
+    await wait_for(daemon, lambda: kernel_weight(daemon, server) == 0, limit=5)
+
+
+async def test_an_admin_command_that_cannot_be_committed_is_refused_and_undone(
+    running: tuple[Daemon, RealServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon, server = running
+    assert daemon.store is not None
+
+    def disk_full(changes: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(daemon.store, "save", disk_full)
+    answer = await daemon.submit(SetHostOff("web1", frozenset({"maint"})))
+    assert answer is not None and answer.startswith("# state could not be saved")
+    assert daemon.engine_snapshot().hosts.get("web1", HostState()).reasons == frozenset()
+    await daemon.refresh_kernel()
+    assert kernel_weight(daemon, server) == 10
+
+
+async def test_an_on_that_changes_nothing_says_so(running: tuple[Daemon, RealServer]) -> None:
+    daemon, _ = running
+    answer = await daemon.submit(SetHostOn("web1"))
+    assert answer is not None and not answer.startswith("#")

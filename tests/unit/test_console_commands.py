@@ -92,6 +92,16 @@ async def test_submit_error_is_passed_on(control: FakeControl, session: Session)
     )
 
 
+async def test_a_note_on_an_applied_command_is_shown(
+    control: FakeControl, session: Session
+) -> None:
+    control.submit_note = "still off (kernel)"
+    status, lines, data = await run(session, "set host web1 on reasons deploy")
+    assert status == 0
+    assert lines == ["ok: host web1: on (reasons deploy)", "note: still off (kernel)"]
+    assert data["note"] == "still off (kernel)"
+
+
 async def test_bad_input_answers_question_marks_with_a_hint(session: Session) -> None:
     status, lines, data = await run(session, "set host web1 of")
     assert status == 2

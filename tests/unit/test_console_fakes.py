@@ -57,6 +57,7 @@ class FakeControl:
         self.reload_outcome = ReloadOutcome(ok=True, actions=("add vs new",))
         self.check_outcome = ReloadOutcome(ok=True)
         self.submit_error: str | None = None
+        self.submit_note: str | None = None  # what the engine says of an applied command
         self._changed = asyncio.Event()
         self.snap = StateSnapshot(
             hosts={h.tag: HostState() for h in self._config.hosts},
@@ -101,16 +102,16 @@ class FakeControl:
         if self.auto_kernel:
             self.table = self.desired_table()
         self.notify()
-        return None
+        return self.submit_note
 
     async def reload(self) -> ReloadOutcome:
         self.reloads += 1
         return self.reload_outcome
 
-    def config_diff(self) -> ReloadOutcome:
+    async def config_diff(self) -> ReloadOutcome:
         return self.reload_outcome
 
-    def config_check(self) -> ReloadOutcome:
+    async def config_check(self) -> ReloadOutcome:
         return self.check_outcome
 
     def set_log_level(self, level: int) -> None:

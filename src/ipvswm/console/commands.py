@@ -121,12 +121,14 @@ async def _admin(cmd: SetHost | SetWeight, control: Control, session: Session) -
     if error is not None:
         return failed(error)
     event = admin_event(cmd)
-    error = await control.submit(event)
-    if error is not None:
-        return failed(error)
+    answer = await control.submit(event)
+    if answer is not None and answer.startswith("#"):
+        return failed(answer)
     text = describe(cmd)
-    log.info("console %s: %s", session.name, text)
-    return Reply(lines=[f"ok: {text}"], data={"event": type(event).__name__, **_event_data(event)})
+    log.info("console %s: %s%s", session.name, text, f" ({answer})" if answer else "")
+    data = {"event": type(event).__name__, **_event_data(event), "note": answer}
+    lines = [f"ok: {text}"] + ([f"note: {answer}"] if answer else [])
+    return Reply(lines=lines, data=data)
 
 
 def _event_data(event: AdminEvent) -> dict[str, object]:
@@ -194,8 +196,8 @@ async def _config(cmd: ConfigCmd, control: Control) -> Reply:
     if cmd.action is ConfigAction.RELOAD:
         return _outcome(await control.reload(), "config reloaded: no change")
     if cmd.action is ConfigAction.DIFF:
-        return _outcome(control.config_diff(), "no change")
-    return _outcome(control.config_check(), "config OK")
+        return _outcome(await control.config_diff(), "no change")
+    return _outcome(await control.config_check(), "config OK")
 
 
 def _dump(cmd: Dump, control: Control) -> Reply:

@@ -52,19 +52,22 @@ class Control(Protocol):
         ...
 
     async def submit(self, event: AdminEvent) -> str | None:
-        """Apply an admin event; returns after its state change is committed. An error text
-        (starting with `#`) when it could not be applied, else None."""
+        """Apply an admin event; returns after its state change is committed.
+
+        None when done; a text starting with `#` when it could not be applied; any other text is
+        a note for the operator about a command that was applied (e.g. "still off (kernel)").
+        """
         ...
 
     async def reload(self) -> ReloadOutcome:
         """Re-read the config file and apply it as a diff (nothing applied if invalid)."""
         ...
 
-    def config_diff(self) -> ReloadOutcome:
+    async def config_diff(self) -> ReloadOutcome:
         """The actions a reload would take now, without taking them."""
         ...
 
-    def config_check(self) -> ReloadOutcome:
+    async def config_check(self) -> ReloadOutcome:
         """Validate the config file on disk without applying it."""
         ...
 

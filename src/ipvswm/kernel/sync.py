@@ -6,7 +6,7 @@ import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from ipvswm.kernel.backend import ApplyResult, BackendError, KernelBackend
+from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, KernelBackend
 from ipvswm.kernel.reconcile import reconcile
 from ipvswm.kernel.simulate import apply_ops
 from ipvswm.kernel.table import (
@@ -50,7 +50,7 @@ class SyncOutcome:
 
     ops: tuple[Op, ...] = ()
     errors: tuple[str, ...] = ()
-    resynced: bool = False
+    backend_failure: FailureKind | None = None  # the backend failed as a whole
 
     @property
     def ok(self) -> bool:
@@ -97,7 +97,7 @@ class KernelSync:
         except BackendError as exc:
             return self._failed(exc, outcome.ops)
         retry = await self._converge_once(desired, managed, keys, reason + " (after re-read)")
-        return SyncOutcome(outcome.ops + retry.ops, retry.errors, resynced=True)
+        return SyncOutcome(outcome.ops + retry.ops, retry.errors, retry.backend_failure)
 
     async def _converge_once(
         self,
@@ -142,4 +142,4 @@ class KernelSync:
     def _failed(self, exc: BackendError, ops: tuple[Op, ...] = ()) -> SyncOutcome:
         self.failures += 1
         log.error("kernel backend %s failed (%s): %s", self.backend.name, exc.kind.value, exc)
-        return SyncOutcome(ops, (f"{exc.kind.value}: {exc.message}",))
+        return SyncOutcome(ops, (f"{exc.kind.value}: {exc.message}",), exc.kind)

@@ -1,0 +1,306 @@
+"""The one owner of the engine: takes queued events in batches, commits, then converges the kernel.
+
+Order within a batch (SPEC §6): an admin command's state change is committed in its own
+transaction and acknowledged before the kernel is changed for it; if that commit fails the engine
+goes back to the state before the command and the command is refused. State changes caused by
+checks are committed once per batch; if that fails they are kept and retried with the next batch,
+and the kernel still follows the checks (a dead server must lose its weight even when the disk is
+full). `applied_weight` bookkeeping is advisory and rides along with the next commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from ipvswm.alerts import host_lines
+from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
+from ipvswm.config.model import Config
+from ipvswm.console.control import ReloadOutcome
+from ipvswm.daemon_queue import (
+    AdminRequest,
+    Batch,
+    QueueItem,
+    ReloadRequest,
+    ResyncRequest,
+    StopRequest,
+    merge_changes,
+)
+from ipvswm.engine.engine import Engine
+from ipvswm.engine.outputs import SorryChange, Step
+from ipvswm.engine.state import StateChanges
+from ipvswm.events import ConfigLoaded, EngineEvent, Tick
+from ipvswm.kernel.backend import BackendError
+from ipvswm.kernel.sync import SyncOutcome, describe_op
+from ipvswm.kernel.table import ServiceKey
+
+if TYPE_CHECKING:
+    from ipvswm.daemon import Daemon
+
+log = logging.getLogger("ipvswm.daemon")
+
+INTERNAL_ERROR = "# internal error (logged)"
+
+
+class Owner:
+    """Runs the owner loop of a daemon whose engine, store, sync and checks exist."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+        self.unsaved = StateChanges()  # committed with the next transaction
+        self.last_read_begun = time.monotonic()
+        self._wakeup: asyncio.TimerHandle | None = None
+
+    @property
+    def engine(self) -> Engine:
+        assert self.d.engine is not None
+        return self.d.engine
+
+    async def run(self) -> None:
+        """Until a StopRequest: take every queued item, then finish the batch."""
+        queue = self.d.queue
+        while True:
+            items = [await queue.get()]
+            while not queue.empty() and len(items) < 20000:
+                items.append(queue.get_nowait())
+            batch = Batch()
+            for item in items:
+                try:
+                    self._take(item, batch)
+                except Exception:  # a bug must not stop the daemon: keep the last good state
+                    log.exception("internal error on %s; continuing", type(item).__name__)
+                    _fail_request(item)
+            try:
+                await self._finish(batch)
+            except Exception:
+                log.exception("internal error applying a step; the next resync corrects it")
+                batch.fail_pending(INTERNAL_ERROR)
+            self.d.last_step = time.monotonic()
+            if batch.stop:
+                self.flush()
+                return
+
+    def close(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+
+    async def start(self, step: Step) -> None:
+        """Take the engine's start-up step, then bring the kernel to the desired table."""
+        for decision in step.decisions:
+            log.info("%s", decision)
+        for alert in step.alerts:
+            self._alert(alert)
+        self.unsaved = merge_changes(self.unsaved, step.changes)
+        await self._converge(None, "start-up")
+        self.flush()
+        self._schedule_wakeup()
+
+    # --- taking items ---------------------------------------------------------------------
+
+    def _take(self, item: QueueItem, batch: Batch) -> None:
+        now = time.time()
+        if isinstance(item, StopRequest):
+            batch.stop = True
+        elif isinstance(item, ResyncRequest):
+            if item.reply is None:
+                batch.full_resync = True
+            else:
+                batch.resync_waiters.append(item.reply)
+                batch.oldest_wait = min(batch.oldest_wait, item.asked)
+        elif isinstance(item, AdminRequest):
+            self._admin(item, now, batch)
+        elif isinstance(item, ReloadRequest):
+            batch.reloads.append((item.reply, self._apply_config(item.config, now, batch)))
+        else:
+            self._step(item, now, batch)
+
+    def _admin(self, item: AdminRequest, now: float, batch: Batch) -> None:
+        """One admin command: its own transaction, acknowledged once committed."""
+        before = self.engine.snapshot()
+        step = self._step(item.event, now, batch, keep_changes=False)
+        if step.error is not None:
+            item.reply.set_result(step.error)
+            return
+        changes = merge_changes(self.unsaved, step.changes)
+        try:
+            if changes and self.d.store is not None:
+                self.d.store.save(changes)
+        except Exception as exc:
+            log.error("cannot save state: %s; admin command refused and undone", exc)
+            self.d.engine = Engine(self.d.config, now, before, self.d.kernel_table())
+            batch.touched.update(self.engine.managed())
+            item.reply.set_result(f"# state could not be saved, nothing changed: {exc}")
+            return
+        self.unsaved = StateChanges()
+        item.reply.set_result(step.note)
+
+    def _step(
+        self, event: EngineEvent, now: float, batch: Batch, keep_changes: bool = True
+    ) -> Step:
+        try:
+            step = self.engine.handle(event, now)
+        except Exception:  # a bug must not stop the daemon: log it, keep the last good state
+            log.exception("engine failed on %s", type(event).__name__)
+            return Step(error=INTERNAL_ERROR)
+        if keep_changes:
+            batch.changes = merge_changes(batch.changes, step.changes)
+        batch.touched.update(step.touched)
+        for decision in step.decisions:
+            log.info("%s", decision)
+        for alert in step.alerts:
+            self._alert(alert)
+        return step
+
+    def _apply_config(self, config: Config, now: float, batch: Batch) -> ReloadOutcome:
+        d = self.d
+        assert d.checks is not None
+        if config == d.config:  # e.g. only comments changed: nothing to do at any size
+            log.info("config reload applied: nothing changed")
+            d.metrics.reload(True)
+            return ReloadOutcome(ok=True)
+        actions = tuple(describe_diff(d.config, config))
+        for name in RESTART_OPTIONS:
+            if getattr(d.config.options, name) != getattr(config.options, name):
+                log.warning("config reload: %s changed; it takes effect after a restart", name)
+        old, d.config = d.config, config
+        self._step(ConfigLoaded(config, d.kernel_table()), now, batch)
+        targets = config.check_targets()
+        added, removed = d.checks.update(targets)
+        d.metrics.retain_checks(targets)
+        if d.logs is not None and old.options != config.options:
+            d.logs.reconfigure(config.options)
+        d.mailer.reconfigure(config.options)
+        for action in actions:
+            log.info("config reload: %s", action)
+        log.info(
+            "config reload applied: %d change(s), %d checker(s) started, %d stopped",
+            len(actions),
+            len(added),
+            len(removed),
+        )
+        d.metrics.reload(True)
+        return ReloadOutcome(ok=True, actions=actions)
+
+    def _alert(self, alert: SorryChange) -> None:
+        d = self.d
+        vs = d.config.service(alert.vs)
+        state = "ON" if alert.on else "OFF"
+        who = alert.sorry_host or "(none configured)"
+        log.info("vs %s: sorry server %s %s (%s)", alert.vs, who, state, alert.subject())
+        if vs is not None and vs.email and alert.mail:
+            lines = host_lines(d.config, d.engine_snapshot(), d.kernel_table(), alert.vs)
+            d.mailer.notify(alert, vs, lines)
+
+    # --- finishing a batch ----------------------------------------------------------------
+
+    async def _finish(self, batch: Batch) -> None:
+        self._commit(batch.changes)
+        for future, outcome in batch.reloads:
+            if not future.done():
+                future.set_result(outcome)
+        if batch.stop:
+            return
+        self._publish_metrics()  # the decided state, while the kernel is being changed
+        # A waiter needs a read begun after it asked (several waiters share one read).
+        stale = self.last_read_begun < batch.oldest_wait
+        if batch.full_resync or (batch.resync_waiters and stale):
+            if not await self._resync() and batch.touched:
+                await self._converge(batch.touched, "")  # the read failed: use the cached table
+        elif batch.touched:
+            await self._converge(batch.touched, "")
+        batch.wake_resync_waiters()
+        self._schedule_wakeup()
+        self._publish_metrics()  # and the kernel as it now is
+        old, self.d.changed = self.d.changed, asyncio.Event()
+        old.set()
+
+    def _commit(self, changes: StateChanges) -> None:
+        """Commit this batch's changes with whatever earlier commits left unsaved."""
+        pending = merge_changes(self.unsaved, changes)
+        if not pending or self.d.store is None:
+            self.unsaved = pending
+            return
+        try:
+            self.d.store.save(pending)
+        except Exception as exc:
+            log.error("cannot save state: %s; will retry with the next change", exc)
+            self.unsaved = pending
+        else:
+            self.unsaved = StateChanges()
+
+    def flush(self) -> None:
+        """Commit what is still unsaved (at resync time and on exit)."""
+        self._commit(StateChanges())
+
+    def _publish_metrics(self) -> None:
+        d = self.d
+        if d.metrics_server is not None:
+            d.metrics.update_state(d.config, d.engine_snapshot(), d.kernel_table())
+
+    def _count(self, outcome: SyncOutcome) -> None:
+        if outcome.ops or outcome.errors:
+            self.d.metrics.kernel_apply(len(outcome.ops), len(outcome.errors))
+        if outcome.backend_failure is not None:
+            self.d.metrics.backend_error(outcome.backend_failure)
+
+    async def _converge(self, keys: set[ServiceKey] | None, reason: str) -> None:
+        sync = self.d.sync
+        assert sync is not None
+        engine = self.engine
+        outcome = await sync.converge(engine.desired_table(), engine.managed(), keys, reason=reason)
+        self._count(outcome)
+        if sync.actual is not None:
+            recorded = merge_changes(
+                engine.record_applied(sync.actual), engine.confirm_absent(sync.actual)
+            )
+            self.unsaved = merge_changes(self.unsaved, recorded)
+
+    async def _resync(self) -> bool:
+        """Re-read the table and correct every difference; False if the read failed."""
+        sync = self.d.sync
+        assert sync is not None
+        begun = time.monotonic()
+        try:
+            await sync.read()
+        except BackendError as exc:
+            log.error("resync: cannot read the IPVS table (%s): %s", exc.kind.value, exc.message)
+            self.d.metrics.backend_error(exc.kind)
+            return False
+        self.last_read_begun = begun
+        self.d.last_resync = time.time()
+        engine = self.engine
+        outcome = await sync.converge(
+            engine.desired_table(), engine.managed(), None, reason="resync"
+        )
+        if outcome.ops:
+            log.warning(
+                "resync: the kernel differed from the desired table; %d operation(s) to correct it",
+                len(outcome.ops),
+            )
+            for op in outcome.ops:
+                log.warning("resync: %s", describe_op(op))
+        self._count(outcome)
+        if sync.actual is not None:
+            self.unsaved = merge_changes(self.unsaved, engine.record_applied(sync.actual))
+        self.flush()
+        return True
+
+    def _schedule_wakeup(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+            self._wakeup = None
+        when = self.engine.next_wakeup()
+        if when is None:
+            return
+        delay = max(when - time.time(), 0.0)
+        self._wakeup = asyncio.get_running_loop().call_later(delay, self.d.queue.put_nowait, Tick())
+
+
+def _fail_request(item: QueueItem) -> None:
+    """Answer a request whose handling failed, so its caller never waits forever."""
+    if isinstance(item, AdminRequest) and not item.reply.done():
+        item.reply.set_result(INTERNAL_ERROR)
+    elif isinstance(item, ReloadRequest) and not item.reply.done():
+        item.reply.set_result(ReloadOutcome(ok=False, errors=(INTERNAL_ERROR,)))
