@@ -303,3 +303,16 @@ def test_start_adopts_the_kernel_removes_unknown_destinations_and_keeps_unmanage
     site.daemon.wait_log("config reload applied", offset=offset)
     wait_until(lambda: "192.0.2.1:80" not in site.emu.table_text(), 10, "www deleted")
     assert weights(site.emu)["192.0.2.99:25 127.0.0.117:25"] == 1
+
+
+def test_an_automatic_reload_never_empties_the_table_but_a_sighup_may(site: Site) -> None:
+    site.start_healthy()
+    table = site.emu.table_text()
+    offset = site.daemon.log_size()
+    site.daemon.write_config("")  # e.g. a file truncated by `cat new > conf`, not yet rewritten
+    site.daemon.wait_log("refused", offset=offset)
+    assert "has no virtual service" in site.daemon.log_text(offset)
+    assert site.emu.table_text() == table
+    assert site.daemon.proc is not None
+    site.daemon.proc.send_signal(signal.SIGHUP)  # on purpose: the operator really means it
+    wait_until(lambda: "192.0.2.1:80" not in site.emu.table_text(), 10, "www removed")
