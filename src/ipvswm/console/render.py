@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping
 
 from ipvswm.config.model import Config, VirtualService
 from ipvswm.console.control import CheckView
-from ipvswm.engine.layout import dest_port
+from ipvswm.engine.layout import resolve_sorry
 from ipvswm.engine.state import HostState, PairState, StateSnapshot, VsState
-from ipvswm.kernel.table import DestKey, Table
+from ipvswm.kernel.table import Table
 from ipvswm.views import PairView, pair_views, service_key
 
 Rendered = tuple[list[str], dict[str, object]]
@@ -141,18 +141,6 @@ def show_hosts(views: list[PairView], host_order: Iterable[str], now: float) -> 
     return lines, {"hosts": hosts}
 
 
-def sorry_target(config: Config, vs: VirtualService) -> tuple[str, str, int] | None:
-    """The sorry server of a VS (SPEC §4) as (name, address, port), or None if there is none."""
-    for tag in (vs.sorry_server, config.options.sorry_server_default):
-        host = config.host(tag) if tag else None
-        if host is not None:
-            return host.tag, host.address, host.port if host.port is not None else vs.rs_port
-    ip = config.options.sorry_server_fallback_ip
-    if ip:
-        return config.options.sorry_server_fallback_title or ip, ip, vs.rs_port
-    return None
-
-
 def _views_by_vs(
     config: Config, snap: StateSnapshot, table: Table, tags: Iterable[str] | None = None
 ) -> dict[str, list[PairView]]:
@@ -216,23 +204,25 @@ def show_vs_detail(
         line, data = _vs_summary(vs, views, snap)
         lines.append(line)
         lines.extend(f"  {pair_line(v, now)}" for v in views)
-        sorry = sorry_target(config, vs)
+        # The engine's own choice (skips a sorry server of the other address family); its
+        # destination is where the kernel holds it (dr/tun: on the VS port, as the pairs).
+        sorry = resolve_sorry(config, vs)
         state = snap.vss.get(tag, VsState())
         if sorry is None:
             lines.append("  sorry server: none configured")
         else:
-            name, address, port = sorry
+            address, port = sorry.dest.address, sorry.port
             since = f" since {when(state.sorry_since)}" if state.sorry_on else ""
-            # dr/tun: the kernel holds the sorry server on the VS port, as it does the pairs
-            dest = DestKey(address, dest_port(vs, port))
-            in_kernel = table.destination(service_key(vs), dest) is not None
+            in_kernel = table.destination(service_key(vs), sorry.dest) is not None
             lines.append(
-                f"  sorry server: {name} {addr_port(address, port)}"
+                f"  sorry server: {sorry.label} {addr_port(address, port)}"
                 f" {'on' if state.sorry_on else 'off'}{since} Proc.Present={int(in_kernel)}"
             )
         data["pairs"] = [pair_data(v) for v in views]
         data["sorry_server"] = (
-            None if sorry is None else dict(zip(("name", "address", "port"), sorry, strict=True))
+            None
+            if sorry is None
+            else {"name": sorry.label, "address": sorry.dest.address, "port": sorry.port}
         )
         items.append(data)
     return lines, {"vss": items}

@@ -26,7 +26,8 @@ class SorryTarget:
     """Where a VS's sorry server is: a host (by tag) or the fallback address."""
 
     label: str  # the host tag, or the fallback title (else its IP)
-    dest: DestKey
+    dest: DestKey  # where the kernel holds it (dr/tun: on the VS port)
+    port: int  # its configured port (its own, else the VS's real-server port)
 
 
 def service_key(vs: VirtualService) -> ServiceKey:
@@ -94,21 +95,7 @@ class Layout:
         return weight
 
     def _resolve_sorry(self, vs: VirtualService) -> SorryTarget | None:
-        """The VS's `sorry_server` host, else SorryServer.Default, else the fallback IP, else none.
-
-        A sorry server of the other address family than the VS is skipped (IPVS cannot mix them).
-        """
-        opts = self.config.options
-        for tag in (vs.sorry_server, opts.sorry_server_default):
-            host = self.hosts.get(tag) if tag else None
-            if host is not None and _same_family(host.address, vs.address):
-                port = host.port if host.port is not None else vs.rs_port
-                return SorryTarget(host.tag, DestKey(host.address, dest_port(vs, port)))
-        ip = opts.sorry_server_fallback_ip
-        if ip and _same_family(ip, vs.address):
-            label = opts.sorry_server_fallback_title or ip
-            return SorryTarget(label, DestKey(ip, dest_port(vs, vs.rs_port)))
-        return None
+        return resolve_sorry(self.config, vs, self.hosts)
 
     def entry(
         self, vs_tag: str, states: Mapping[PairId, PairState], sorry_on: bool
@@ -129,6 +116,27 @@ class Layout:
             dests[sorry.dest] = Destination(sorry.dest, forward=forward, weight=1)
         service = Service(self.keys[vs_tag], scheduler=vs.scheduler, persistent=vs.persistent)
         return ServiceEntry(service, dests)
+
+
+def resolve_sorry(
+    config: Config, vs: VirtualService, hosts: Mapping[str, Host] | None = None
+) -> SorryTarget | None:
+    """The VS's `sorry_server` host, else SorryServer.Default, else the fallback IP, else none.
+
+    A sorry server of the other address family than the VS is skipped (IPVS cannot mix them).
+    `hosts` (tag -> host) saves a scan of the config when the caller has it.
+    """
+    opts = config.options
+    for tag in (vs.sorry_server, opts.sorry_server_default):
+        host = (hosts.get(tag) if hosts is not None else config.host(tag)) if tag else None
+        if host is not None and _same_family(host.address, vs.address):
+            port = host.port if host.port is not None else vs.rs_port
+            return SorryTarget(host.tag, DestKey(host.address, dest_port(vs, port)), port)
+    ip = opts.sorry_server_fallback_ip
+    if ip and _same_family(ip, vs.address):
+        label = opts.sorry_server_fallback_title or ip
+        return SorryTarget(label, DestKey(ip, dest_port(vs, vs.rs_port)), vs.rs_port)
+    return None
 
 
 def _same_family(a: str, b: str) -> bool:
