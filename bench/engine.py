@@ -15,29 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.unit.test_engine_fixtures import T0, config, host, vs
+from tests.unit.test_engine_fixtures import T0, big_config
 
-from ipvswm.config.model import CheckKind, CheckSpec, Config
 from ipvswm.engine import Engine
 from ipvswm.events import CheckResult, CheckStatus, Tick
-
-
-def build(n_vs: int, n_hosts: int) -> Config:
-    services = [
-        vs(
-            f"vs{i}",
-            address=f"192.0.2.{i % 250 + 1}",
-            port=1000 + i,
-            rs_port=80,
-            check=CheckSpec(CheckKind.HTTP, url_host=f"s{i}.example.org", path="/health"),
-        )
-        for i in range(n_vs)
-    ]
-    hosts = [
-        host(f"h{j}", f"198.51.100.{j + 1}", *[(f"vs{i}", 100) for i in range(n_vs)])
-        for j in range(n_hosts)
-    ]
-    return config(services, hosts)
 
 
 def main() -> None:
@@ -46,7 +27,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--results", type=int, default=2000, help="check results per round")
     args = parser.parse_args()
-    cfg = build(args.vs, args.hosts)
+    cfg = big_config(args.vs, args.hosts)
     start = time.perf_counter()
     engine = Engine(cfg, T0)
     print(f"engine_construction = {(time.perf_counter() - start) * 1e3:.1f} ms")

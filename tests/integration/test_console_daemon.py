@@ -25,10 +25,9 @@ from tests.support.daemon import (
     DaemonProcess,
     free_port,
     run_cli,
-    table_weights,
     wait_until,
 )
-from tests.support.emulator import Emulator
+from tests.support.emulator import Emulator, table_weights
 from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
 
 pytestmark = pytest.mark.integration

@@ -21,10 +21,9 @@ from tests.support.daemon import (
     ConsoleSession,
     DaemonProcess,
     dump_state,
-    table_weights,
     wait_until,
 )
-from tests.support.emulator import Emulator
+from tests.support.emulator import Emulator, table_weights
 from tests.support.realservers import ThreadedRealServers
 
 pytestmark = pytest.mark.integration

@@ -26,7 +26,7 @@ from aiosmtpd.controller import Controller
 from ipvswm.alerts import Mailer
 from ipvswm.config.model import GlobalOptions
 from tests.support.daemon import DaemonProcess, free_port, wait_until
-from tests.support.emulator import Emulator
+from tests.support.emulator import Emulator, wait_weight
 from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
 
 SMTP_HOST = "127.0.0.1"
@@ -38,18 +38,7 @@ FROM, TO, REPLY_TO = "lb1@example.org", "ops@example.org", "noc@example.org"
 
 
 def weights(emu: Emulator) -> dict[str, int]:
-    """'VIP:PORT RIP:PORT' -> weight, from the emulator's `-S -n`."""
-    out: dict[str, int] = {}
-    for line in emu.table_text().splitlines():
-        words = line.split()
-        if words[:1] == ["-a"]:
-            out[f"{words[2]} {words[4]}"] = int(words[words.index("-w") + 1])
-    return out
-
-
-def wait_weight(emu: Emulator, key: str, weight: int | None, timeout: float = 10.0) -> None:
-    """Wait until a destination has this weight (None: until it is absent)."""
-    wait_until(lambda: weights(emu).get(key) == weight, timeout, f"{key} weight {weight}")
+    return emu.weights()
 
 
 def rs(server: ThreadedRealServer) -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import REPO, DaemonProcess, table_weights, wait_until
-from tests.support.emulator import Emulator, Invocation
+from tests.support.daemon import REPO, DaemonProcess, wait_until
+from tests.support.emulator import Emulator, Invocation, table_weights
 from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
 
 pytestmark = pytest.mark.integration

@@ -187,16 +187,6 @@ def _read_until(sock: socket.socket, marker: bytes) -> bytes:
 # --- helpers added for the console tests (tests/integration/test_console_daemon.py) -----------
 
 
-def table_weights(table_text: str) -> dict[str, int]:
-    """'VIP:PORT RIP:PORT' -> weight, from `ipvsadm -S -n` text (or -R batch lines)."""
-    out: dict[str, int] = {}
-    for line in table_text.splitlines():
-        words = line.split()
-        if words[:1] in (["-a"], ["-e"]) and "-w" in words:
-            out[f"{words[2]} {words[4]}"] = int(words[words.index("-w") + 1])
-    return out
-
-
 def run_cli(
     daemon: DaemonProcess, *args: str, timeout: float = 30.0, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +128,10 @@ class Emulator:
         """`ipvsadm -R` with these lines."""
         return self.run("-R", stdin=lines)
 
+    def weights(self) -> dict[str, int]:
+        """'VIP:PORT RIP:PORT' -> weight of every destination in the table."""
+        return table_weights(self.table_text())
+
     def table_text(self) -> str:
         """The table as `ipvsadm -S -n` prints it."""
         result = self.run("-S", "-n")
@@ -188,3 +193,23 @@ def _service_label(svc: dict[str, object]) -> str:
     af, addr, port = svc["af"], svc["addr"], svc["port"]
     assert isinstance(af, int) and isinstance(addr, str) and isinstance(port, int)
     return f"{svc['proto']}:{_hostport(af, addr, port)}"
+
+
+def table_weights(table_text: str) -> dict[str, int]:
+    """'VIP:PORT RIP:PORT' -> weight, from `ipvsadm -S -n` text (or -R batch lines)."""
+    out: dict[str, int] = {}
+    for line in table_text.splitlines():
+        words = line.split()
+        if words[:1] in (["-a"], ["-e"]) and "-w" in words:
+            out[f"{words[2]} {words[4]}"] = int(words[words.index("-w") + 1])
+    return out
+
+
+def wait_weight(emu: Emulator, key: str, weight: int | None, timeout: float = 10.0) -> None:
+    """Wait until destination 'VIP:PORT RIP:PORT' has this weight (None: until it is absent)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if emu.weights().get(key) == weight:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {key} weight {weight}")

@@ -161,3 +161,22 @@ def healthy(cfg: Config, now: float = T0) -> Driver:
         if pair.check is not None:
             d.check(pair.vs, pair.host, True)
     return d
+
+
+def big_config(n_vs: int, n_hosts: int) -> Config:
+    """Every host on every VS, each VS with its own HTTP check: n_vs x n_hosts pairs."""
+    services = [
+        vs(
+            f"vs{i}",
+            address=f"192.0.2.{i % 250 + 1}",
+            port=1000 + i,
+            rs_port=80,
+            check=CheckSpec(CheckKind.HTTP, url_host=f"s{i}.example.org", path="/health"),
+        )
+        for i in range(n_vs)
+    ]
+    hosts = [
+        host(f"h{j}", f"198.51.100.{j % 250 + 1}", *[(f"vs{i}", 100) for i in range(n_vs)])
+        for j in range(n_hosts)
+    ]
+    return config(services, hosts)

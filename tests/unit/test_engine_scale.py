@@ -3,30 +3,14 @@ bench/engine.py)."""
 
 from __future__ import annotations
 
-from ipvswm.config.model import CheckKind, CheckSpec, Config
+from ipvswm.config.model import Config
 from ipvswm.engine import Engine
 from ipvswm.events import CheckResult, CheckStatus, Tick
-from tests.unit.test_engine_fixtures import T0, config, host, vs
-
-N_VS, N_HOSTS = 1000, 50
+from tests.unit.test_engine_fixtures import T0, big_config
 
 
 def _big() -> Config:
-    services = [
-        vs(
-            f"vs{i}",
-            address=f"192.0.2.{i % 250 + 1}",
-            port=1000 + i,
-            rs_port=80,
-            check=CheckSpec(CheckKind.HTTP, url_host=f"s{i}.example.org", path="/health"),
-        )
-        for i in range(N_VS)
-    ]
-    hosts = [
-        host(f"h{j}", f"10.0.0.{j + 1}", *[(f"vs{i}", 100) for i in range(N_VS)])
-        for j in range(N_HOSTS)
-    ]
-    return config(services, hosts)
+    return big_config(1000, 50)
 
 
 def test_each_result_decides_only_its_own_pair() -> None:
