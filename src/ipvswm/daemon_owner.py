@@ -123,7 +123,9 @@ class Owner:
         if step.error is not None:
             item.reply.set_result(step.error)
             return
-        changes = merge_changes(self.unsaved, step.changes)
+        # Everything decided so far goes into this transaction, in order: a later commit of the
+        # batch's earlier changes must never overwrite what this command wrote.
+        changes = merge_changes(merge_changes(self.unsaved, batch.changes), step.changes)
         try:
             if changes and self.d.store is not None:
                 self.d.store.save(changes)
@@ -134,6 +136,7 @@ class Owner:
             item.reply.set_result(f"# state could not be saved, nothing changed: {exc}")
             return
         self.unsaved = StateChanges()
+        batch.changes = StateChanges()
         item.reply.set_result(step.note)
 
     def _step(

@@ -14,9 +14,16 @@ import pytest
 
 from ipvswm.config.parser import parse_file
 from ipvswm.daemon import Daemon
-from ipvswm.daemon_queue import ResyncRequest
+from ipvswm.daemon_queue import AdminRequest, ResyncRequest
 from ipvswm.engine.state import HostState
-from ipvswm.events import CheckResult, CheckStatus, SetHostOff, SetHostOn, SetOverride
+from ipvswm.events import (
+    CheckResult,
+    CheckStatus,
+    SetHostOff,
+    SetHostOn,
+    SetOverride,
+    SetPairsOff,
+)
 from ipvswm.kernel.backend import BackendError, FailureKind
 from ipvswm.kernel.table import DestKey, Protocol, ServiceKey
 from tests.support.realservers import RealServer
@@ -161,3 +168,25 @@ async def test_an_on_that_changes_nothing_says_so(running: tuple[Daemon, RealSer
     daemon, _ = running
     answer = await daemon.submit(SetHostOn("web1"))
     assert answer is not None and not answer.startswith("#")
+
+
+async def test_an_admin_command_and_a_check_in_one_batch_are_both_stored(
+    running: tuple[Daemon, RealServer],
+) -> None:
+    daemon, server = running
+    assert daemon.store is not None
+    target = next(iter(daemon.config.check_targets()))
+    now = time.time()
+    await server.set_mode("failing")
+    reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+    # one batch: the check's change first, then the command's (same pair)
+    daemon.queue.put_nowait(
+        CheckResult(target, False, CheckStatus.FAIL, now, now, "status 500", changed=True)
+    )
+    daemon.queue.put_nowait(
+        AdminRequest(SetPairsOff("web1", ("www",), frozenset({"maint"})), reply)
+    )
+    assert await reply is None
+    await wait_for(daemon, lambda: kernel_weight(daemon, server) == 0)
+    stored = daemon.store.load().pairs[("www", "web1")]
+    assert stored.reasons == frozenset({"maint"})  # not overwritten by the check's older record
