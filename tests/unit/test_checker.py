@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
+import logging
+import os
 import random
+import socket
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
+from ipvswm.checks import plain
 from ipvswm.checks.checker import SLOTS_PER_SECOND, Checker, slot_of
 from ipvswm.checks.probe import ProbeOutcome
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
@@ -230,3 +236,146 @@ async def test_plain_checks_run_on_callbacks_others_in_a_task() -> None:
         await checker.stop()
         assert not checker.running
     assert sink.items == []
+
+
+class Outcomes:
+    """A fake probe returning outcomes by letter: P pass, F fail, L no verdict (EMFILE).
+
+    When the letters are used up (all recorded), `done` is set and the next check never ends.
+    """
+
+    def __init__(self, letters: str) -> None:
+        self.letters = list(letters)
+        self.done = asyncio.Event()
+
+    async def __call__(self, target: CheckTarget) -> ProbeOutcome:
+        now = time.time()
+        if not self.letters:
+            self.done.set()
+            await asyncio.Event().wait()  # until the checker is stopped
+        letter = self.letters.pop(0)
+        if letter == "L":
+            cause = "EMFILE (the director is out of file descriptors)"
+            return ProbeOutcome(False, cause, None, now, now, local_error=True)
+        return ProbeOutcome(letter == "P", "" if letter == "P" else "status 503", None, now, now)
+
+
+async def run_letters(
+    letters: str, *, rise: int = 1, fall: int = 1
+) -> tuple[Checker, list[CheckResult]]:
+    sink = Results()
+    script = Outcomes(letters)
+    checker = Checker(target(rise=rise, fall=fall), sink, probe=script)
+    checker.start()
+    await asyncio.wait_for(script.done.wait(), 5)
+    await checker.stop()
+    return checker, sink.items
+
+
+@pytest.mark.parametrize(
+    ("letters", "rise", "fall", "statuses", "local"),
+    [
+        # A healthy server stays PASS with fall=1 while the director is out of descriptors.
+        ("PLLLP", 1, 1, [P, P], 3),
+        # No verdict neither breaks nor extends a run: F L F is two failures in a row.
+        ("PFLF", 1, 2, [P, P, F], 1),
+        ("FPLP", 2, 1, [F, F, P], 1),
+        ("LLP", 1, 1, [P], 2),
+    ],
+)
+async def test_a_local_error_is_no_verdict(
+    letters: str, rise: int, fall: int, statuses: list[CheckStatus], local: int
+) -> None:
+    checker, results = await run_letters(letters, rise=rise, fall=fall)
+    assert [r.status for r in results] == statuses
+    assert all(r.cause in ("", "status 503") for r in results)  # none is sent for "L"
+    assert checker.local_errors == local
+    assert checker.checks == len(letters)
+
+
+async def test_no_verdict_is_logged_once_per_episode(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ipvswm.checks.checker")
+    checker, results = await run_letters("PLLLLPLLP")
+    assert [r.passed for r in results] == [True, True, True]
+    assert checker.local_errors == 6
+    assert checker.status is P
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    line = (
+        f"check {checker.target}: no verdict: EMFILE (the director is out of file descriptors); "
+        "status pass kept until a check can be made"
+    )
+    assert errors == [line, line]  # one per episode, not one per check
+    again = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert again == [
+        f"check {checker.target}: verdicts again, after 4 check(s) without one",
+        f"check {checker.target}: verdicts again, after 2 check(s) without one",
+    ]
+
+
+async def test_no_verdict_before_any_result_keeps_unknown() -> None:
+    checker, results = await run_letters("LLL")
+    assert results == []
+    assert checker.status is U and checker.last_result is None
+    assert (checker.local_errors, checker.passes, checker.fails) == (3, 0, 0)
+
+
+class Unroutable(socket.socket):
+    """A socket whose connect fails at once as when no local port is free (never contacts)."""
+
+    def connect_ex(self, address: object) -> int:
+        return errno.EADDRNOTAVAIL
+
+
+class DirectorShort:
+    """The socket module as `plain` sees it, with sockets failing for a director-local reason."""
+
+    def __init__(self, err: int) -> None:
+        self.err = err
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(socket, name)
+
+    def socket(self, *args: Any) -> socket.socket:
+        if self.err == errno.EADDRNOTAVAIL:
+            return Unroutable(*args)
+        raise OSError(self.err, os.strerror(self.err))
+
+
+@pytest.mark.parametrize(
+    ("err", "why"),
+    [
+        (errno.EMFILE, "the director is out of file descriptors"),
+        (errno.ENFILE, "the director's system-wide file table is full"),
+        (errno.ENOBUFS, "the director is out of socket buffer memory"),
+        (errno.EADDRNOTAVAIL, "the director has no free local port or address for it"),
+    ],
+)
+async def test_callback_path_local_error_is_no_verdict(
+    err: int, why: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(plain, "socket", DirectorShort(err))
+    starts = 0
+    three = asyncio.Event()
+    real_start = plain.PlainCheck.start
+
+    def counted(check: plain.PlainCheck) -> None:
+        nonlocal starts
+        starts += 1
+        if starts == 3:
+            three.set()
+        real_start(check)
+
+    monkeypatch.setattr(plain.PlainCheck, "start", counted)
+    sink = Results()
+    checker = Checker(target(), sink)  # the built-in probe: the callback path
+    checker.start()
+    assert checker.task is None
+    await asyncio.wait_for(three.wait(), 5)
+    await checker.stop()
+    assert sink.items == []
+    assert checker.status is U and checker.local_errors == checker.checks >= 2
+    name = errno.errorcode[err]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        f"check {checker.target}: no verdict: {name} ({why}); "
+        "status unknown kept until a check can be made"
+    ]

@@ -10,7 +10,9 @@ import pytest
 from ipvswm.checks.plain import SocketPlan
 from ipvswm.checks.wire import (
     BODY_CAP,
+    LOCAL_ERRNOS,
     CheckFailed,
+    LocalError,
     body_length,
     body_want,
     connect_failure,
@@ -78,6 +80,25 @@ def test_causes() -> None:
     assert io_failure(None).cause == "bad response"
     assert io_failure(OSError(errno.ECONNRESET, "x")).cause == "connection reset"
     assert io_failure(OSError(errno.EIO, "x")).cause == "io error: EIO"
+
+
+@pytest.mark.parametrize("err", sorted(LOCAL_ERRNOS))
+def test_director_local_errors_give_no_verdict(err: int) -> None:
+    name = errno.errorcode[err]
+    for failure in (connect_failure(OSError(err, "x")), io_failure(OSError(err, "x"))):
+        assert isinstance(failure, LocalError)
+        assert failure.errno_name == name
+        assert failure.cause == f"{name} ({LOCAL_ERRNOS[err]})"
+    emfile = connect_failure(OSError(errno.EMFILE, "Too many open files"))
+    assert emfile.cause == "EMFILE (the director is out of file descriptors)"
+
+
+@pytest.mark.parametrize(
+    "err", [errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH]
+)
+def test_errors_of_the_path_to_the_server_are_failures(err: int) -> None:
+    assert not isinstance(connect_failure(OSError(err, "x")), LocalError)
+    assert not isinstance(io_failure(OSError(err, "x")), LocalError)
 
 
 def test_socket_plan_for_ip_literals_only() -> None:

@@ -52,12 +52,18 @@ class Checker:
     sleep or future; their starts fall on a shared grid of slots (`slot_of`), so checks of many
     checkers share loop wake-ups. Other checks (HTTPS, a custom `probe=`) run in one task per
     checker, on an exact schedule.
+
+    A check that could not be made on the director (`ProbeOutcome.local_error`, e.g. out of file
+    descriptors) gives no verdict: it is counted in `local_errors` and logged at ERROR once per
+    episode (until a check gives a verdict again), and changes nothing else: no result is sent,
+    the rise/fall counts and the status stay as they were.
     """
 
     __slots__ = (
         "_check",
         "_fails",
         "_last",
+        "_local_episode",
         "_loop",
         "_next",
         "_passes",
@@ -70,6 +76,7 @@ class Checker:
         "_task",
         "_timer",
         "checks",
+        "local_errors",
         "target",
     )
 
@@ -82,7 +89,9 @@ class Checker:
         probe: Probe = probe,
     ) -> None:
         self.target = target
-        self.checks = 0  # checks run since start
+        self.checks = 0  # checks run since start (with a verdict or not)
+        self.local_errors = 0  # checks without a verdict: could not be made on the director
+        self._local_episode = 0  # such checks in a row (0: the last check gave a verdict)
         self._sink = sink
         self._rng = rng if rng is not None else random.Random()
         self._probe = probe
@@ -236,6 +245,16 @@ class Checker:
     def _record(self, outcome: ProbeOutcome) -> None:
         """Count rise/fall, keep and send the result (never raises)."""
         self.checks += 1
+        if outcome.local_error:
+            self._no_verdict(outcome)
+            return
+        if self._local_episode:
+            logger.warning(
+                "check %s: verdicts again, after %d check(s) without one",
+                self.target,
+                self._local_episode,
+            )
+            self._local_episode = 0
         before = self._status
         spec = self.target.spec
         if outcome.passed:
@@ -263,3 +282,15 @@ class Checker:
             self._sink(result)
         except Exception:
             logger.exception("checker %s: sink failed", self.target)
+
+    def _no_verdict(self, outcome: ProbeOutcome) -> None:
+        """A check that could not be made on the director: counted and logged, nothing else."""
+        self.local_errors += 1
+        self._local_episode += 1
+        if self._local_episode == 1:  # once per episode: not every interval of a long shortage
+            logger.error(
+                "check %s: no verdict: %s; status %s kept until a check can be made",
+                self.target,
+                outcome.cause,
+                self._status.value,
+            )

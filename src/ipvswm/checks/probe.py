@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ipvswm.checks.plain import PlainCheck, SocketPlan, check_plain
 from ipvswm.checks.transport import check_transport
-from ipvswm.checks.wire import BODY_CAP, HEAD_LIMIT, CheckFailed, request_bytes
+from ipvswm.checks.wire import BODY_CAP, HEAD_LIMIT, CheckFailed, LocalError, request_bytes
 from ipvswm.config.model import CheckKind, CheckTarget
 
 __all__ = ["BODY_CAP", "HEAD_LIMIT", "PreparedCheck", "Probe", "ProbeOutcome", "probe"]
@@ -28,13 +28,18 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ProbeOutcome:
-    """What one check found: pass or fail, a short cause, the HTTP status, wall-clock times."""
+    """What one check found: pass or fail, a short cause, the HTTP status, wall-clock times.
+
+    With `local_error` the check could not be made on the director (e.g. out of file descriptors):
+    no verdict on the server; `cause` says why, e.g. `EMFILE (the director is out of ...)`.
+    """
 
     passed: bool
     cause: str  # "" on pass
     status: int | None  # the HTTP status when one was read
     started: float  # time.time() when the check began
     ended: float
+    local_error: bool = False
 
 
 Probe = Callable[[CheckTarget], Awaitable[ProbeOutcome]]
@@ -79,7 +84,10 @@ class PreparedCheck:
         if failure is None:
             return ProbeOutcome(True, "", check.status, check.started, check.ended)
         if isinstance(failure, CheckFailed):
-            return ProbeOutcome(False, failure.cause, failure.status, check.started, check.ended)
+            local = isinstance(failure, LocalError)
+            return ProbeOutcome(
+                False, failure.cause, failure.status, check.started, check.ended, local
+            )
         logger.error("check %s: unexpected error", self.target, exc_info=failure)
         return ProbeOutcome(False, "internal error", None, check.started, check.ended)
 
@@ -92,7 +100,8 @@ class PreparedCheck:
             else:
                 status = await check_transport(self.target, self._request, self._verify_context)
         except CheckFailed as failed:
-            return ProbeOutcome(False, failed.cause, failed.status, started, time.time())
+            local = isinstance(failed, LocalError)
+            return ProbeOutcome(False, failed.cause, failed.status, started, time.time(), local)
         except Exception:
             logger.exception("check %s: unexpected error", self.target)
             return ProbeOutcome(False, "internal error", None, started, time.time())

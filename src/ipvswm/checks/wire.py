@@ -27,6 +27,31 @@ class CheckFailed(Exception):
         self.status = status
 
 
+class LocalError(CheckFailed):
+    """The check could not be made for want of a resource on the director: no verdict.
+
+    E.g. no file descriptor left for its socket: that says nothing of the real server, so it must
+    not count as a failure of it.
+    """
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"{name} ({why})")
+        self.errno_name = name
+
+
+LOCAL_ERRNOS: dict[int, str] = {
+    errno.EMFILE: "the director is out of file descriptors",
+    errno.ENFILE: "the director's system-wide file table is full",
+    errno.ENOBUFS: "the director is out of socket buffer memory",
+    errno.ENOMEM: "the director is out of memory",
+    errno.EADDRNOTAVAIL: "the director has no free local port or address for it",
+    errno.EADDRINUSE: "the director has no free local port for it",
+    errno.EAFNOSUPPORT: "the director does not support this address family",
+    errno.EPROTONOSUPPORT: "the director does not support this protocol",
+}
+"""Errors that come from the director's own resources, never from the real server, with why."""
+
+
 def request_bytes(target: CheckTarget) -> bytes:
     """The GET request of a check."""
     return (
@@ -90,8 +115,17 @@ def errno_name(exc: OSError) -> str:
     return errno.errorcode.get(exc.errno, str(exc.errno))
 
 
+def local_error(exc: OSError) -> LocalError | None:
+    """The no-verdict failure for a director-local error (None if the error is not one)."""
+    why = LOCAL_ERRNOS.get(exc.errno) if exc.errno is not None else None
+    return None if why is None else LocalError(errno_name(exc), why)
+
+
 def connect_failure(exc: OSError) -> CheckFailed:
-    """The failure for a connect that did not succeed."""
+    """The failure for a socket that could not be made or connected."""
+    local = local_error(exc)
+    if local is not None:
+        return local
     if isinstance(exc, ConnectionRefusedError):
         return CheckFailed("connect refused")
     return CheckFailed(f"connect error: {errno_name(exc)}")
@@ -106,5 +140,8 @@ def io_failure(error: BaseException | None) -> CheckFailed:
     if isinstance(error, ConnectionError):
         return CheckFailed("connection reset")
     if isinstance(error, OSError):
+        local = local_error(error)  # e.g. ENOBUFS on send: the director, not the server
+        if local is not None:
+            return local
         return CheckFailed(f"io error: {errno_name(error)}")
     return CheckFailed("bad response")  # EOF (or an unknown error) before the head was complete
