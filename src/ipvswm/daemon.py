@@ -20,7 +20,7 @@ from ipvswm.alerts import Mailer
 from ipvswm.checks.checkset import CheckSet
 from ipvswm.config.model import Config
 from ipvswm.config.parser import ParseResult, parse_file
-from ipvswm.config.watch import ConfigWatcher
+from ipvswm.config.watch import ConfigWatcher, file_signature
 from ipvswm.console.control import ReloadOutcome
 from ipvswm.console.server import ConsoleError, ConsoleServer
 from ipvswm.daemon_control import DaemonControl
@@ -64,6 +64,10 @@ class Daemon:
         self.foreground = foreground
         self.backend_name = backend or config.options.ipvs_backend
         self.started_at = time.time()
+        # The version of the file `config` came from (taken now: start-up may take a while, and
+        # an edit made meanwhile must still be noticed by the watcher).
+        self.config_signature = file_signature(config_path)
+        self._reload_lock = asyncio.Lock()  # one reload at a time: never an older file last
         self.queue: asyncio.Queue[QueueItem] = asyncio.Queue()
         self.engine: Engine | None = None
         self.sync: KernelSync | None = None
@@ -127,13 +131,13 @@ class Daemon:
         self.engine = Engine(self.config, time.time(), snapshot, actual)
         self.owner = Owner(self)
         self.owner.unsaved = self.engine.record_applied(actual)
-        await self.owner.start(self.engine.startup_step())
-        self.checks = CheckSet(self._on_check_result)
-        self.checks.update(self.config.check_targets())
-        await self._start_services()
-        sdnotify.ready("running")
-        log.info("ipvswm running: %s", self.control.summary())
         try:
+            await self.owner.start(self.engine.startup_step())
+            self.checks = CheckSet(self._on_check_result)
+            self.checks.update(self.config.check_targets())
+            await self._start_services()
+            sdnotify.ready("running")
+            log.info("ipvswm running: %s", self.control.summary())
             await self.owner.run()
         finally:  # checkers, sockets and the store are closed however the loop ends
             await self._shutdown()
@@ -165,7 +169,10 @@ class Daemon:
         opts = self.config.options
         if opts.config_auto_check:
             self.watcher = ConfigWatcher(
-                self.config_path, opts.config_check_period, self._auto_reload
+                self.config_path,
+                opts.config_check_period,
+                self._auto_reload,
+                seen=self.config_signature,
             )
             self.watcher.start()
         if opts.metrics_listen:
@@ -255,24 +262,37 @@ class Daemon:
         """
         if self.engine is None:
             return "# the daemon is starting: the kernel table has not been read yet"
+        if self._stopping.is_set():
+            return "# the daemon is stopping"
         reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self.queue.put_nowait(AdminRequest(event, reply))
         return await reply
 
-    async def refresh_kernel(self) -> None:
-        """Have the owner re-read (and resync) the kernel table; returns once it is read."""
+    async def refresh_kernel(self) -> bool:
+        """Have the owner re-read (and resync) the kernel table; True once a fresh read worked."""
         if self.engine is None or self._stopping.is_set():
-            return
-        reply: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            return False
+        reply: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.queue.put_nowait(ResyncRequest(reply))
-        await reply
+        return await reply
+
+    def ready(self) -> bool:
+        """Whether the kernel table has been read and the engine runs."""
+        return self.engine is not None and not self._stopping.is_set()
 
     async def parse_config(self) -> ParseResult:
         """Parse the config file off the event loop (names may be resolved)."""
         return await asyncio.to_thread(parse_file, self.config_path)
 
     async def reload_from_file(self, why: str) -> ReloadOutcome:
-        """Parse the file (off the loop: names may be resolved) and apply it if valid."""
+        """Parse the file (off the loop: names may be resolved) and apply it if valid.
+
+        One at a time: a slow parse of an older version can never be applied after a newer one.
+        """
+        async with self._reload_lock:
+            return await self._reload(why)
+
+    async def _reload(self, why: str) -> ReloadOutcome:
         if self.watcher is not None:
             self.watcher.mark_current()  # before parsing: a write during the parse is seen next
         result = await asyncio.to_thread(parse_file, self.config_path)

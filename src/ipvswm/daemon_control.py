@@ -99,8 +99,11 @@ class DaemonControl:
             "last_resync": daemon.last_resync,
         }
 
-    async def refresh_kernel(self) -> None:
-        await self._daemon.refresh_kernel()
+    async def refresh_kernel(self) -> bool:
+        return await self._daemon.refresh_kernel()
+
+    def ready(self) -> bool:
+        return self._daemon.ready()
 
     async def wait_change(self) -> None:
         await self._daemon.changed.wait()

@@ -117,11 +117,22 @@ class Owner:
             self._step(item, now, batch)
 
     def _admin(self, item: AdminRequest, now: float, batch: Batch) -> None:
-        """One admin command: its own transaction, acknowledged once committed."""
-        before = self.engine.snapshot()
-        step = self._step(item.event, now, batch, keep_changes=False)
+        """One admin command: its own transaction, acknowledged once committed.
+
+        If the commit fails the engine is rolled back to just before the command (check results
+        taken earlier in the batch stay), and nothing of the command is logged or applied.
+        """
+        checkpoint = self.engine.checkpoint()
+        try:
+            step = self.engine.handle(item.event, now)
+        except Exception:  # a bug must not stop the daemon: log it, keep the last good state
+            log.exception("engine failed on %s", type(item.event).__name__)
+            self.engine.rollback(checkpoint)
+            _answer(item.reply, INTERNAL_ERROR)
+            return
         if step.error is not None:
-            item.reply.set_result(step.error)
+            self._absorb(step, batch)  # an error changes nothing but may carry pending changes
+            _answer(item.reply, step.error)
             return
         # Everything decided so far goes into this transaction, in order: a later commit of the
         # batch's earlier changes must never overwrite what this command wrote.
@@ -131,22 +142,25 @@ class Owner:
                 self.d.store.save(changes)
         except Exception as exc:
             log.error("cannot save state: %s; admin command refused and undone", exc)
-            self.d.engine = Engine(self.d.config, now, before, self.d.kernel_table())
-            batch.touched.update(self.engine.managed())
-            item.reply.set_result(f"# state could not be saved, nothing changed: {exc}")
+            self.engine.rollback(checkpoint)
+            _answer(item.reply, f"# state could not be saved, nothing changed: {exc}")
             return
         self.unsaved = StateChanges()
         batch.changes = StateChanges()
-        item.reply.set_result(step.note)
+        self._absorb(step, batch, keep_changes=False)
+        _answer(item.reply, step.note)
 
-    def _step(
-        self, event: EngineEvent, now: float, batch: Batch, keep_changes: bool = True
-    ) -> Step:
+    def _step(self, event: EngineEvent, now: float, batch: Batch) -> Step:
         try:
             step = self.engine.handle(event, now)
         except Exception:  # a bug must not stop the daemon: log it, keep the last good state
             log.exception("engine failed on %s", type(event).__name__)
             return Step(error=INTERNAL_ERROR)
+        self._absorb(step, batch)
+        return step
+
+    def _absorb(self, step: Step, batch: Batch, keep_changes: bool = True) -> None:
+        """Log a step's decisions, send its alerts, and take its changes into the batch."""
         if keep_changes:
             batch.changes = merge_changes(batch.changes, step.changes)
         batch.touched.update(step.touched)
@@ -154,7 +168,6 @@ class Owner:
             log.info("%s", decision)
         for alert in step.alerts:
             self._alert(alert)
-        return step
 
     def _apply_config(self, config: Config, now: float, batch: Batch) -> ReloadOutcome:
         d = self.d
@@ -167,8 +180,14 @@ class Owner:
         for name in RESTART_OPTIONS:
             if getattr(d.config.options, name) != getattr(config.options, name):
                 log.warning("config reload: %s changed; it takes effect after a restart", name)
+        checkpoint = self.engine.checkpoint()
+        step = self._step(ConfigLoaded(config, d.kernel_table()), now, batch)
+        if step.error is not None:
+            self.engine.rollback(checkpoint)
+            log.error("config reload failed (%s); keeping the running config", step.error)
+            d.metrics.reload(False)
+            return ReloadOutcome(ok=False, errors=(step.error,))
         old, d.config = d.config, config
-        self._step(ConfigLoaded(config, d.kernel_table()), now, batch)
         targets = config.check_targets()
         added, removed = d.checks.update(targets)
         d.metrics.retain_checks(targets)
@@ -204,16 +223,19 @@ class Owner:
             if not future.done():
                 future.set_result(outcome)
         if batch.stop:
+            batch.wake_resync_waiters(False)
             return
         self._publish_metrics()  # the decided state, while the kernel is being changed
         # A waiter needs a read begun after it asked (several waiters share one read).
         stale = self.last_read_begun < batch.oldest_wait
+        fresh = not stale
         if batch.full_resync or (batch.resync_waiters and stale):
-            if not await self._resync() and batch.touched:
+            fresh = await self._resync()
+            if not fresh and batch.touched:
                 await self._converge(batch.touched, "")  # the read failed: use the cached table
         elif batch.touched:
             await self._converge(batch.touched, "")
-        batch.wake_resync_waiters()
+        batch.wake_resync_waiters(fresh)
         self._schedule_wakeup()
         self._publish_metrics()  # and the kernel as it now is
         old, self.d.changed = self.d.changed, asyncio.Event()
@@ -301,9 +323,15 @@ class Owner:
         self._wakeup = asyncio.get_running_loop().call_later(delay, self.d.queue.put_nowait, Tick())
 
 
+def _answer(reply: asyncio.Future[str | None], text: str | None) -> None:
+    """Answer a console request (its session may have gone away meanwhile)."""
+    if not reply.done():
+        reply.set_result(text)
+
+
 def _fail_request(item: QueueItem) -> None:
     """Answer a request whose handling failed, so its caller never waits forever."""
-    if isinstance(item, AdminRequest) and not item.reply.done():
-        item.reply.set_result(INTERNAL_ERROR)
+    if isinstance(item, AdminRequest):
+        _answer(item.reply, INTERNAL_ERROR)
     elif isinstance(item, ReloadRequest) and not item.reply.done():
         item.reply.set_result(ReloadOutcome(ok=False, errors=(INTERNAL_ERROR,)))

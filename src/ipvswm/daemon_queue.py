@@ -33,7 +33,7 @@ class ReloadRequest:
 class ResyncRequest:
     """Re-read the whole kernel table and correct every difference."""
 
-    reply: asyncio.Future[None] | None = None  # resolved once the table has been read
+    reply: asyncio.Future[bool] | None = None  # resolved once read: True if the read worked
     asked: float = field(default_factory=time.monotonic)  # a read begun after this will do
 
 
@@ -66,25 +66,21 @@ class Batch:
 
     changes: StateChanges = field(default_factory=StateChanges)
     touched: set[ServiceKey] = field(default_factory=set)
-    acks: list[tuple[asyncio.Future[str | None], str | None]] = field(default_factory=list)
     reloads: list[tuple[asyncio.Future[ReloadOutcome], ReloadOutcome]] = field(default_factory=list)
     full_resync: bool = False
-    resync_waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    resync_waiters: list[asyncio.Future[bool]] = field(default_factory=list)
     oldest_wait: float = float("inf")  # the earliest `asked` of the waiters
     stop: bool = False
 
     def fail_pending(self, message: str) -> None:
         """Answer every request of this batch that has no answer yet."""
-        for future, _ in self.acks:
-            if not future.done():
-                future.set_result(message)
         for reload_future, _ in self.reloads:
             if not reload_future.done():
                 reload_future.set_result(ReloadOutcome(ok=False, errors=(message,)))
-        self.wake_resync_waiters()
+        self.wake_resync_waiters(False)
 
-    def wake_resync_waiters(self) -> None:
-        """Tell whoever asked for a kernel read that it happened (or was attempted)."""
+    def wake_resync_waiters(self, read: bool) -> None:
+        """Tell whoever asked for a kernel read whether a fresh one happened."""
         for waiter in self.resync_waiters:
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(read)

@@ -15,7 +15,7 @@ import pytest
 from ipvswm.config.parser import parse_file
 from ipvswm.daemon import Daemon
 from ipvswm.daemon_queue import AdminRequest, ResyncRequest
-from ipvswm.engine.state import HostState
+from ipvswm.engine.state import HostState, Phase
 from ipvswm.events import (
     CheckResult,
     CheckStatus,
@@ -157,11 +157,23 @@ async def test_an_admin_command_that_cannot_be_committed_is_refused_and_undone(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(daemon.store, "save", disk_full)
-    answer = await daemon.submit(SetHostOff("web1", frozenset({"maint"})))
+    await server.set_mode("failing")
+    target = next(iter(daemon.config.check_targets()))
+    now = time.time()
+    reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+    # one batch: web1's check failure, then a command that cannot be committed
+    daemon.queue.put_nowait(
+        CheckResult(target, False, CheckStatus.FAIL, now, now, "status 500", changed=True)
+    )
+    daemon.queue.put_nowait(AdminRequest(SetHostOff("web1", frozenset({"maint"})), reply))
+    batch_done = daemon.changed
+    answer = await reply
     assert answer is not None and answer.startswith("# state could not be saved")
     assert daemon.engine_snapshot().hosts.get("web1", HostState()).reasons == frozenset()
-    await daemon.refresh_kernel()
-    assert kernel_weight(daemon, server) == 10
+    # the command is undone, the check result is not: web1 loses its weight in that very batch
+    await asyncio.wait_for(batch_done.wait(), 5)
+    assert kernel_weight(daemon, server) == 0
+    assert daemon.engine_snapshot().pairs[("www", "web1")].phase is Phase.AWAIT_PASS
 
 
 async def test_an_on_that_changes_nothing_says_so(running: tuple[Daemon, RealServer]) -> None:

@@ -235,3 +235,22 @@ async def test_file_changing_every_poll_is_not_handed_over_until_it_settles(
         assert on_change.seen == ["12345678901234567890"]
     finally:
         await watcher.close()
+
+
+async def test_an_edit_made_before_the_watcher_started_is_noticed(tmp_path: Path) -> None:
+    path = tmp_path / "ipvswm.conf"
+    path.write_text("old\n")
+    loaded = file_signature(str(path))  # what the daemon parsed at start
+    path.write_text("edited during start-up\n")
+    calls: list[str] = []
+
+    async def on_change() -> None:
+        calls.append(path.read_text())
+
+    watcher = ConfigWatcher(str(path), 1.0, on_change, seen=loaded)
+    assert not await watcher.poll()  # seen changed: wait one quiet period
+    assert await watcher.poll()
+    assert calls == ["edited during start-up\n"]
+    fresh = ConfigWatcher(str(path), 1.0, on_change)  # default: the file as it is now
+    assert not await fresh.poll() and not await fresh.poll()
+    assert len(calls) == 1

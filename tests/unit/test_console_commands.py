@@ -346,3 +346,22 @@ async def test_wait_up_on_a_dr_pair_succeeds() -> None:
     control.table = control.desired_table()
     status, lines, _ = await run(session, "wait host web1 up for vs www timeout 1")
     assert (status, lines[0][:30]) == (0, "ok: host web1 on vs www is up ")
+
+
+async def test_wait_is_refused_before_the_kernel_was_read(
+    control: FakeControl, session: Session
+) -> None:
+    control.is_ready = False
+    status, lines, _ = await run(session, "wait host web1 down timeout 5")
+    assert (status, lines) == (
+        1,
+        ["# the daemon is starting: the kernel table has not been read yet"],
+    )
+
+
+async def test_quiescent_is_never_judged_from_a_failed_read(
+    control: FakeControl, session: Session
+) -> None:
+    control.kernel_readable = False  # the cached counts say 0, but no fresh read worked
+    status, lines, _ = await run(session, "wait host web1 quiescent timeout 0.3")
+    assert status == 3, lines

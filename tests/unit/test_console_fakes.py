@@ -54,6 +54,8 @@ class FakeControl:
         self.log_level = 1
         self.reloads = 0
         self.kernel_reads = 0
+        self.kernel_readable = True  # what refresh_kernel() answers
+        self.is_ready = True  # what ready() answers
         self.reload_outcome = ReloadOutcome(ok=True, actions=("add vs new",))
         self.check_outcome = ReloadOutcome(ok=True)
         self.submit_error: str | None = None
@@ -120,8 +122,12 @@ class FakeControl:
     def status(self) -> dict[str, object]:
         return {"pid": 4242, "backend": "dry-run", "config": self._config.path, "pairs": 3}
 
-    async def refresh_kernel(self) -> None:
+    async def refresh_kernel(self) -> bool:
         self.kernel_reads += 1
+        return self.kernel_readable
+
+    def ready(self) -> bool:
+        return self.is_ready
 
     async def wait_change(self) -> None:
         await self._changed.wait()

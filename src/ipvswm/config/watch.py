@@ -32,11 +32,20 @@ class ConfigWatcher:
     and a new version is tried as soon as it has settled.
     """
 
-    def __init__(self, path: str, period: float, on_change: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        path: str,
+        period: float,
+        on_change: Callable[[], Awaitable[None]],
+        *,
+        seen: Signature | bool = True,
+    ) -> None:
+        """`seen`: the signature of the version already in force (True: the file as it is now);
+        a daemon passes what it had before its start-up, so an edit made meanwhile is noticed."""
         self.path = path
         self.period = period
         self._on_change = on_change
-        self._seen: Signature = file_signature(path)  # the version last handled
+        self._seen: Signature = file_signature(path) if seen is True else seen or None
         self._candidate: Signature = self._seen  # what the previous poll saw
         self._task: asyncio.Task[None] | None = None
 

@@ -153,17 +153,24 @@ async def _wait(cmd: Wait, control: Control) -> Reply:
     error = check_names(control.config(), [cmd.host], cmd.vss or (), paired=True)
     if error is not None:
         return failed(error)
+    if not control.ready():
+        return failed("# the daemon is starting: the kernel table has not been read yet")
     loop = asyncio.get_running_loop()
     start = loop.time()
     deadline = start + cmd.timeout
     what = f"host {cmd.host}" + (f" on vs {','.join(cmd.vss)}" if cmd.vss else "")
-    # Connection counts are only as fresh as the last kernel read: read before every look.
+    # Connection counts are only as fresh as the last kernel read: read before every look, at
+    # most once per WAIT_POLL (a read is a whole table), and never judge from a failed read.
     fresh_counts = cmd.until is WaitFor.QUIESCENT
     while True:
         if fresh_counts:
+            read = False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(control.refresh_kernel(), max(deadline - loop.time(), 0))
-        if wait_reached(control, cmd):
+                remaining = max(deadline - loop.time(), 0)
+                read = await asyncio.wait_for(control.refresh_kernel(), remaining)
+            if read and wait_reached(control, cmd):
+                break
+        elif wait_reached(control, cmd):
             break
         remaining = deadline - loop.time()
         if remaining <= 0:
@@ -173,9 +180,11 @@ async def _wait(cmd: Wait, control: Control) -> Reply:
                 lines=[f"# timeout: {what} not {cmd.until.value} after {cmd.timeout:g}s"],
                 data={"host": cmd.host, "until": cmd.until.value, "reached": False},
             )
-        # The poll cap covers a change signalled between the check and the wait.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(control.wait_change(), min(remaining, WAIT_POLL))
+        if fresh_counts:
+            await asyncio.sleep(min(remaining, WAIT_POLL))
+        else:  # weights change only with an engine step; the cap covers a missed signal
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(control.wait_change(), min(remaining, WAIT_POLL))
     elapsed = loop.time() - start
     return Reply(
         lines=[f"ok: {what} is {cmd.until.value} (after {elapsed:.1f}s)"],

@@ -79,8 +79,12 @@ class Control(Protocol):
         """`dump status`: daemon facts (pid, start time, backend, config path, counts)."""
         ...
 
-    async def refresh_kernel(self) -> None:
-        """Re-read the kernel table now (fresh connection counts); returns when it is read."""
+    async def refresh_kernel(self) -> bool:
+        """Re-read the kernel table now (fresh connection counts); True once a read worked."""
+        ...
+
+    def ready(self) -> bool:
+        """Whether the daemon has read the kernel table (before that, nothing it shows is true)."""
         ...
 
     async def wait_change(self) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from ipvswm.config.model import CheckTarget, Config
 from ipvswm.engine import admin
 from ipvswm.engine.builder import RampSchedule, StepBuilder
+from ipvswm.engine.checkpoint import copy_attributes
 from ipvswm.engine.layout import Layout
 from ipvswm.engine.outputs import Decision, Step
 from ipvswm.engine.rules import (
@@ -108,6 +109,14 @@ class Engine:
         self._pending: StepBuilder | None = b
 
     # --- public API ---------------------------------------------------------------------------
+
+    def checkpoint(self) -> Engine:
+        """A copy of the working state to `rollback` to (e.g. when a commit fails)."""
+        return copy_attributes(self)
+
+    def rollback(self, checkpoint: Engine) -> None:
+        """Back to the state of `checkpoint` (which must not be used afterwards)."""
+        vars(self).update(vars(checkpoint))
 
     def handle(self, event: EngineEvent, now: float) -> Step:
         """Feed one event; returns what changed (the start-up changes come with the first call)."""
