@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 import time
 from collections.abc import Coroutine
@@ -94,6 +95,7 @@ class Daemon:
         """Run until SIGTERM/SIGINT; returns the exit status."""
         opts = self.config.options
         self.logs = setup_logging(opts, foreground=self.foreground)
+        raise_fd_limit()
         log.info(
             "ipvswm starting: pid %d, config %s, backend %s",
             os.getpid(),
@@ -339,3 +341,15 @@ class Daemon:
         if self.sync is None or self.sync.actual is None:
             return Table()
         return self.sync.actual
+
+
+def raise_fd_limit() -> None:
+    """Every check holds a socket: use the whole hard limit of open files, not the soft 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
+            return
+        log.info("open-files limit raised from %d to %d", soft, hard)

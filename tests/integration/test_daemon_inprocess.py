@@ -6,6 +6,7 @@ Real servers on 127.0.0.110-127.0.0.114; the VS address (192.0.2.0/24) only exis
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ipvswm.config.parser import parse_file
-from ipvswm.daemon import Daemon
+from ipvswm.daemon import Daemon, raise_fd_limit
 from ipvswm.daemon_queue import AdminRequest, ResyncRequest
 from ipvswm.engine.state import HostState, Phase
 from ipvswm.events import (
@@ -202,3 +203,15 @@ async def test_an_admin_command_and_a_check_in_one_batch_are_both_stored(
     await wait_for(daemon, lambda: kernel_weight(daemon, server) == 0)
     stored = daemon.store.load().pairs[("www", "web1")]
     assert stored.reasons == frozenset({"maint"})  # not overwritten by the check's older record
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no finite hard limit to raise to")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        raise_fd_limit()
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
