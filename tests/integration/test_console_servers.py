@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from ipvswm.console import fifo
 from ipvswm.console.client import console_main, ctl_main
 from ipvswm.console.command_types import ParseError
 from ipvswm.console.grammar import parse
@@ -347,6 +348,76 @@ async def test_fifo_made_unsafe_while_in_use_is_dropped_at_the_next_writer(
         await records.wait_for(" not used: it is writable by group or others (mode 0622)")
         assert nobody_reads(path)
         assert len(control.submitted) == 1
+    finally:
+        await srv.close()
+
+
+async def test_fifo_loses_no_command_of_many_short_writers_in_a_row(
+    tmp_path: Path, control: FakeControl, records: Records
+) -> None:
+    """As `for i in ...; do echo "..." > fifo; done` does: each writer opens, writes, closes.
+
+    A writer may come just as the reader sees the previous one's end of input; its line must
+    still be read (the reader is replaced with the pipe kept open, never closed first).
+    """
+    path = str(tmp_path / "fifo")
+    srv = await start(control, tcp=None, fifo_path=path)
+    count = 300
+
+    def writers() -> None:
+        for i in range(count):
+            fd = os.open(path, os.O_WRONLY)  # blocking, as the shell's: waits for a reader
+            try:
+                os.write(fd, f"set host web1 off for reasons r{i}\n".encode())
+            finally:
+                os.close(fd)
+
+    try:
+        started = time.monotonic()
+        await asyncio.wait_for(asyncio.to_thread(writers), 30)
+        with contextlib.suppress(TimeoutError):  # the count below says what went missing
+            async with asyncio.timeout(10):
+                while len(control.submitted) < count:
+                    records.event.clear()
+                    await records.event.wait()  # each command executed logs lines
+        assert len(control.submitted) == count
+        assert time.monotonic() - started < 30
+        reasons = sorted(
+            r for e in control.submitted if isinstance(e, SetHostOff) for r in e.reasons
+        )
+        assert reasons == sorted(f"r{i}" for i in range(count))
+    finally:
+        await srv.close()
+
+
+async def test_fifo_writer_arriving_while_the_reader_is_replaced_is_read(
+    tmp_path: Path, control: FakeControl, records: Records, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window between one writer's end of input and the new reader, made deterministic."""
+    path = str(tmp_path / "fifo")
+    srv = await start(control, tcp=None, fifo_path=path)
+    real_open = fifo.open_fifo
+    arrivals = [b"set host web2 off for reasons late", b"set host web1 off for reasons third\n"]
+
+    def open_after_a_writer(where: str) -> int:
+        if arrivals:  # a writer comes and goes just before the reader is replaced
+            write_fifo(where, arrivals.pop(0))  # ENXIO here if the old reader were closed
+        return real_open(where)
+
+    monkeypatch.setattr(fifo, "open_fifo", open_after_a_writer)
+    try:
+        write_fifo(path, b"set host web1 off\n")
+        await records.wait_for("fifo: ok: host web1: off (reasons third)")
+        # The unterminated line of the writer in the window was not held back for the next one.
+        assert "fifo: ok: host web2: off (reasons late)" in records.messages
+        assert [e.host for e in control.submitted if isinstance(e, SetHostOff)] == [
+            "web1",
+            "web2",
+            "web1",
+        ]
+        cpu = time.process_time()  # and the new reader does not spin
+        await asyncio.sleep(0.2)
+        assert time.process_time() - cpu < 0.1
     finally:
         await srv.close()
 
