@@ -106,7 +106,13 @@ def render_table(daemon: Daemon) -> str:
             ident = by_address.get((dkey.address, dkey.port))
             state = snapshot.pairs.get(ident) if ident else None
             phase = state.phase.value if state is not None else "sorry server"
-            out.append(f"    -> {dkey!s:<22} weight {dest.weight:>3}   {phase}")
+            # The decision can be a step ahead of the kernel while an apply is under way.
+            pending = (
+                f" (applying {state.weight})"
+                if state is not None and state.weight != dest.weight
+                else ""
+            )
+            out.append(f"    -> {dkey!s:<22} weight {dest.weight:>3}   {phase}{pending}")
     return "\n".join(out)
 
 
