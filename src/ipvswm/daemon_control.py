@@ -52,6 +52,7 @@ class DaemonControl:
                     last_duration=(last.ended - last.started) if last is not None else None,
                     cause=last.cause if last is not None else "",
                     pairs=tuple(feeds.get(checker.target, ())),
+                    no_verdict=checker.local_errors,
                 )
             )
         views.sort(key=lambda v: v.target)

@@ -254,6 +254,16 @@ async def test_show_checks(session: Session) -> None:
     assert data["checks"][1]["status"] == "fail"  # type: ignore[index]
 
 
+async def test_show_checks_counts_checks_that_gave_no_verdict(
+    control: FakeControl, session: Session
+) -> None:
+    control.check_views[1] = dataclasses.replace(control.check_views[1], no_verdict=4)
+    _, lines, data = await run(session, "show checks")
+    assert "NoVerdict" not in lines[0]
+    assert lines[1].endswith(" Pairs=- NoVerdict=4")
+    assert data["checks"][1]["no_verdict"] == 4  # type: ignore[index]
+
+
 async def test_wait_returns_when_reached(control: FakeControl, session: Session) -> None:
     control.set_kernel("www", "web1", active=3)
     task = asyncio.create_task(session.handle("wait host web1 quiescent for vs www timeout 30"))

@@ -21,6 +21,7 @@ class CheckView:
     last_duration: float | None
     cause: str
     pairs: tuple[str, ...]  # "vs/host" of every pair it feeds
+    no_verdict: int = 0  # checks that could not be made (director out of fds, ...): not counted
 
 
 @dataclass(frozen=True, slots=True)

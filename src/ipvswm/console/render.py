@@ -237,6 +237,7 @@ def show_checks(checks: list[CheckView], now: float) -> Rendered:
         lines.append(
             f"{c.target} Status={c.status.value} Last={age} Duration={took}"
             f" Cause={c.cause or '-'} Pairs={','.join(c.pairs) or '-'}"
+            + (f" NoVerdict={c.no_verdict}" if c.no_verdict else "")
         )
     return lines, {"checks": [jsonable(c) for c in checks]}
 
