@@ -276,10 +276,14 @@ class Owner:
         engine = self.engine
         outcome = await sync.converge(engine.desired_table(), engine.managed(), keys, reason=reason)
         self._count(outcome)
-        if sync.actual is not None:
-            recorded = merge_changes(
-                engine.record_applied(sync.actual), engine.confirm_absent(sync.actual)
-            )
+        self._note_kernel()
+
+    def _note_kernel(self) -> None:
+        """Book what the kernel now holds (applied weights, services gone) for the next commit."""
+        actual = self.d.sync.actual if self.d.sync is not None else None
+        if actual is not None:
+            engine = self.engine
+            recorded = merge_changes(engine.record_applied(actual), engine.confirm_absent(actual))
             self.unsaved = merge_changes(self.unsaved, recorded)
 
     async def _resync(self) -> bool:
@@ -307,8 +311,7 @@ class Owner:
             for op in outcome.ops:
                 log.warning("resync: %s", describe_op(op))
         self._count(outcome)
-        if sync.actual is not None:
-            self.unsaved = merge_changes(self.unsaved, engine.record_applied(sync.actual))
+        self._note_kernel()
         self.flush()
         return True
 
