@@ -25,28 +25,10 @@ from ipvswm.checks.probe import PreparedCheck
 from ipvswm.checks.wire import parse_status as real_parse
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
 from ipvswm.events import CheckResult, CheckStatus
+from tests.support.checks import Results
 from tests.support.realservers import RealServer
 
 pytestmark = pytest.mark.integration
-
-
-class Results:
-    """A sink that lets a test await the n-th result."""
-
-    def __init__(self) -> None:
-        self.items: list[CheckResult] = []
-        self._event = asyncio.Event()
-
-    def __call__(self, result: CheckResult) -> None:
-        self.items.append(result)
-        self._event.set()
-
-    async def wait(self, n: int) -> list[CheckResult]:
-        async with asyncio.timeout(5):
-            while len(self.items) < n:
-                self._event.clear()
-                await self._event.wait()
-        return self.items[:n]
 
 
 class Fixed(random.Random):

@@ -21,17 +21,6 @@ from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def farm() -> Iterator[ThreadedRealServers]:
-    with ThreadedRealServers() as servers:
-        yield servers
-
-
-@pytest.fixture
-def emu(tmp_path: Path) -> Emulator:
-    return Emulator(tmp_path / "emu")
-
-
 def weights(emu: Emulator) -> dict[str, int]:
     return emu.weights()
 

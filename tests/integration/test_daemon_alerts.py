@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import email
 import itertools
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -28,6 +24,7 @@ from ipvswm.config.model import GlobalOptions
 from tests.support.daemon import DaemonProcess, free_port, wait_until
 from tests.support.emulator import Emulator, wait_weight
 from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.smtp import Inbox
 
 SMTP_HOST = "127.0.0.1"
 CHECK_INTERVAL = 0.3  # DaemonProcess's Check.Interval
@@ -53,26 +50,6 @@ def log_time(log: str, text: str) -> float:
             when = datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f")
             return when.replace(tzinfo=datetime.UTC).timestamp()
     raise AssertionError(f"no log line with {text!r}")
-
-
-class Inbox:
-    """aiosmtpd handler keeping what it received."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 OK"
-
-    def messages(self) -> list[EmailMessage]:
-        return [
-            email.message_from_bytes(e.content, _class=EmailMessage, policy=default_policy)
-            for e in list(self.envelopes)
-        ]
-
-    def subjects(self) -> list[str]:
-        return [str(m["Subject"]) for m in self.messages()]
 
 
 class Hanging:
@@ -118,17 +95,6 @@ class Hanging:
         self._accepter.join(5)
         for thread in self._threads:
             thread.join(5)
-
-
-@pytest.fixture
-def farm() -> Iterator[ThreadedRealServers]:
-    with ThreadedRealServers() as servers:
-        yield servers
-
-
-@pytest.fixture
-def emu(tmp_path: Path) -> Emulator:
-    return Emulator(tmp_path / "emu")
 
 
 @pytest.fixture

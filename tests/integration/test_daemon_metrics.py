@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +69,6 @@ def pair(status: dict[str, Any], vs: str, host: str) -> dict[str, Any]:
 
 def sorry_on(status: dict[str, Any], vs: str) -> bool:
     return bool(next(s for s in status["services"] if s["vs"] == vs)["sorry"]["on"])
-
-
-@pytest.fixture
-def farm() -> Iterator[ThreadedRealServers]:
-    with ThreadedRealServers() as servers:
-        yield servers
 
 
 def rs(server: ThreadedRealServer) -> str:

@@ -79,12 +79,6 @@ def weight_line(emu: Emulator, key: str) -> int | None:
 
 
 @pytest.fixture
-def farm() -> Iterator[ThreadedRealServers]:
-    with ThreadedRealServers() as servers:
-        yield servers
-
-
-@pytest.fixture
 def syslog_udp() -> Iterator[Datagrams]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))

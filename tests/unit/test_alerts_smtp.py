@@ -8,10 +8,8 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
-from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -19,6 +17,7 @@ from aiosmtpd.controller import Controller
 from ipvswm.alerts import Mailer
 from ipvswm.config.model import CheckKind, CheckSpec, GlobalOptions, VirtualService
 from ipvswm.engine.outputs import SorryChange
+from tests.support.smtp import Inbox
 
 pytestmark = pytest.mark.integration
 
@@ -42,23 +41,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
-
-
-class Inbox:
-    """aiosmtpd handler keeping what it received."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 OK"
-
-    def messages(self) -> list[EmailMessage]:
-        return [
-            email.message_from_bytes(e.content, _class=EmailMessage, policy=default_policy)
-            for e in self.envelopes
-        ]
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from ipvswm.checks.checker import SLOTS_PER_SECOND, Checker, slot_of
 from ipvswm.checks.probe import ProbeOutcome
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
 from ipvswm.events import CheckResult, CheckStatus
+from tests.support.checks import Results
 
 P, F, U = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.UNKNOWN
 
@@ -51,25 +52,6 @@ class Script:
             return ProbeOutcome(passed, "" if passed else "status 503", None, started, time.time())
         finally:
             self.running -= 1
-
-
-class Results:
-    """A sink that lets a test await the n-th result."""
-
-    def __init__(self) -> None:
-        self.items: list[CheckResult] = []
-        self._event = asyncio.Event()
-
-    def __call__(self, result: CheckResult) -> None:
-        self.items.append(result)
-        self._event.set()
-
-    async def wait(self, n: int) -> list[CheckResult]:
-        async with asyncio.timeout(5):
-            while len(self.items) < n:
-                self._event.clear()
-                await self._event.wait()
-        return self.items[:n]
 
 
 async def run(
