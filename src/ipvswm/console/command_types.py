@@ -108,6 +108,7 @@ class WaitFor(enum.Enum):
 
 
 DEFAULT_WAIT_TIMEOUT = 300.0
+MAX_WAIT_TIMEOUT = 86400.0  # a day: a forgotten `wait` must not hold a console slot for years
 
 
 @dataclass(frozen=True, slots=True)

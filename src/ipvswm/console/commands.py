@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ipvswm.config.model import Config
 from ipvswm.console import render
@@ -149,7 +149,7 @@ def wait_reached(control: Control, cmd: Wait) -> bool:
     return all(v.phase is Phase.ENABLED and v.kernel_weight == v.target for v in views)
 
 
-async def _wait(cmd: Wait, control: Control) -> Reply:
+async def _wait(cmd: Wait, control: Control, gone: asyncio.Event) -> Reply:
     error = check_names(control.config(), [cmd.host], cmd.vss or (), paired=True)
     if error is not None:
         return failed(error)
@@ -173,6 +173,9 @@ async def _wait(cmd: Wait, control: Control) -> Reply:
         elif wait_reached(control, cmd):
             break
         remaining = deadline - loop.time()
+        if gone.is_set():
+            log.info("console: %s: client gone, wait abandoned", what)
+            return failed(f"# wait abandoned: the client closed the connection ({what})")
         if remaining <= 0:
             return Reply(
                 ok=False,
@@ -180,11 +183,16 @@ async def _wait(cmd: Wait, control: Control) -> Reply:
                 lines=[f"# timeout: {what} not {cmd.until.value} after {cmd.timeout:g}s"],
                 data={"host": cmd.host, "until": cmd.until.value, "reached": False},
             )
-        if fresh_counts:
-            await asyncio.sleep(min(remaining, WAIT_POLL))
-        else:  # weights change only with an engine step; the cap covers a missed signal
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(control.wait_change(), min(remaining, WAIT_POLL))
+        # Weights change only with an engine step; the cap covers a missed signal (and counts
+        # need a new read). The client going away ends the wait at once.
+        signals: list[asyncio.Future[Any]] = [asyncio.ensure_future(gone.wait())]
+        if not fresh_counts:
+            signals.append(asyncio.ensure_future(control.wait_change()))
+        try:
+            await asyncio.wait(signals, timeout=min(remaining, WAIT_POLL))
+        finally:
+            for signal in signals:
+                signal.cancel()
     elapsed = loop.time() - start
     return Reply(
         lines=[f"ok: {what} is {cmd.until.value} (after {elapsed:.1f}s)"],
@@ -284,7 +292,7 @@ async def execute(cmd: Command, control: Control, session: Session) -> Reply:
         case SetHost() | SetWeight():
             return await _admin(cmd, control, session)
         case Wait():
-            return await _wait(cmd, control)
+            return await _wait(cmd, control, session.gone)
         case ConfigCmd():
             return await _config(cmd, control)
         case Dump():

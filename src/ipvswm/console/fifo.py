@@ -50,6 +50,11 @@ class LineSplitter:
                 return out
             start = nl + 1
 
+    @property
+    def pending(self) -> bool:
+        """Whether part of a line has been received (its newline not yet)."""
+        return bool(self._buf) or self._discarding
+
     def rest(self) -> bytes | None:
         """The unterminated last line at end of input (None if there is none)."""
         if self._discarding or not self._buf:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ipvswm.console.command_types import (
     DEFAULT_WAIT_TIMEOUT,
+    MAX_WAIT_TIMEOUT,
     MAX_WEIGHT,
     Command,
     ConfigAction,
@@ -250,6 +251,8 @@ def _p_wait(w: _Words) -> Command:
     timeout = DEFAULT_WAIT_TIMEOUT
     if w.accept("timeout"):
         timeout = _take_seconds(w, "timeout")
+        if timeout > MAX_WAIT_TIMEOUT:
+            raise _Fail(f"timeout: at most {MAX_WAIT_TIMEOUT:g} seconds (1 day)")
     w.end()
     return Wait(host, until, vss, timeout)
 

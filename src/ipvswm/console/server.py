@@ -11,8 +11,14 @@ import contextlib
 import logging
 import os
 import stat
+from asyncio import FIRST_COMPLETED
+from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
+from ipvswm.console.commands import Reply
 from ipvswm.console.control import Control
 from ipvswm.console.fifo import (
     FifoReader,
@@ -53,7 +59,14 @@ class Limits:
     idle_timeout: float = 600.0  # seconds without input before the session is closed
     max_pending: int = 1 << 20  # bytes of unsent output before the client is dropped
     write_timeout: float = 30.0  # seconds a client may leave output unread past the buffer
-    max_sessions: int = 32  # concurrent TCP + Unix sessions
+    max_sessions: int = 32  # concurrent TCP sessions
+    # The Unix socket (0600: root's and the daemon user's) has slots of its own, so no number of
+    # TCP clients can lock its operators out.
+    max_unix_sessions: int = 16
+    # A line must be complete this long after its first byte: a client that trickles bytes
+    # (one every few seconds) must not hold its slot for ever by resetting the idle timeout.
+    line_timeout: float = 30.0
+    max_read_ahead: int = 1 << 16  # bytes read (and held) while a command runs
 
 
 class ConsoleServer:
@@ -75,6 +88,7 @@ class ConsoleServer:
         self.limits = limits or Limits()
         self._servers: list[asyncio.Server] = []
         self._sessions: set[asyncio.Task[None]] = set()
+        self._by_kind: dict[str, set[asyncio.Task[None]]] = {"tcp": set(), "unix": set()}
         self._unix_inode: int | None = None
         self._fifo: FifoReader | None = None
         self._tcp_server: asyncio.Server | None = None
@@ -97,7 +111,8 @@ class ConsoleServer:
                 await self._start_unix(self.unix_path)
             if self.tcp is not None:
                 host, port = self.tcp
-                self._tcp_server = await asyncio.start_server(self._serve, host, port)
+                serve = partial(self._serve, "tcp")
+                self._tcp_server = await asyncio.start_server(serve, host, port)
                 self._servers.append(self._tcp_server)
                 log.info("console listening on %s:%d", host, self.tcp_port)
             if self.fifo_path is not None:
@@ -119,7 +134,7 @@ class ConsoleServer:
             os.unlink(path)
         old = os.umask(0o177)  # the socket is created 0600: no window where others may connect
         try:
-            server = await asyncio.start_unix_server(self._serve, path=path)
+            server = await asyncio.start_unix_server(partial(self._serve, "unix"), path=path)
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
@@ -147,15 +162,20 @@ class ConsoleServer:
             await self._fifo.close()
             self._fifo = None
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, kind: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if len(self._sessions) >= self.limits.max_sessions:
-            log.warning("console: too many sessions, refusing a client")
+        mine = self._by_kind[kind]
+        limit = self.limits.max_unix_sessions if kind == "unix" else self.limits.max_sessions
+        if len(mine) >= limit:
+            log.warning("console: too many %s sessions, refusing a client", kind)
             writer.write(b"# too many console sessions\n")
             await self._finish(writer)
             return
         self._sessions.add(task)
+        mine.add(task)
         peer = writer.get_extra_info("peername") or "unix"
         session = Session(self.control, name=str(peer))
         try:
@@ -170,32 +190,33 @@ class ConsoleServer:
             pass
         finally:
             self._sessions.discard(task)
+            mine.discard(task)
+            session.gone.set()
             await self._finish(writer)
 
     async def _session_loop(
         self, session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        splitter = LineSplitter(self.limits.max_line)
+        input_ = _Input(reader, LineSplitter(self.limits.max_line), self.limits)
         while True:
-            try:
-                data = await asyncio.wait_for(reader.read(65536), self.limits.idle_timeout)
-            except TimeoutError:
-                writer.write(b"\n# idle timeout, bye\n")
-                return
-            lines = splitter.feed(data) if data else [splitter.rest()]
-            for raw in lines:
-                if raw is None and not data:
-                    continue
+            while input_.lines:
+                raw = input_.lines.popleft()
+                if raw is None and input_.eof and not input_.lines:
+                    break  # nothing was left unterminated at the end of input
                 text, reply = decode_line(session, raw, self.limits.max_line)
                 if text is not None:
                     if text.strip() == CTRL_D:
                         return
-                    reply = await run_line(session, text)
+                    reply = await input_.while_running(session, run_line(session, text))
                 writer.write(session.encode(reply, text or ""))
                 if not await self._flush(writer) or reply.close:
                     return
-            if not data:
+            if input_.eof:
                 return  # end of input (^D)
+            farewell = await input_.read()
+            if farewell is not None:
+                writer.write(farewell)
+                return
 
     async def _flush(self, writer: asyncio.StreamWriter) -> bool:
         """Send what is pending; drop a client that lets too much output pile up."""
@@ -216,6 +237,75 @@ class ConsoleServer:
         writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+class _Input:
+    """A session's input: complete lines, the idle timeout and the deadline of a partial line."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, splitter: LineSplitter, limits: Limits
+    ) -> None:
+        self.reader = reader
+        self.splitter = splitter
+        self.limits = limits
+        self.lines: deque[bytes | None] = deque()
+        self.eof = False
+        self._line_began: float | None = None  # when the first byte of a partial line came
+        self._held = 0  # bytes read ahead while a command ran
+
+    def _take(self, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        if data:
+            self.lines.extend(self.splitter.feed(data))
+            if not self.splitter.pending:
+                self._line_began = None
+            elif self._line_began is None:
+                self._line_began = loop.time()
+        else:
+            self.eof = True
+            self.lines.append(self.splitter.rest())
+
+    async def read(self) -> bytes | None:
+        """Read more input; the farewell to send if the client is cut off for being too slow."""
+        self._held = 0
+        if self._line_began is None:
+            timeout, farewell = self.limits.idle_timeout, b"\n# idle timeout, bye\n"
+        else:
+            left = self._line_began + self.limits.line_timeout
+            timeout = max(left - asyncio.get_running_loop().time(), 0.0)
+            farewell = (
+                f"\n# a line must be complete within {self.limits.line_timeout:g}s"
+                " of its first byte, bye\n"
+            ).encode()
+        try:
+            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+        except TimeoutError:
+            return farewell
+        self._take(data)
+        return None
+
+    async def while_running(self, session: Session, work: Coroutine[Any, Any, Reply]) -> Reply:
+        """Run a command while reading ahead, so that a client gone meanwhile is noticed."""
+        task = asyncio.ensure_future(work)
+        try:
+            while not self.eof and self._held < self.limits.max_read_ahead:
+                reading = asyncio.ensure_future(self.reader.read(65536))
+                done, _ = await asyncio.wait({task, reading}, return_when=FIRST_COMPLETED)
+                if reading not in done:
+                    # Cancelling a pending read loses nothing: unread data stays buffered.
+                    reading.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await reading
+                    break
+                data = reading.result()
+                self._held += len(data)
+                self._take(data)
+                if not data:
+                    session.gone.set()  # a `wait` gives up: nobody would read its answer
+            return await task
+        finally:
+            if not task.done():
+                task.cancel()
 
 
 async def _answers(path: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from ipvswm.console.command_types import ParseError, Repeat
@@ -32,6 +33,7 @@ class Session:
         self.name = name
         self.history: list[str] = []
         self.json = False
+        self.gone = asyncio.Event()  # the client closed its side: a `wait` stops waiting
 
     def greeting(self) -> str:
         """The text sent on connect: help and the first prompt."""
