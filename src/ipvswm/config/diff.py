@@ -14,6 +14,14 @@ RESTART_OPTIONS = (
     "ipvs_backend",
     "ipvsadm",
     "metrics_listen",
+    "cluster_etcd",
+    "cluster_name",
+    "cluster_node",
+    "cluster_etcd_cacert",
+    "cluster_etcd_cert",
+    "cluster_etcd_key",
+    "cluster_etcd_user",
+    "cluster_etcd_password_file",
 )
 
 

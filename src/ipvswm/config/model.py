@@ -174,6 +174,15 @@ class GlobalOptions:
     check_rise: int = 1
     check_fall: int = 1
     metrics_listen: str = ""
+    # Director pairs (issue 12): all off unless Cluster.Etcd is set.
+    cluster_etcd: str = ""
+    cluster_name: str = ""
+    cluster_node: str = ""
+    cluster_etcd_cacert: str = ""
+    cluster_etcd_cert: str = ""
+    cluster_etcd_key: str = ""
+    cluster_etcd_user: str = ""
+    cluster_etcd_password_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)

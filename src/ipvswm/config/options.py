@@ -198,6 +198,36 @@ def _text(text: str) -> str:
     return text
 
 
+def parse_endpoints(text: str) -> str:
+    """`HOST:PORT[,HOST:PORT…]` (etcd client endpoints), or nothing."""
+    for part in text.split(","):
+        if text and not part.strip():
+            raise ValueError("expected HOST:PORT[,HOST:PORT...]: empty endpoint")
+        parse_endpoint(part.strip(), port_required=True)
+    return ",".join(part.strip() for part in text.split(","))
+
+
+def parse_cluster_word(text: str, what: str) -> str:
+    """A cluster or director name: letters, digits, `_`, `.`, `-` (it is part of etcd keys)."""
+    if text and not valid_tag(text):
+        raise ValueError(f"expected {what} of letters, digits, '_', '.', '-' or nothing")
+    return text
+
+
+def cluster_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, message) for Cluster.* options that do not go together."""
+    problems: list[tuple[str, str]] = []
+    if values.get("cluster_etcd") and not values.get("cluster_name"):
+        problems.append(("Cluster.Etcd", "Cluster.Name is required with Cluster.Etcd"))
+    if bool(values.get("cluster_etcd_cert")) != bool(values.get("cluster_etcd_key")):
+        problems.append(("Cluster.Etcd.Cert", "Cluster.Etcd.Cert and Cluster.Etcd.Key go together"))
+    if bool(values.get("cluster_etcd_user")) != bool(values.get("cluster_etcd_password_file")):
+        problems.append(
+            ("Cluster.Etcd.User", "Cluster.Etcd.User and Cluster.Etcd.PasswordFile go together")
+        )
+    return problems
+
+
 @dataclass(frozen=True, slots=True)
 class GlobalKey:
     """One `Key=value` option: its spelling in SPEC §2.1, its field and its converter."""
@@ -247,6 +277,14 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     _g("Check.Rise", "check_rise", lambda v: parse_int(v, 1)),
     _g("Check.Fall", "check_fall", lambda v: parse_int(v, 1)),
     _g("Metrics.Listen", "metrics_listen", lambda v: parse_endpoint(v, port_required=True)),
+    _g("Cluster.Etcd", "cluster_etcd", lambda v: parse_endpoints(v)),
+    _g("Cluster.Name", "cluster_name", lambda v: parse_cluster_word(v, "a cluster name")),
+    _g("Cluster.Node", "cluster_node", lambda v: parse_cluster_word(v, "a director name")),
+    _g("Cluster.Etcd.CACert", "cluster_etcd_cacert", _text),
+    _g("Cluster.Etcd.Cert", "cluster_etcd_cert", _text),
+    _g("Cluster.Etcd.Key", "cluster_etcd_key", _text),
+    _g("Cluster.Etcd.User", "cluster_etcd_user", _text),
+    _g("Cluster.Etcd.PasswordFile", "cluster_etcd_password_file", _text),
 )
 """Every global key, in SPEC order."""
 

@@ -39,6 +39,7 @@ from typing import Any
 from ipvswm.config.model import CheckSpec, Config, GlobalOptions, Host, Proto, VirtualService
 from ipvswm.config.options import (
     GLOBALS_BY_LOWER,
+    cluster_problems,
     parse_check,
     parse_int,
     parse_vs_options,
@@ -151,6 +152,11 @@ class _Parser:
     def run(self, text: str) -> ParseResult:
         for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), 1):
             self.classify(number, raw)
+        for key, message in cluster_problems(self.global_values):
+            line = self.global_lines.get(key) or min(
+                (n for k, n in self.global_lines.items() if k.startswith("Cluster.")), default=0
+            )
+            self.error(line, message)
         options = dataclasses.replace(GlobalOptions(), **self.global_values)
         services = [vs for n, t in self.vs_lines if (vs := self.service(n, t, options))]
         self.vs_addresses = {vs.tag: vs.address for vs in services}

@@ -1,0 +1,1 @@
+"""Director pairs: admin state shared through etcd (issue 12)."""
