@@ -191,6 +191,25 @@ class Mailer:
         message.set_content(body)
         return message
 
+    def notify_text(self, subject: str, text: str) -> None:
+        """Queue a plain alert (e.g. the cluster store lost or regained). Never raises."""
+        opts = self._options
+        if self._closed or not opts.email_to or self._relay_error:
+            return
+        message = EmailMessage(policy=default_policy)
+        message["Subject"] = subject
+        message["From"] = opts.email_from or f"ipvs-weightman@{self._hostname}"
+        message["To"] = opts.email_to
+        if opts.email_reply_to:
+            message["Reply-To"] = opts.email_reply_to
+        message["Date"] = formatdate(time.time(), usegmt=True)
+        message["Message-ID"] = make_msgid("ipvswm", domain=self._hostname)
+        message["Auto-Submitted"] = "auto-generated"
+        message["X-Mailer"] = f"ipvs-weightman {__version__}"
+        message.set_content(f"{text}\n\n-- \nipvs-weightman on {self._hostname}\n")
+        if not self._queue.full():
+            self._queue.put_nowait(message)
+
     def notify(self, change: SorryChange, vs: VirtualService, host_lines: list[str]) -> None:
         """Queue the alert for a sorry-server change. Never blocks, never raises."""
         try:

@@ -19,6 +19,8 @@ from typing import Any
 from ipvswm import sdnotify
 from ipvswm.alerts import Mailer
 from ipvswm.checks.checkset import CheckSet
+from ipvswm.cluster.adapter import ClusterStartError, ClusterStore
+from ipvswm.cluster.memory import Memory
 from ipvswm.config.model import Config
 from ipvswm.config.parser import ParseResult, parse_file
 from ipvswm.config.watch import ConfigWatcher, file_signature
@@ -28,10 +30,12 @@ from ipvswm.daemon_control import DaemonControl
 from ipvswm.daemon_owner import Owner
 from ipvswm.daemon_queue import (
     AdminRequest,
+    Batch,
     QueueItem,
     ReloadRequest,
     ResyncRequest,
     StopRequest,
+    merge_changes,
 )
 from ipvswm.engine.engine import Engine
 from ipvswm.engine.state import StateSnapshot
@@ -87,6 +91,7 @@ class Daemon:
         self.watchdog = sdnotify.Watchdog(alive=self._alive)
         self._stopping = asyncio.Event()
         self.owner: Owner | None = None
+        self.cluster: ClusterStore | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -124,6 +129,9 @@ class Daemon:
             await self.console.close()
             self.logs.close()
             return 1
+        if opts.cluster_etcd and not await self._open_cluster():
+            await self._shutdown()
+            return 1
         self._install_signals()
         self.sync = KernelSync(make_backend(self.backend_name, opts.ipvsadm))
         actual = await self._first_read()
@@ -134,6 +142,8 @@ class Daemon:
         self.owner = Owner(self)
         self.owner.unsaved = self.engine.record_applied(actual)
         try:
+            if not await self._catch_up_cluster():
+                return 1  # a wrong password or certificate: a clear start-up error
             await self.owner.start(self.engine.startup_step())
             self.checks = CheckSet(self._on_check_result)
             self.checks.update(self.config.check_targets())
@@ -144,6 +154,47 @@ class Daemon:
         finally:  # checkers, sockets and the store are closed however the loop ends
             await self._shutdown()
         return 0
+
+    async def _open_cluster(self) -> bool:
+        """Open the cluster store adapter (Cluster.Etcd); False on a start-up error (logged)."""
+        opts = self.config.options
+        try:
+            self.cluster = ClusterStore(
+                opts,
+                Memory(opts.db),
+                self.queue.put_nowait,
+                registry=self.metrics.registry,
+                alert=self.mailer.notify_text,
+            )
+        except (ClusterStartError, OSError) as exc:
+            log.error("cannot use the cluster store %s: %s", opts.cluster_etcd, exc)
+            return False
+        return True
+
+    async def _catch_up_cluster(self) -> bool:
+        """Before the first kernel change: what the other directors changed meanwhile.
+
+        False on an error retrying cannot cure (logged); an unreachable store is no error.
+        """
+        if self.cluster is None or self.owner is None:
+            return True
+        try:
+            update = await self.cluster.start()
+        except ClusterStartError as exc:
+            log.error("cannot use the cluster store %s: %s", self.config.options.cluster_etcd, exc)
+            return False
+        if update is not None:
+            batch = Batch()
+            self.owner.take_shared(update, time.time(), batch)
+            self.owner.unsaved = merge_changes(self.owner.unsaved, batch.changes)
+            self.owner.flush()
+        self.cluster.run()
+        return True
+
+    def vss_of(self, host: str) -> tuple[str, ...]:
+        """The VSs a host is on (for an override without a VS list)."""
+        found = self.config.host(host)
+        return tuple(vs for vs, _ in found.weights) if found is not None else ()
 
     async def _first_read(self) -> Table | None:
         """Read the kernel table, retrying (and logging) until it works or we are stopped."""
@@ -221,6 +272,8 @@ class Daemon:
             await self.console.close()
         if self.metrics_server is not None:
             await self.metrics_server.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.mailer.close()
         await self.watchdog.close()
         if self.store is not None:
@@ -256,19 +309,27 @@ class Daemon:
         if not self._stopping.is_set():
             self.queue.put_nowait(result)
 
-    async def submit(self, event: AdminEvent) -> str | None:
+    async def submit(self, event: AdminEvent, local: bool = False) -> str | None:
         """Apply an admin event; returns once its state change is committed.
 
         None when done; a text starting with `#` when refused; any other text is a note for the
-        operator (e.g. "still off (kernel)").
+        operator (e.g. "still off (kernel)"). With a cluster store, the event is committed there
+        first (unless `local`), so an unreachable store refuses it and nothing changes.
         """
         if self.engine is None:
             return "# the daemon is starting: the kernel table has not been read yet"
         if self._stopping.is_set():
             return "# the daemon is stopping"
+        if self.cluster is not None and not local:
+            refused = await self.cluster.commit(event, self.vss_of)
+            if refused is not None:
+                return refused
         reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self.queue.put_nowait(AdminRequest(event, reply))
-        return await reply
+        answer = await reply
+        if self.cluster is not None and local and not (answer or "").startswith("#"):
+            self.cluster.note_local(event, self.vss_of)
+        return answer
 
     async def refresh_kernel(self) -> bool:
         """Have the owner re-read (and resync) the kernel table; True once a fresh read worked."""

@@ -58,8 +58,13 @@ class DaemonControl:
         views.sort(key=lambda v: v.target)
         return views
 
-    async def submit(self, event: AdminEvent) -> str | None:
-        return await self._daemon.submit(event)
+    async def submit(self, event: AdminEvent, local: bool = False) -> str | None:
+        return await self._daemon.submit(event, local)
+
+    def cluster_view(self) -> dict[str, object] | None:
+        """For `show cluster`: None without a cluster store."""
+        cluster = self._daemon.cluster
+        return cluster.view() if cluster is not None else None
 
     async def reload(self) -> ReloadOutcome:
         return await self._daemon.reload_from_file("console")

@@ -16,6 +16,8 @@ import time
 from typing import TYPE_CHECKING
 
 from ipvswm.alerts import host_lines
+from ipvswm.cluster.adapter import SharedUpdate
+from ipvswm.cluster.keys import describe_event
 from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
 from ipvswm.config.model import Config
 from ipvswm.console.control import ReloadOutcome
@@ -28,6 +30,7 @@ from ipvswm.daemon_queue import (
     StopRequest,
     merge_changes,
 )
+from ipvswm.engine.admin import NOTHING_TO_DO
 from ipvswm.engine.engine import Engine
 from ipvswm.engine.outputs import SorryChange, Step
 from ipvswm.engine.state import StateChanges
@@ -113,6 +116,8 @@ class Owner:
             self._admin(item, now, batch)
         elif isinstance(item, ReloadRequest):
             batch.reloads.append((item.reply, self._apply_config(item.config, now, batch)))
+        elif isinstance(item, SharedUpdate):
+            self.take_shared(item, now, batch)
         else:
             self._step(item, now, batch)
 
@@ -149,6 +154,27 @@ class Owner:
         batch.changes = StateChanges()
         self._absorb(step, batch, keep_changes=False)
         _answer(item.reply, step.note)
+
+    def take_shared(self, update: SharedUpdate, now: float, batch: Batch) -> None:
+        """Admin events another director committed to the cluster store: through the engine like
+        a console's (this director's own checks still decide when a pair carries weight)."""
+        cluster = self.d.cluster
+        for change in update.changes:
+            step = self._step(change.event, now, batch)
+            what = describe_event(change.event)
+            if step.error is not None:
+                log.warning(
+                    "from director %s: %s: not applied here (%s)",
+                    change.node,
+                    what,
+                    step.error.lstrip("# "),
+                )
+            elif step.note != NOTHING_TO_DO:
+                log.info("from director %s: %s", change.node, what)
+            if cluster is not None and change.at is not None and change.node != cluster.node:
+                cluster.observe_lag(time.time() - change.at)
+        if cluster is not None:
+            cluster.applied(update)
 
     def _step(self, event: EngineEvent, now: float, batch: Batch) -> Step:
         try:
@@ -246,14 +272,16 @@ class Owner:
         pending = merge_changes(self.unsaved, changes)
         if not pending or self.d.store is None:
             self.unsaved = pending
-            return
-        try:
-            self.d.store.save(pending)
-        except Exception as exc:
-            log.error("cannot save state: %s; will retry with the next change", exc)
-            self.unsaved = pending
         else:
-            self.unsaved = StateChanges()
+            try:
+                self.d.store.save(pending)
+            except Exception as exc:
+                log.error("cannot save state: %s; will retry with the next change", exc)
+                self.unsaved = pending
+            else:
+                self.unsaved = StateChanges()
+        if self.d.cluster is not None and not self.unsaved:
+            self.d.cluster.persist()  # only after the engine's state it led to is committed
 
     def flush(self) -> None:
         """Commit what is still unsaved (at resync time and on exit)."""

@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.config.model import Config
 from ipvswm.console.control import ReloadOutcome
 from ipvswm.engine.state import StateChanges
@@ -42,7 +43,9 @@ class StopRequest:
     """Leave the owner loop (no kernel operation)."""
 
 
-QueueItem = CheckResult | AdminRequest | ReloadRequest | ResyncRequest | StopRequest | Tick
+QueueItem = (
+    CheckResult | AdminRequest | ReloadRequest | ResyncRequest | StopRequest | Tick | SharedUpdate
+)
 
 
 def merge_changes(into: StateChanges, more: StateChanges) -> StateChanges:

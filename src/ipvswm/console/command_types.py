@@ -70,6 +70,7 @@ class SetHost:
     vss: tuple[str, ...] | None = None
     reasons: frozenset[str] | None = frozenset({"default"})
     ramp: float | None = None
+    local: bool = False  # `local`: this director only, not shared through the cluster store
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ class SetWeight:
     host: str
     weight: int | None
     vss: tuple[str, ...] | None = None
+    local: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,11 @@ class ShowHosts:
 @dataclass(frozen=True, slots=True)
 class ShowChecks:
     """`show checks`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShowCluster:
+    """`show cluster`: the directors sharing admin state, the store's state and revision."""
 
 
 class WaitFor(enum.Enum):
@@ -151,6 +158,7 @@ Command = (
     | ShowVs
     | ShowHosts
     | ShowChecks
+    | ShowCluster
     | Wait
     | Format
     | LogLevel

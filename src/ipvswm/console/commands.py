@@ -26,6 +26,7 @@ from ipvswm.console.command_types import (
     SetHost,
     SetWeight,
     ShowChecks,
+    ShowCluster,
     ShowHosts,
     ShowVs,
     Wait,
@@ -121,10 +122,11 @@ async def _admin(cmd: SetHost | SetWeight, control: Control, session: Session) -
     if error is not None:
         return failed(error)
     event = admin_event(cmd)
-    answer = await control.submit(event)
+    # `local` only when given: a Control without a cluster store need not know the word.
+    answer = await (control.submit(event, local=True) if cmd.local else control.submit(event))
     if answer is not None and answer.startswith("#"):
         return failed(answer)
-    text = describe(cmd)
+    text = describe(cmd) + (" (local: this director only)" if cmd.local else "")
     log.info("console %s: %s%s", session.name, text, f" ({answer})" if answer else "")
     data = {"event": type(event).__name__, **_event_data(event), "note": answer}
     lines = [f"ok: {text}"] + ([f"note: {answer}"] if answer else [])
@@ -272,6 +274,32 @@ def _show_vs(cmd: ShowVs, control: Control) -> Reply:
     return rendered(render.show_vs_detail(config, cmd.vss, snap, table, time.time()))
 
 
+def _show_cluster(control: Control) -> Reply:
+    view = control.cluster_view() if hasattr(control, "cluster_view") else None
+    if view is None:
+        return Reply(lines=["no cluster store (Cluster.Etcd is not set)"], data={"cluster": None})
+    now = time.time()
+    lines = [
+        f"cluster {view['name']}: this director {view['node']}",
+        f"store {view['endpoint']}: {view['store']}, revision {view['revision']},"
+        f" {view['shared_keys']} shared key(s)",
+    ]
+    members = view.get("members")
+    for member in members if isinstance(members, list) else []:
+        since = member.get("since")
+        if member.get("present"):
+            age = f", up {now - since:.0f}s" if isinstance(since, float) else ""
+            lines.append(f"  member {member['node']}: present (seen now{age})")
+        else:
+            lines.append(
+                f"  member {member['node']}: gone (last seen {now - member['seen']:.0f}s ago)"
+            )
+    local = view.get("local")
+    for key in local if isinstance(local, list) else []:
+        lines.append(f"  local only (not shared): {key}")
+    return Reply(lines=lines, data={"cluster": view})
+
+
 async def execute(cmd: Command, control: Control, session: Session) -> Reply:
     """Run one command; never raises for a command's own failure (that is a failed Reply)."""
     match cmd:
@@ -303,4 +331,6 @@ async def execute(cmd: Command, control: Control, session: Session) -> Reply:
             return _show_vs(cmd, control)
         case ShowChecks():
             return rendered(render.show_checks(control.checks(), time.time()))
+        case ShowCluster():
+            return _show_cluster(control)
     return failed(f"# cannot execute {type(cmd).__name__} here", STATUS_FAILED)

@@ -52,8 +52,9 @@ class Control(Protocol):
         """Every running checker."""
         ...
 
-    async def submit(self, event: AdminEvent) -> str | None:
-        """Apply an admin event; returns after its state change is committed.
+    async def submit(self, event: AdminEvent, local: bool = False) -> str | None:
+        """Apply an admin event; returns after its state change is committed (`local`: on this
+        director only, not through the cluster store).
 
         None when done; a text starting with `#` when it could not be applied; any other text is
         a note for the operator about a command that was applied (e.g. "still off (kernel)").
@@ -90,4 +91,8 @@ class Control(Protocol):
 
     async def wait_change(self) -> None:
         """Return after the next engine step or kernel read (callers bound it with a timeout)."""
+        ...
+
+    def cluster_view(self) -> dict[str, object] | None:
+        """The cluster store's view for `show cluster` (None without Cluster.Etcd)."""
         ...

@@ -30,6 +30,7 @@ from ipvswm.console.command_types import (
     SetHost,
     SetWeight,
     ShowChecks,
+    ShowCluster,
     ShowHosts,
     ShowVs,
     Wait,
@@ -186,8 +187,9 @@ def _p_set(w: _Words) -> Command:
         weight = None if value == "default" else _int(value, "weight", MAX_WEIGHT)
         w.pos += 1
         vss = _vs_clause(w)
+        local = w.accept("local") is not None
         w.end()
-        return SetWeight(host, weight, vss)
+        return SetWeight(host, weight, vss, local)
     return _set_on_off(w, host, word == "on")
 
 
@@ -197,7 +199,11 @@ def _set_on_off(w: _Words, host: str, on: bool) -> Command:
     reasons: frozenset[str] | None = frozenset({"default"})
     have_reasons = False
     ramp: float | None = None
+    local = False
     while not w.done():
+        if not local and w.accept("local"):
+            local = True  # this director only (issue 12)
+            continue
         if vss is None and (clause := _vs_clause(w)) is not None:
             vss = clause
             continue
@@ -220,11 +226,14 @@ def _set_on_off(w: _Words, host: str, on: bool) -> Command:
             ramp = _take_seconds(w, "ramp")
             continue
         raise _Fail(f"unexpected '{w.words[w.pos]}'")
-    return SetHost(host, on, vss, reasons, ramp)
+    return SetHost(host, on, vss, reasons, ramp, local)
 
 
 def _p_show(w: _Words) -> Command:
-    word = w.expect("vs", "host", "hosts", "checks", "check")
+    word = w.expect("vs", "host", "hosts", "checks", "check", "cluster")
+    if word == "cluster":
+        w.end()
+        return ShowCluster()
     if word in ("checks", "check"):
         w.end()
         return ShowChecks()
@@ -307,10 +316,13 @@ COMMANDS: tuple[Entry, ...] = (
           (("set host H on [[on|for|in] vs V1,V2] [[for] reason[s] R1,R2|*] [[in] N[s]]",
             "remove reasons ('*': all); enabled when none is left, ramping up over N s"),
            ("set host H weight N|default [[for] vs V1,V2]",
-            "override the configured weight (default: back to the configured weight)"))),
+            "override the configured weight (default: back to the configured weight)"),
+           ("set host H ... local",
+            "with a cluster store: change this director only (not shared)"))),
     Entry(("show",), "show vs [V]", "the virtual services (or VS V with its pairs)", _p_show,
           (("show host[s] [H1,H2] [for|in V1,V2]", "pairs of hosts, then a summary per host"),
-           ("show checks", "every checker with its status and last result"))),
+           ("show checks", "every checker with its status and last result"),
+           ("show cluster", "the directors sharing admin state, the store's state and revision"))),
     Entry(("wait",), "wait host H quiescent|up|down [[for] vs V1,V2] [timeout N]",
           "wait until the kernel shows no active connection / full weight / weight 0", _p_wait),
     Entry(("format",), "format json|text", "reply format of this session", _p_format),
