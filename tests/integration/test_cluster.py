@@ -1,0 +1,377 @@
+"""Director pairs through a real etcd (issue 12): two (or three) real daemons share admin state.
+
+Each daemon has its own config, DB, console and emulator table; they share one etcd started by
+the fixture on 127.0.0.1 with free ports. Real servers on 127.0.0.210-212; the VS 192.0.2.60:80
+is never contacted. Every wait is on readiness (a table weight, a log line, a JSON field).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import ConsoleSession, DaemonProcess, free_port, run_cli, wait_until
+from tests.support.emulator import Emulator
+from tests.support.etcd import Etcd, make_tls
+from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+
+pytestmark = pytest.mark.integration
+
+VIP = "192.0.2.60:80"
+FULL = 10
+PREFIX = "/ipvswm/pair1/"
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[Etcd]:
+    (tmp_path / "etcd").mkdir()
+    cluster = Etcd(tmp_path / "etcd").start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def servers(farm: ThreadedRealServers) -> dict[str, ThreadedRealServer]:
+    return {tag: farm.start(f"127.0.0.{210 + i}") for i, tag in enumerate(("web1", "web2"))}
+
+
+class Director:
+    """One daemon of the pair, with its own emulator table."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        node: str,
+        servers: dict[str, ThreadedRealServer],
+        etcd: str,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        tmp.mkdir()
+        self.node = node
+        self.servers = servers
+        self.emu = Emulator(tmp / "emu")
+        self.metrics_port = free_port("127.0.0.1")
+        body = f"! www {VIP} /health\n" + "".join(
+            f"{tag} {s.address}:{s.port} www={FULL}\n" for tag, s in servers.items()
+        )
+        self.daemon = DaemonProcess(
+            tmp,
+            body,
+            env=self.emu.env,
+            options={
+                "IPVSADM": self.emu.binary,
+                "Cluster.Etcd": etcd,
+                "Cluster.Name": "pair1",
+                "Cluster.Node": node,
+                "Metrics.Listen": f"127.0.0.1:{self.metrics_port}",
+                **(extra or {}),
+            },
+        )
+
+    def weight(self, tag: str) -> int:
+        s = self.servers[tag]
+        return self.emu.weights().get(f"{VIP} {s.address}:{s.port}", -1)
+
+    def wait_weight(self, tag: str, weight: int, timeout: float = 15) -> None:
+        wait_until(lambda: self.weight(tag) == weight, timeout, f"{self.node}: {tag} at {weight}")
+
+    def start(self) -> Director:
+        self.daemon.start()
+        return self
+
+    def ctl(self, *words: str) -> tuple[int, dict[str, object]]:
+        return self.daemon.ctl(*words)
+
+    def ok(self, *words: str) -> dict[str, object]:
+        code, reply = self.ctl(*words)
+        assert code == 0, (words, reply)
+        data = reply["data"]
+        assert isinstance(data, dict)
+        return data
+
+    def pair(self, tag: str) -> dict[str, object]:
+        reply = self.ok("show", "hosts", tag)
+        hosts = reply["hosts"]
+        assert isinstance(hosts, list)
+        found: dict[str, object] = hosts[0]["pairs"][0]
+        return found
+
+
+def start_pair(
+    tmp: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd, **extra: str
+) -> tuple[Director, Director]:
+    a = Director(tmp / "A", "A", servers, etcd.endpoints, extra).start()
+    b = Director(tmp / "B", "B", servers, etcd.endpoints, extra).start()
+    for d in (a, b):
+        d.wait_weight("web1", FULL)
+        d.wait_weight("web2", FULL)
+    return a, b
+
+
+def stop_all(*directors: Director) -> None:
+    for d in directors:
+        if d.daemon.proc is not None:
+            d.daemon.stop()
+
+
+def test_off_on_override_and_ramp_propagate(
+    tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
+) -> None:
+    a, b = start_pair(tmp_path, servers, etcd)
+    try:
+        a.ok("set", "host", "web1", "off", "for", "reason", "deploy")
+        b.wait_weight("web1", 0)
+        b.daemon.wait_log("from director A: set host web1 off for reason deploy")
+        assert b.pair("web1")["host_reasons"] == ["deploy"]
+        # One key per reason, under the cluster's prefix.
+        assert f"{PREFIX}host/web1/reason/deploy" in etcd.keys(PREFIX)
+
+        # `on` on B: A must wait for its own fresh pass. The server fails meanwhile, so A keeps
+        # web1 at 0 after it learnt the enable, and gives weight only once its own check passes.
+        servers["web1"].set_mode("status:500")
+        a.daemon.wait_log("check ", timeout=15)
+        offset = a.daemon.log_size()
+        b.ok("set", "host", "web1", "on", "reason", "deploy")
+        a.daemon.wait_log("from director B: set host web1 on reason deploy", offset=offset)
+        assert a.pair("web1")["phase"] == "AWAIT_PASS"
+        assert a.weight("web1") == 0
+        servers["web1"].set_mode("healthy")
+        a.wait_weight("web1", FULL)
+        b.wait_weight("web1", FULL)
+
+        # Overrides, both ways.
+        a.ok("set", "host", "web2", "weight", "3")
+        b.wait_weight("web2", 3)
+        b.ok("set", "host", "web2", "weight", "default")
+        a.wait_weight("web2", FULL)
+
+        # An explicit ramp: B ramps web2 up over the duration given on A.
+        a.ok("set", "host", "web2", "off", "for", "vs", "www")
+        b.wait_weight("web2", 0)
+        offset = b.daemon.log_size()
+        a.ok("set", "host", "web2", "on", "for", "vs", "www", "in", "3")
+        b.daemon.wait_log(
+            "from director A: set host web2 on for vs www reason default in 3", offset=offset
+        )
+        b.daemon.wait_log("admin on in 3s", offset=offset)
+        b.wait_weight("web2", FULL)
+
+        # show cluster and /metrics
+        view = b.ok("show", "cluster")["cluster"]
+        assert isinstance(view, dict)
+        assert view["store"] == "up"
+        members = {m["node"]: m["present"] for m in view["members"]}  # type: ignore[index,union-attr]
+        assert members == {"A": True, "B": True}
+        url = f"http://127.0.0.1:{b.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        assert "ipvswm_cluster_store_up 1.0" in text
+        assert "ipvswm_cluster_propagation_lag_seconds" in text
+    finally:
+        stop_all(a, b)
+
+
+def test_concurrent_different_reasons_both_win(
+    tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
+) -> None:
+    a, b = start_pair(tmp_path, servers, etcd)
+    try:
+        codes: dict[str, int] = {}
+        barrier = threading.Barrier(2)
+
+        def off(d: Director, reason: str) -> None:
+            barrier.wait()
+            codes[reason] = d.ctl("set", "host", "web1", "off", "for", "reason", reason)[0]
+
+        threads = [
+            threading.Thread(target=off, args=(a, "x")),
+            threading.Thread(target=off, args=(b, "y")),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert codes == {"x": 0, "y": 0}
+        for d in (a, b):
+            wait_until(
+                lambda d=d: d.pair("web1")["host_reasons"] == ["x", "y"], 10, f"{d.node}: x and y"
+            )
+            d.wait_weight("web1", 0)
+    finally:
+        stop_all(a, b)
+
+
+def test_store_lost_checks_go_on_admin_refused_local_works_then_converge(
+    tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
+) -> None:
+    a, b = start_pair(tmp_path, servers, etcd)
+    try:
+        a.ok("set", "host", "web1", "off", "for", "reason", "before")
+        b.wait_weight("web1", 0)
+        etcd.kill()
+        # Checks still drive weights on both.
+        servers["web2"].set_mode("refusing")
+        a.wait_weight("web2", 0)
+        b.wait_weight("web2", 0)
+        servers["web2"].set_mode("healthy")
+        a.wait_weight("web2", FULL)
+        b.wait_weight("web2", FULL)
+        # Admin commands are refused with exit 1, nothing changed.
+        code, reply = a.ctl("set", "host", "web2", "off", "for", "reason", "refused")
+        assert code == 1, reply
+        error = str(reply["data"]["error"])  # type: ignore[index]
+        assert error.startswith("# cluster store unreachable ("), error
+        assert ": nothing changed" in error
+        assert a.pair("web2")["host_reasons"] == []
+        a.daemon.wait_log("cluster store unreachable (")
+        assert a.daemon.log_text().count("cluster store unreachable (") >= 1
+        # `local` applies to this director only and is shown as local.
+        a.ok("set", "host", "web2", "weight", "4", "local")
+        a.wait_weight("web2", 4)
+        view = a.ok("show", "cluster")["cluster"]
+        assert isinstance(view, dict)
+        assert view["local"] == ["host/web2/vs/www/override"]
+        assert str(view["store"]).startswith("unreachable")
+        # Restarted with the same data dir: both converge; the acknowledged change is still there.
+        offset = b.daemon.log_size()
+        etcd.start()
+        b.daemon.wait_log("cluster store reachable again", timeout=20, offset=offset)
+        a.daemon.wait_log("cluster store reachable again", timeout=20)
+        a.ok("set", "host", "web1", "on", "reason", "before")
+        b.wait_weight("web1", FULL)
+        a.wait_weight("web1", FULL)
+        assert b.weight("web2") == FULL  # the local override stayed on A
+        assert a.weight("web2") == 4
+        # Losing and regaining were logged once each (for this outage).
+        log = b.daemon.log_text()
+        assert log.count("cluster store reachable again") == 1
+    finally:
+        stop_all(a, b)
+
+
+def test_a_director_down_catches_up_before_its_first_kernel_change(
+    tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
+) -> None:
+    a, b = start_pair(tmp_path, servers, etcd)
+    try:
+        b.daemon.stop()
+        lines = [f"set host web1 off for reason r{i}" for i in range(98)]
+        lines += ["set host web2 weight 7", "set host web2 off for vs www for reason deploy"]
+        with ConsoleSession.unix(a.daemon.sock) as session:
+            for line in lines:
+                reply = session.send(line)
+                assert reply.startswith("ok:"), (line, reply)
+        mark = len(b.emu.invocations())
+        b.start()
+        reasons = b.pair("web1")["host_reasons"]
+        assert isinstance(reasons, list)
+        assert sorted(reasons) == sorted(f"r{i}" for i in range(98))
+        web2 = b.pair("web2")
+        assert web2["reasons"] == ["deploy"]
+        assert web2["override"] == 7
+        changing = [i for i in b.emu.invocations()[mark:] if i.changing]
+        assert changing, "B never changed its table"
+        first = "\n".join(changing[0].batch_lines())
+        w1, w2 = (f"{servers[t].address}:{servers[t].port}" for t in ("web1", "web2"))
+        # The very first change already takes both hosts out: all 100 were known before it.
+        assert f"-r {w1} -m -w 0" in first and f"-r {w2} -m -w 0" in first, first
+        for inv in changing:
+            text = "\n".join(inv.batch_lines())
+            assert f"-w {FULL}" not in text and "-w 7" not in text, text
+        b.wait_weight("web1", 0)
+        b.wait_weight("web2", 0)
+    finally:
+        stop_all(a, b)
+
+
+def test_three_member_etcd_with_one_member_killed_refuses_nothing(
+    tmp_path: Path, servers: dict[str, ThreadedRealServer]
+) -> None:
+    (tmp_path / "etcd").mkdir()
+    etcd = Etcd(tmp_path / "etcd", size=3).start()
+    directors: list[Director] = []
+    try:
+        directors = [
+            Director(tmp_path / n, n, servers, etcd.endpoints).start() for n in ("A", "B", "C")
+        ]
+        for d in directors:
+            d.wait_weight("web1", FULL)
+        etcd.kill(0)  # the first endpoint: the one every director talks to
+        a, b, c = directors
+        a.ok("set", "host", "web1", "off", "for", "reason", "m0-down")
+        b.wait_weight("web1", 0)
+        c.wait_weight("web1", 0)
+        b.ok("set", "host", "web2", "weight", "2")
+        a.wait_weight("web2", 2)
+        c.ok("set", "host", "web1", "on", "reason", "m0-down")
+        a.wait_weight("web1", FULL)
+        b.wait_weight("web1", FULL)
+    finally:
+        stop_all(*directors)
+        etcd.stop()
+
+
+def test_tls_and_auth_and_a_wrong_password_is_a_start_up_error(
+    tmp_path: Path, servers: dict[str, ThreadedRealServer]
+) -> None:
+    (tmp_path / "etcd").mkdir()
+    tls = make_tls(tmp_path)
+    etcd = Etcd(tmp_path / "etcd", tls=tls).start()
+    a = b = None
+    try:
+        etcd.enable_auth("director", "s3cret")
+        (tmp_path / "pw").write_text("s3cret\n")
+        (tmp_path / "bad-pw").write_text("wrong\n")
+        extra = {
+            "Cluster.Etcd.CACert": str(tls.ca),
+            "Cluster.Etcd.Cert": str(tls.client_cert),
+            "Cluster.Etcd.Key": str(tls.client_key),
+            "Cluster.Etcd.User": "director",
+            "Cluster.Etcd.PasswordFile": str(tmp_path / "pw"),
+        }
+        a, b = start_pair(tmp_path, servers, etcd, **extra)
+        a.ok("set", "host", "web1", "off", "for", "reason", "tls")
+        b.wait_weight("web1", 0)
+        b.daemon.wait_log("from director A: set host web1 off for reason tls")
+
+        bad = Director(
+            tmp_path / "C",
+            "C",
+            servers,
+            etcd.endpoints,
+            {**extra, "Cluster.Etcd.PasswordFile": str(tmp_path / "bad-pw")},
+        )
+        done = run_cli(bad.daemon, "run", "--foreground", "-c", str(bad.daemon.config))
+        assert done.returncode == 1, done
+        text = bad.daemon.log_text()
+        assert "cannot use the cluster store" in text
+        assert "authentication" in text
+        assert bad.emu.changing_invocations() == []
+    finally:
+        stop_all(*(d for d in (a, b) if d is not None))
+        etcd.stop()
+
+
+def test_check_config_validates_cluster_keys(tmp_path: Path) -> None:
+    conf = tmp_path / "c.conf"
+    conf.write_text("Cluster.Etcd=127.0.0.1:2379\nCluster.Etcd.User=x\nCluster.Node=a/b\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "ipvswm.cli", "check-config", "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Cluster.Name is required with Cluster.Etcd" in done.stdout + done.stderr
+    assert "Cluster.Etcd.User and Cluster.Etcd.PasswordFile go together" in (
+        done.stdout + done.stderr
+    )
+    assert "Cluster.Node: bad value" in done.stdout + done.stderr
