@@ -14,7 +14,7 @@ import itertools
 import random
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -52,7 +52,7 @@ def checker_tasks() -> list[asyncio.Task[object]]:
 
 
 async def test_a_plain_checker_runs_without_a_task_start_to_start(web: RealServer) -> None:
-    await web.set_mode("slow:0.02")  # each check takes 0.02 s
+    await web.set_mode("slow:0.03")  # each check takes 0.03 s
     sink = Results()
     checker = Checker(http(web, 0.05), sink, rng=Fixed())
     started = time.time()
@@ -64,11 +64,14 @@ async def test_a_plain_checker_runs_without_a_task_start_to_start(web: RealServe
     assert not checker.running
     assert all(r.passed and r.status is CheckStatus.PASS for r in results)
     assert results[0].changed and not any(r.changed for r in results[1:])
-    # The random offset (half the interval here), rounded up to a slot of 0.05/64 s.
-    assert results[0].started - started == pytest.approx(0.025, abs=0.02)
+    # The random offset (half the interval here), rounded up to a slot of 0.05/64 s: never
+    # earlier (a late loop may only make it later).
+    assert results[0].started - started >= 0.025 - 0.002
     gaps = [b.started - a.started for a, b in itertools.pairwise(results)]
-    # Start to start: 0.05 on average, not 0.05 plus the 0.02 each check took.
-    assert sum(gaps) / len(gaps) == pytest.approx(0.05, abs=0.01)
+    # Start to start: 0.05, not 0.05 plus the 0.03 each check took. A late start shortens the
+    # next gap and lengthens none but its own, so the shortest gap is at most the interval plus
+    # a lateness, and never 0.08 as after each check's end.
+    assert min(gaps) < 0.07, gaps
     assert checker.checks == len(sink.items) and checker.last_result == sink.items[-1]
     assert [r.path for r in web.requests] == ["/cb"] * len(web.requests)
 
@@ -226,12 +229,28 @@ async def test_a_check_that_ends_at_once_then_raises_is_reported_once(
         def socket(*args: object) -> socket.socket:
             raise OSError(errno.EMFILE, "Too many open files")
 
+    class CountingLoop:
+        """The checker's loop, counting the next checks it schedules (no clock involved)."""
+
+        def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+            self.loop = loop
+            self.scheduled = 0
+
+        def time(self) -> float:
+            return self.loop.time()
+
+        def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+            self.scheduled += 1
+            return self.loop.call_at(when, callback)
+
     real_start = plain.PlainCheck.start
-    starts: list[float] = []
+    starts: list[int] = []  # at each start: how many next checks had been scheduled
     six = asyncio.Event()
+    counting: CountingLoop | None = None
 
     def start_then_raise(self: plain.PlainCheck) -> None:
-        starts.append(time.monotonic())
+        assert counting is not None
+        starts.append(counting.scheduled)
         if len(starts) == 6:
             six.set()
         real_start(self)  # ends (and reports) before it returns: no socket
@@ -242,12 +261,14 @@ async def test_a_check_that_ends_at_once_then_raises_is_reported_once(
     sink = Results()
     target = CheckTarget("127.0.0.35", 9, CheckSpec(CheckKind.TCP, interval=0.01))
     checker = Checker(target, sink)
-    checker.start()
-    await asyncio.wait_for(six.wait(), 5)
+    checker.start()  # schedules the first check on the real loop
+    counting = CountingLoop(asyncio.get_running_loop())
+    checker._loop = counting  # type: ignore[assignment]  # counts what the checks schedule
+    await asyncio.wait_for(six.wait(), 30)
     await checker.stop()
     # EMFILE gives no verdict (nothing sent); the bug after it adds no internal error.
     assert sink.items == []
     assert checker.local_errors == checker.checks == len(starts)
-    # One next check per check (a second one would make the checks overlap and multiply).
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert min(gaps) > 0.005
+    # One next check per check, counted rather than timed (a second one would make the checks
+    # overlap and multiply): the k-th check starts after exactly k-1 were scheduled.
+    assert starts[:6] == list(range(6))

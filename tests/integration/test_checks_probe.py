@@ -92,7 +92,9 @@ async def test_response_deadline_is_one_deadline_for_the_whole_response(
     await web.set_mode(mode)
     outcome = await probe(http(web, response_timeout=0.5))
     assert (outcome.passed, outcome.cause) == (False, "response timeout")
-    assert 0.5 <= outcome.ended - outcome.started <= 0.55
+    # Never before the deadline; the upper bound is generous (a loaded machine wakes late) and
+    # still far below what a per-read timeout would give for the dripping answer.
+    assert 0.5 <= outcome.ended - outcome.started < 2.0
 
 
 async def test_slow_but_in_time_passes(web: RealServer) -> None:
@@ -233,7 +235,7 @@ async def scripted(script: Script) -> AsyncIterator[tuple[CheckTarget, asyncio.E
     port = server.sockets[0].getsockname()[1]
     try:
         yield (
-            CheckTarget("127.0.0.14", port, CheckSpec(CheckKind.HTTP, response_timeout=2.0)),
+            CheckTarget("127.0.0.14", port, CheckSpec(CheckKind.HTTP, response_timeout=10.0)),
             closed,
         )
     finally:
@@ -248,7 +250,7 @@ async def test_content_length_zero_passes_without_waiting_for_the_close() -> Non
     async with scripted(answer) as (target, closed):
         outcome = await probe(target)
         assert (outcome.passed, outcome.status) == (True, 200)
-        assert outcome.ended - outcome.started < 1.0  # not the 2 s deadline
+        assert outcome.ended - outcome.started < 5.0  # not the 10 s deadline
         await asyncio.wait_for(closed.wait(), 5)
 
 

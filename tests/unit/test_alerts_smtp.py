@@ -147,12 +147,14 @@ async def test_silent_relay_never_blocks(
     silent: tuple[Silent, int], caplog: pytest.LogCaptureFixture
 ) -> None:
     server, port = silent
-    mailer = Mailer(options(port), retries=1, backoff=0.05, timeout=0.3)
+    # A blocking send would take the whole 2 s timeout: the bounds are half of it (generous on
+    # a loaded machine), not a latency budget.
+    mailer = Mailer(options(port), retries=1, backoff=0.05, timeout=2.0)
     await mailer.start()
     started = time.perf_counter()
     mailer.notify(FAIL, WWW, LINES)
     elapsed = time.perf_counter() - started
-    assert elapsed < 0.05, f"notify() took {elapsed * 1000:.1f} ms"
+    assert elapsed < 1.0, f"notify() took {elapsed * 1000:.1f} ms"
     await server.connected.wait()
     assert mailer.pending == 1
     # The event loop keeps running while the send hangs in its thread.
@@ -161,7 +163,7 @@ async def test_silent_relay_never_blocks(
         tick = time.perf_counter()
         await asyncio.sleep(0.01)
         lags.append(time.perf_counter() - tick - 0.01)
-    assert max(lags) < 0.05
+    assert max(lags) < 1.0
     await mailer.drain()
     await mailer.close()
     assert server.connections == 2  # the first attempt and one retry
@@ -201,7 +203,7 @@ async def test_close_abandons_pending_retry_at_once(
     await retrying.seen.wait()
     started = time.perf_counter()
     await mailer.close(grace=5)
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 3  # not the 5 s grace, nor the 60 s backoff
     assert "not retried: shutting down" in caplog.text
     mailer.notify(OK, WWW, LINES)
     assert "alert \"VS 'www' OK (after 12.5s)\" not sent: shutting down" in caplog.text
@@ -218,7 +220,7 @@ async def test_close_abandons_hanging_send(
     await server.connected.wait()
     started = time.perf_counter()
     await mailer.close(grace=0.1)
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 10  # not the 60 s timeout
     assert "2 alert(s) not sent: shutting down" in caplog.text
     assert mailer.failed == 2
 

@@ -107,6 +107,6 @@ async def test_close_cancels_every_checker_and_leaves_no_task() -> None:
     await asyncio.sleep(0.05)  # let every checker get into its check
     started = time.monotonic()
     await checks.close()
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5  # interrupted, not the 10 s checks
     assert len(checks) == 0
     assert other_tasks() == before
