@@ -198,8 +198,8 @@ def test_a_hanging_relay_delays_neither_the_kernel_nor_the_owner_loop(
 ) -> None:
     emu.require_emulator()
     # A loop blocked by the send would stall for the whole SMTP timeout: the bounds below are
-    # half of it, generous on a loaded machine; the figures themselves are printed (and
-    # measured in bench/alerts.py), not asserted.
+    # half of it, generous on a loaded machine; the figures themselves are printed below (run
+    # with -s to see them), not asserted.
     smtp_timeout, backoff = 4.0, 0.3
     web1, web2 = farm.start("127.0.0.144"), farm.start("127.0.0.145")
     sorry = farm.start("127.0.0.146")
