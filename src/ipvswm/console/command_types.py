@@ -37,9 +37,10 @@ class ConfigAction(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ConfigCmd:
-    """`config reload|diff|check`."""
+    """`config reload [force]|diff|check` (`force`: apply even a reload that removes too much)."""
 
     action: ConfigAction
+    force: bool = False
 
 
 class DumpWhat(enum.Enum):

@@ -203,17 +203,26 @@ async def _wait(cmd: Wait, control: Control, gone: asyncio.Event) -> Reply:
 
 
 def _outcome(outcome: ReloadOutcome, empty: str) -> Reply:
+    extra: dict[str, object] = {}
+    if outcome.refusal is not None:
+        extra["refused"] = outcome.refusal
     if not outcome.ok:
         lines = [e if e.startswith("#") else f"# {e}" for e in outcome.errors] or ["# failed"]
         return Reply(
-            ok=False, status=STATUS_FAILED, lines=lines, data={"errors": list(outcome.errors)}
+            ok=False,
+            status=STATUS_FAILED,
+            lines=lines,
+            data={"errors": list(outcome.errors), **extra},
         )
-    return Reply(lines=list(outcome.actions) or [empty], data={"actions": list(outcome.actions)})
+    lines = list(outcome.actions) or [empty]
+    if outcome.refusal is not None:  # `config diff`: the verdict a reload would get
+        lines.append(f"# a reload would be refused: {outcome.refusal}")
+    return Reply(lines=lines, data={"actions": list(outcome.actions), **extra})
 
 
 async def _config(cmd: ConfigCmd, control: Control) -> Reply:
     if cmd.action is ConfigAction.RELOAD:
-        return _outcome(await control.reload(), "config reloaded: no change")
+        return _outcome(await control.reload(cmd.force), "config reloaded: no change")
     if cmd.action is ConfigAction.DIFF:
         return _outcome(await control.config_diff(), "no change")
     return _outcome(await control.config_check(), "config OK")

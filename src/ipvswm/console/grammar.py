@@ -159,8 +159,9 @@ def _p_history(w: _Words) -> Command:
 
 def _p_config(w: _Words) -> Command:
     action = ConfigAction(w.expect("reload", "diff", "check"))
+    force = action is ConfigAction.RELOAD and w.accept("force") is not None
     w.end()
-    return ConfigCmd(action)
+    return ConfigCmd(action, force)
 
 
 def _p_dump(w: _Words) -> Command:
@@ -307,7 +308,10 @@ COMMANDS: tuple[Entry, ...] = (
           _p_help),
     Entry(("history",), "history", "this session's numbered command history", _p_history),
     Entry(("config",), "config reload|diff|check",
-          "reload the config file / show what a reload would do / validate the file", _p_config),
+          "reload the config file / show what a reload would do / validate the file", _p_config,
+          (("config reload force",
+            "reload even if it removes every VS or more than Config.MaxRemovedShare of the pairs"),
+           )),
     Entry(("dump",), "dump status|options|checkers", "daemon facts / global options / checkers",
           _p_dump, (("dump host[s] [H]", "every stored field of the hosts (or host H)"),
                     ("dump vs [V]", "every stored field of the VSs (or VS V)"))),
