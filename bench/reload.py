@@ -171,4 +171,5 @@ if __name__ == "__main__":
     import sys
     from pathlib import Path
 
-    subprocess.run([sys.executable, str(Path(__file__).with_name("reload_garbage.py"))], check=True)
+    garbage = [sys.executable, str(Path(__file__).with_name("reload_garbage.py"))]
+    subprocess.run(garbage, check=True)  # noqa: S603 (our own interpreter and script)
