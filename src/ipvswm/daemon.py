@@ -41,7 +41,7 @@ from ipvswm.daemon_queue import (
 )
 from ipvswm.engine.engine import Engine
 from ipvswm.engine.state import StateSnapshot
-from ipvswm.events import AdminEvent, CheckResult
+from ipvswm.events import AdminEvent, CheckResult, ForgetHost
 from ipvswm.kernel.backend import BackendError
 from ipvswm.kernel.backends import make_backend
 from ipvswm.kernel.sync import KernelSync
@@ -333,6 +333,16 @@ class Daemon:
         if self.cluster is not None and local and not (answer or "").startswith("#"):
             self.cluster.note_local(event, self.vss_of)
         return answer
+
+    async def forget(self, host: str) -> str | None:
+        """`forget host H`: drop the kept admin state of H's removed parts, once committed."""
+        if self.engine is None:
+            return "# the daemon is starting: the kernel table has not been read yet"
+        if self._stopping.is_set():
+            return "# the daemon is stopping"
+        reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait(AdminRequest(ForgetHost(host), reply))
+        return await reply
 
     async def refresh_kernel(self) -> bool:
         """Have the owner re-read (and resync) the kernel table; True once a fresh read worked."""

@@ -153,3 +153,41 @@ def test_a_garbage_file_is_refused_with_a_bounded_error_report(site: Site) -> No
     os.replace(link, site.daemon.config)
     reply = site.daemon.command("config reload")
     assert "character device, not a regular file" in reply
+
+
+def test_a_removed_host_under_maintenance_comes_back_under_maintenance(site: Site) -> None:
+    """Issue 10 item 2: kept across a reload and a restart; shown; `forget host` drops it."""
+    site.start_healthy()
+    web3 = f"192.0.2.1:80 {site.rs(2)}"
+    assert site.daemon.ctl("set", "host", "web3", "off", "reason", "maint")[0] == 0
+    assert site.daemon.ctl("set", "host", "web2", "weight", "3")[0] == 0
+    wait_weight(site.emu, web3, 0)
+    offset = site.daemon.log_size()
+    site.daemon.write_config(site.body(hosts=(0,)))  # web2 and web3 removed (a mistaken edit)
+    site.daemon.wait_log("config reload applied", offset=offset)
+    assert "host web3 removed: its admin state is kept" in site.daemon.log_text(offset)
+    wait_weight(site.emu, web3, None)
+    shown = site.daemon.command("show hosts")
+    assert "kept web3: host reasons maint" in shown and "forget host web3" in shown
+    assert "kept web2: vs www: override 3" in shown
+    # a restart in between: the kept state is in the DB
+    assert site.daemon.stop() == 0
+    site.daemon.start()
+    offset = site.daemon.log_size()
+    site.daemon.write_config(site.body())  # they come back
+    site.daemon.wait_log("config reload applied", offset=offset)
+    assert "host web3 is back: its kept host reasons are restored (maint)" in site.daemon.log_text(
+        offset
+    )
+    wait_weight(site.emu, f"192.0.2.1:80 {site.rs(1)}", 3)  # web2's override is back
+    wait_weight(site.emu, web3, 0)  # web3 stays out of service: still under maintenance
+    assert "Reasons=host:maint" in site.daemon.command("show host web3")
+    # forget: removed again, forgotten, back without reasons
+    offset = site.daemon.log_size()
+    site.daemon.write_config(site.body(hosts=(0, 1)))
+    site.daemon.wait_log("config reload applied", offset=offset)
+    assert "kept web3" in site.daemon.command("show host web3")
+    assert "ok: host web3: forgot host reasons maint" in site.daemon.command("forget host web3")
+    assert "no kept admin state" in site.daemon.command("forget host web3")
+    site.daemon.write_config(site.body())
+    wait_weight(site.emu, web3, 10)

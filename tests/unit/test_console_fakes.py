@@ -107,6 +107,10 @@ class FakeControl:
         self.notify()
         return self.submit_note
 
+    async def forget(self, host: str) -> str | None:
+        await asyncio.sleep(0)
+        return f"# no kept admin state for host '{host}'"
+
     async def reload(self, force: bool = False) -> ReloadOutcome:
         self.reloads += 1
         self.forced += force

@@ -260,6 +260,7 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     _g("Config.CheckPeriod", "config_check_period", parse_interval),
     _g("Config.AutoCheck", "config_auto_check", parse_bool),
     _g("Config.MaxRemovedShare", "config_max_removed_share", parse_share),
+    _g("Config.ForgetAfter", "config_forget_after", parse_delay),
     _g("Log.Path", "log_path", _text),
     _g("Log.SysLog", "log_syslog", parse_bool),
     _g("Log.SysLog.Facility", "log_syslog_facility", parse_facility),

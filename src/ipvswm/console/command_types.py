@@ -85,6 +85,13 @@ class SetWeight:
 
 
 @dataclass(frozen=True, slots=True)
+class Forget:
+    """`forget host H`: drop the kept admin state of H's removed parts."""
+
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
 class ShowVs:
     """`show vs` (vss None: one line per VS) or `show vs V[,V2]` (each with its pairs)."""
 
@@ -156,6 +163,7 @@ Command = (
     | Dump
     | SetHost
     | SetWeight
+    | Forget
     | ShowVs
     | ShowHosts
     | ShowChecks

@@ -62,6 +62,10 @@ class Control(Protocol):
         """
         ...
 
+    async def forget(self, host: str) -> str | None:
+        """`forget host H` (this director only for now); answers as `submit` does."""
+        ...
+
     async def reload(self, force: bool = False) -> ReloadOutcome:
         """Re-read the config file and apply it as a diff (nothing applied if invalid, nor if it
         removes too much unless `force`)."""

@@ -20,6 +20,7 @@ from ipvswm.console.command_types import (
     ConfigCmd,
     Dump,
     DumpWhat,
+    Forget,
     Format,
     Help,
     History,
@@ -230,6 +231,13 @@ def _set_on_off(w: _Words, host: str, on: bool) -> Command:
     return SetHost(host, on, vss, reasons, ramp, local)
 
 
+def _p_forget(w: _Words) -> Command:
+    w.expect("host")
+    host = w.tag("host")
+    w.end()
+    return Forget(host)
+
+
 def _p_show(w: _Words) -> Command:
     word = w.expect("vs", "host", "hosts", "checks", "check", "cluster")
     if word == "cluster":
@@ -323,6 +331,8 @@ COMMANDS: tuple[Entry, ...] = (
             "override the configured weight (default: back to the configured weight)"),
            ("set host H ... local",
             "with a cluster store: change this director only (not shared)"))),
+    Entry(("forget",), "forget host H",
+          "drop the admin state kept for H's hosts/pairs removed from the config", _p_forget),
     Entry(("show",), "show vs [V]", "the virtual services (or VS V with its pairs)", _p_show,
           (("show host[s] [H1,H2] [for|in V1,V2]", "pairs of hosts, then a summary per host"),
            ("show checks", "every checker with its status and last result"),
