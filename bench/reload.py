@@ -15,6 +15,9 @@ probe that does nothing), so the measured call starts and stops none. Checks sha
 real-server port, `--checks` distinct check URLs), so there are a few hundred distinct targets, as
 on a real director: starting 50,000 checkers is not what this measures.
 
+Then bench/reload_garbage.py runs in a fresh process: a refused reload of a 5 MB garbage file
+(time, peak RSS, errors kept, the event loop's worst lateness).
+
 Usage: python bench/reload.py [--vs 1000] [--hosts 200] [--per-vs 50] [--checks 8] [--repeat 3]
 """
 
@@ -163,3 +166,10 @@ def parse_args() -> argparse.Namespace:
 
 if __name__ == "__main__":
     asyncio.run(main(parse_args()))
+    # A refused reload of a 5 MB garbage file, in a fresh process (its own peak RSS).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    garbage = [sys.executable, str(Path(__file__).with_name("reload_garbage.py"))]
+    subprocess.run(garbage, check=True)  # noqa: S603 (our own interpreter and script)

@@ -17,13 +17,16 @@ EXIT_TIMEOUT = 3
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Parse and validate a config file; print every error, or a one-line summary."""
+    from ipvswm.config.guard import problems
     from ipvswm.config.parser import parse_file, summarize
 
     result = parse_file(args.config)
-    for error in result.errors:
-        print(error)
-    if result.config is None:
-        print(f"{args.config}: {len(result.errors)} error(s), configuration is NOT valid")
+    errors = result.messages() if result.config is None else problems(result.config)
+    for line in errors:
+        print(line)
+    if result.config is None or errors:
+        count = result.error_count() if result.config is None else len(errors)
+        print(f"{args.config}: {count} error(s), configuration is NOT valid")
         return EXIT_FAILED
     print(f"{args.config}: OK: {summarize(result.config)}")
     return EXIT_OK
@@ -39,8 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     result = parse_file(args.config)
     if result.config is None:
-        for error in result.errors:
-            print(error, file=sys.stderr)
+        for line in result.messages():
+            print(line, file=sys.stderr)
         return fail(f"{args.config} is not valid; not starting")
     opts = result.config.options
     other = running_instance(
@@ -63,8 +66,8 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
     result = parse_file(args.config)
     if result.config is None:
-        for error in result.errors:
-            print(error, file=sys.stderr)
+        for line in result.messages():
+            print(line, file=sys.stderr)
         return EXIT_USAGE
     try:
         print(dump_file(result.config.options.db), end="")

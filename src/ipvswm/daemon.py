@@ -21,9 +21,11 @@ from ipvswm.alerts import Mailer
 from ipvswm.checks.checkset import CheckSet
 from ipvswm.cluster.adapter import ClusterStartError, ClusterStore
 from ipvswm.cluster.memory import Memory
+from ipvswm.config.guard import refusal
 from ipvswm.config.model import Config
-from ipvswm.config.parser import ParseResult, parse_file
-from ipvswm.config.watch import ConfigWatcher, file_signature
+from ipvswm.config.parser import ParseResult, parse_bytes, unreadable
+from ipvswm.config.reader import ConfigReadError, read_config_bytes
+from ipvswm.config.watch import ConfigWatcher, Signature, file_signature
 from ipvswm.console.control import ReloadOutcome
 from ipvswm.console.server import ConsoleError, ConsoleServer
 from ipvswm.daemon_control import DaemonControl
@@ -39,13 +41,14 @@ from ipvswm.daemon_queue import (
 )
 from ipvswm.engine.engine import Engine
 from ipvswm.engine.state import StateSnapshot
-from ipvswm.events import AdminEvent, CheckResult
+from ipvswm.events import AdminEvent, CheckResult, ForgetHost
 from ipvswm.kernel.backend import BackendError
 from ipvswm.kernel.backends import make_backend
 from ipvswm.kernel.sync import KernelSync
 from ipvswm.kernel.table import Table
 from ipvswm.logs import CHECK_RESULT, CHECK_STATUS, LogControl, setup_logging
 from ipvswm.metrics import Metrics, MetricsServer
+from ipvswm.offload import run_detached
 from ipvswm.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -331,6 +334,16 @@ class Daemon:
             self.cluster.note_local(event, self.vss_of)
         return answer
 
+    async def forget(self, host: str) -> str | None:
+        """`forget host H`: drop the kept admin state of H's removed parts, once committed."""
+        if self.engine is None:
+            return "# the daemon is starting: the kernel table has not been read yet"
+        if self._stopping.is_set():
+            return "# the daemon is stopping"
+        reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait(AdminRequest(ForgetHost(host), reply))
+        return await reply
+
     async def refresh_kernel(self) -> bool:
         """Have the owner re-read (and resync) the kernel table; True once a fresh read worked."""
         if self.engine is None or self._stopping.is_set():
@@ -344,38 +357,48 @@ class Daemon:
         return self.engine is not None and not self._stopping.is_set()
 
     async def parse_config(self) -> ParseResult:
-        """Parse the config file off the event loop (names may be resolved)."""
-        return await asyncio.to_thread(parse_file, self.config_path)
+        """Read and parse the config file off the event loop (see `read_config`)."""
+        return (await read_config(self.config_path))[1]
 
-    async def reload_from_file(self, why: str) -> ReloadOutcome:
-        """Parse the file (off the loop: names may be resolved) and apply it if valid.
+    def reload_refusal(self, config: Config) -> str | None:
+        """Why `config` may replace the running one only with `force` (config.guard), or None."""
+        return refusal(self.config, config)
+
+    async def reload_from_file(self, why: str, force: bool = False) -> ReloadOutcome:
+        """Parse the file (off the loop: names may be resolved) and apply it if valid and safe.
 
         One at a time: a slow parse of an older version can never be applied after a newer one.
+        Never raises: whatever goes wrong is logged at ERROR here, whichever trigger asked
+        (a SIGHUP's task has nobody to report to).
         """
-        async with self._reload_lock:
-            return await self._reload(why)
+        try:
+            async with self._reload_lock:
+                return await self._reload(why, force)
+        except Exception:
+            log.exception("config reload (%s) failed unexpectedly; keeping the running config", why)
+            self.metrics.reload(False)
+            return ReloadOutcome(ok=False, errors=("# internal error (logged)",))
 
-    async def _reload(self, why: str) -> ReloadOutcome:
+    async def _reload(self, why: str, force: bool) -> ReloadOutcome:
+        signature, result = await read_config(self.config_path)
         if self.watcher is not None:
-            self.watcher.mark_current()  # before parsing: a write during the parse is seen next
-        result = await asyncio.to_thread(parse_file, self.config_path)
+            self.watcher.mark_seen(signature)  # taken before the read: a later write is seen
         if result.config is None:
-            errors = tuple(str(e) for e in result.errors)
-            for text in errors:
+            errors = tuple(result.messages())
+            for text in errors:  # at most MAX_ERRORS lines, then "... and N more"
                 log.error("config reload (%s) rejected: %s", why, text)
             log.error("config reload (%s): nothing applied, keeping the last good config", why)
             self.metrics.reload(False)
             return ReloadOutcome(ok=False, errors=errors)
         if self.engine is None or self._stopping.is_set():
             return ReloadOutcome(ok=False, errors=("# the daemon is not running",))
-        if why == AUTO_RELOAD and self.config.services and not result.config.services:
-            error = (
-                f"{self.config_path}: the file now has no virtual service (still being written?);"
-                " not applied automatically: use 'config reload' or SIGHUP to apply it on purpose"
-            )
-            log.error("config reload (%s) refused: %s", why, error)
-            self.metrics.reload(False)
-            return ReloadOutcome(ok=False, errors=(error,))
+        refused = self.reload_refusal(result.config)
+        if refused is not None:
+            if not force:
+                log.error("config reload (%s) refused: %s: %s", why, self.config_path, refused)
+                self.metrics.reload(False)
+                return ReloadOutcome(ok=False, errors=(f"refused: {refused}",), refusal=refused)
+            log.warning("config reload (%s) forced: %s", why, refused.partition("; ")[0])
         sdnotify.reloading()
         reply: asyncio.Future[ReloadOutcome] = asyncio.get_running_loop().create_future()
         self.queue.put_nowait(ReloadRequest(result.config, reply))
@@ -402,6 +425,38 @@ class Daemon:
         if self.sync is None or self.sync.actual is None:
             return Table()
         return self.sync.actual
+
+
+CONFIG_READ_TIMEOUT = 30.0
+"""Seconds a config read may take before the reload gives up on it (a hung mount)."""
+
+
+async def read_config(path: str) -> tuple[Signature, ParseResult]:
+    """The file's signature and parse, each in a thread that never delays the daemon's exit.
+
+    Only a regular file is read (config.reader), so a FIFO cannot block; a stat or read that
+    still hangs in the kernel is abandoned after CONFIG_READ_TIMEOUT seconds, which frees the
+    reload lock. The signature is taken before the read: a write during the parse is seen next.
+    """
+
+    def read() -> tuple[Signature, bytes | str]:
+        signature = file_signature(path)
+        try:
+            return signature, read_config_bytes(path)
+        except ConfigReadError as exc:
+            return signature, str(exc)
+
+    try:
+        signature, data = await run_detached(read, "config-read", CONFIG_READ_TIMEOUT)
+    except TimeoutError:
+        message = (
+            f"cannot read config file: no answer within {CONFIG_READ_TIMEOUT:g}s"
+            " (a hung mount?); the read is abandoned"
+        )
+        return None, unreadable(path, message)
+    if isinstance(data, str):
+        return signature, unreadable(path, data)
+    return signature, await run_detached(lambda: parse_bytes(data, path), "config-parse")
 
 
 def raise_fd_limit() -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ipvswm import __version__
 from ipvswm.config.diff import describe_diff
+from ipvswm.config.guard import problems
 from ipvswm.config.model import Config
 from ipvswm.console.control import CheckView, ReloadOutcome
 from ipvswm.engine.state import StateSnapshot
@@ -66,18 +67,25 @@ class DaemonControl:
         cluster = self._daemon.cluster
         return cluster.view() if cluster is not None else None
 
-    async def reload(self) -> ReloadOutcome:
-        return await self._daemon.reload_from_file("console")
+    async def forget(self, host: str) -> str | None:
+        return await self._daemon.forget(host)
+
+    async def reload(self, force: bool = False) -> ReloadOutcome:
+        return await self._daemon.reload_from_file("console", force)
 
     async def config_diff(self) -> ReloadOutcome:
         result = await self._daemon.parse_config()
         if result.config is None:
-            return ReloadOutcome(ok=False, errors=tuple(str(e) for e in result.errors))
-        return ReloadOutcome(ok=True, actions=tuple(describe_diff(self.config(), result.config)))
+            return ReloadOutcome(ok=False, errors=tuple(result.messages()))
+        actions = tuple(describe_diff(self.config(), result.config))
+        return ReloadOutcome(
+            ok=True, actions=actions, refusal=self._daemon.reload_refusal(result.config)
+        )
 
     async def config_check(self) -> ReloadOutcome:
         result = await self._daemon.parse_config()
-        return ReloadOutcome(ok=result.config is not None, errors=tuple(map(str, result.errors)))
+        errors = result.messages() if result.config is None else problems(result.config)
+        return ReloadOutcome(ok=not errors, errors=tuple(errors))
 
     def set_log_level(self, level: int) -> None:
         if self._daemon.logs is not None:

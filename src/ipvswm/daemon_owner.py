@@ -93,6 +93,8 @@ class Owner:
         """Take the engine's start-up step, then bring the kernel to the desired table."""
         for decision in step.decisions:
             log.info("%s", decision)
+        for message in step.messages:
+            log.info("%s", message)
         for alert in step.alerts:
             self._alert(alert)
         self.unsaved = merge_changes(self.unsaved, step.changes)
@@ -192,6 +194,8 @@ class Owner:
         batch.touched.update(step.touched)
         for decision in step.decisions:
             log.info("%s", decision)
+        for message in step.messages:
+            log.info("%s", message)
         for alert in step.alerts:
             self._alert(alert)
 

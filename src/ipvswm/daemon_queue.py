@@ -10,7 +10,7 @@ from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.config.model import Config
 from ipvswm.console.control import ReloadOutcome
 from ipvswm.engine.state import StateChanges
-from ipvswm.events import AdminEvent, CheckResult, Tick
+from ipvswm.events import AdminEvent, CheckResult, ForgetHost, Tick
 from ipvswm.kernel.table import ServiceKey
 
 
@@ -18,7 +18,7 @@ from ipvswm.kernel.table import ServiceKey
 class AdminRequest:
     """An admin event with the future its console session awaits (resolved after commit)."""
 
-    event: AdminEvent
+    event: AdminEvent | ForgetHost
     reply: asyncio.Future[str | None]
 
 
@@ -60,6 +60,7 @@ def merge_changes(into: StateChanges, more: StateChanges) -> StateChanges:
         vss={**into.vss, **more.vss},
         managed_added=(into.managed_added - more.managed_removed) | more.managed_added,
         managed_removed=(into.managed_removed - more.managed_added) | more.managed_removed,
+        kept={**into.kept, **more.kept},
     )
 
 

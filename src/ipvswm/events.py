@@ -82,6 +82,13 @@ class SetOverride:
     vss: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ForgetHost:
+    """`forget host H`: drop the kept admin state of H's removed parts (engine.kept)."""
+
+    host: str
+
+
 AdminEvent = SetHostOff | SetHostOn | SetPairsOff | SetPairsOn | SetOverride
 
 
@@ -100,4 +107,4 @@ class Tick:
     """Time passed (ramps advance)."""
 
 
-EngineEvent = CheckResult | AdminEvent | ConfigLoaded | Tick
+EngineEvent = CheckResult | AdminEvent | ForgetHost | ConfigLoaded | Tick

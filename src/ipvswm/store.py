@@ -18,7 +18,14 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from ipvswm.engine.state import HostState, PairState, StateChanges, StateSnapshot, VsState
+from ipvswm.engine.state import (
+    HostState,
+    KeptHost,
+    PairState,
+    StateChanges,
+    StateSnapshot,
+    VsState,
+)
 from ipvswm.kernel.table import Protocol, ServiceKey
 from ipvswm.store_records import StoreError, decode_record, encode_record
 
@@ -26,7 +33,7 @@ __all__ = ["Store", "StoreError", "decode_record", "dump_file", "encode_record",
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema this code writes. Older databases are migrated; newer ones are refused."""
 
 BUSY_TIMEOUT_MS = 5000
@@ -52,7 +59,12 @@ def _create_v1(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create_v1}
+def _create_v2(conn: sqlite3.Connection) -> None:
+    """v2: the kept admin state of hosts removed by a reload (issue 10 item 2)."""
+    conn.execute("CREATE TABLE kept (host TEXT PRIMARY KEY, data TEXT NOT NULL)")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create_v1, 1: _create_v2}
 """Schema upgrades by the version they start from (0: a new, empty database)."""
 
 
@@ -147,6 +159,7 @@ class Store:
         up_hosts, del_hosts = _split(changes.hosts.items())
         up_pairs, del_pairs = _split(changes.pairs.items())
         up_vss, del_vss = _split(changes.vss.items())
+        up_kept, del_kept = _split(changes.kept.items())
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -166,6 +179,11 @@ class Store:
             conn.executemany(
                 "INSERT OR REPLACE INTO vss (vs, data) VALUES (?, ?)",
                 ((k, encode_record(v)) for k, v in up_vss),
+            )
+            conn.executemany("DELETE FROM kept WHERE host = ?", ((k,) for k in del_kept))
+            conn.executemany(
+                "INSERT OR REPLACE INTO kept (host, data) VALUES (?, ?)",
+                ((k, encode_record(v)) for k, v in up_kept),
             )
             # Removed first: a key in both sets ends up managed.
             conn.executemany(
@@ -230,7 +248,11 @@ def _load(conn: sqlite3.Connection) -> StateSnapshot:
             log.warning(
                 "state: managed service %s %s %s unreadable; ignored", protocol, address, port
             )
-    return StateSnapshot(hosts=hosts, pairs=pairs, vss=vss, managed=frozenset(managed))
+    kept = {
+        host: decode_record(KeptHost, data, f"kept {host}")
+        for host, data in conn.execute("SELECT host, data FROM kept")
+    }
+    return StateSnapshot(hosts=hosts, pairs=pairs, vss=vss, managed=frozenset(managed), kept=kept)
 
 
 # --- dump ------------------------------------------------------------------------------------
@@ -272,6 +294,8 @@ def format_dump(snapshot: StateSnapshot) -> str:
     lines += [f"  {vs}/{h} {_fields_line(s)}" for (vs, h), s in sorted(snapshot.pairs.items())]
     lines.append(f"vss ({len(snapshot.vss)}):")
     lines += [f"  {vs} {_fields_line(s)}" for vs, s in sorted(snapshot.vss.items())]
+    lines.append(f"kept admin state of removed hosts ({len(snapshot.kept)}):")
+    lines += [f"  {h} {_fields_line(s)}" for h, s in sorted(snapshot.kept.items())]
     lines.append(f"managed services ({len(snapshot.managed)}):")
     lines += [f"  {key}" for key in sorted(snapshot.managed)]
     return "\n".join(lines) + "\n"

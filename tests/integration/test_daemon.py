@@ -280,19 +280,24 @@ def test_start_adopts_the_kernel_removes_unknown_destinations_and_keeps_unmanage
         f"! api 192.0.2.2:443 tcp://\nweb1 {site.rs(site.web1)} api=5\n"
         f"web2 {site.rs(site.web2)}\nsorry {site.rs(site.sorry)}\n"
     )
-    site.daemon.wait_log("config reload applied", offset=offset)
+    site.daemon.wait_log("refused", offset=offset)  # 2 of the 3 pairs go: on purpose here
+    assert "remove vs www" in site.daemon.command("config reload force")
     wait_until(lambda: "192.0.2.1:80" not in site.emu.table_text(), 10, "www deleted")
     assert weights(site.emu)["192.0.2.99:25 127.0.0.117:25"] == 1
 
 
-def test_an_automatic_reload_never_empties_the_table_but_a_sighup_may(site: Site) -> None:
+def test_no_reload_trigger_empties_the_table_unless_forced(site: Site) -> None:
     site.start_healthy()
     table = site.emu.table_text()
     offset = site.daemon.log_size()
     site.daemon.write_config("")  # e.g. a file truncated by `cat new > conf`, not yet rewritten
     site.daemon.wait_log("refused", offset=offset)
-    assert "has no virtual service" in site.daemon.log_text(offset)
+    assert "it would remove every virtual service" in site.daemon.log_text(offset)
     assert site.emu.table_text() == table
     assert site.daemon.proc is not None
-    site.daemon.proc.send_signal(signal.SIGHUP)  # on purpose: the operator really means it
+    offset = site.daemon.log_size()
+    site.daemon.proc.send_signal(signal.SIGHUP)  # a SIGHUP refuses it too (issue 10 item 1)
+    site.daemon.wait_log("config reload (SIGHUP) refused", offset=offset)
+    assert site.emu.table_text() == table
+    assert "remove vs www" in site.daemon.command("config reload force")  # on purpose
     wait_until(lambda: "192.0.2.1:80" not in site.emu.table_text(), 10, "www removed")

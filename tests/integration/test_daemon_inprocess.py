@@ -6,7 +6,9 @@ Real servers on 127.0.0.110-127.0.0.114; the VS address (192.0.2.0/24) only exis
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -215,3 +217,28 @@ def test_the_open_files_limit_is_raised_to_the_hard_limit() -> None:
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_a_reload_that_raises_is_logged_at_error_whatever_the_trigger(
+    running: tuple[Daemon, RealServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 10 item 5: not only asyncio's "Task exception was never retrieved" on stderr."""
+    daemon, _ = running
+
+    def broken(data: bytes, path: str) -> object:
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr("ipvswm.daemon.parse_bytes", broken)
+    log_path = tmp_path / "log"
+    offset = log_path.stat().st_size
+    os.kill(os.getpid(), signal.SIGHUP)
+    for _ in range(1000):  # the log line is the only sign of the SIGHUP's task ending
+        if "config reload (SIGHUP) failed" in log_path.read_text()[offset:]:
+            break
+        await asyncio.sleep(0.02)
+    text = log_path.read_text()[offset:]
+    assert "ERROR: config reload (SIGHUP) failed unexpectedly" in text
+    assert "RuntimeError: parser bug" in text  # with its traceback
+    outcome = await daemon.control.reload()  # the console's trigger answers instead of raising
+    assert not outcome.ok and outcome.errors == ("# internal error (logged)",)
+    assert "ERROR: config reload (console) failed unexpectedly" in log_path.read_text()[offset:]

@@ -53,6 +53,7 @@ class FakeControl:
         self.submitted: list[AdminEvent] = []
         self.log_level = 1
         self.reloads = 0
+        self.forced = 0
         self.kernel_reads = 0
         self.kernel_readable = True  # what refresh_kernel() answers
         self.is_ready = True  # what ready() answers
@@ -106,8 +107,13 @@ class FakeControl:
         self.notify()
         return self.submit_note
 
-    async def reload(self) -> ReloadOutcome:
+    async def forget(self, host: str) -> str | None:
+        await asyncio.sleep(0)
+        return f"# no kept admin state for host '{host}'"
+
+    async def reload(self, force: bool = False) -> ReloadOutcome:
         self.reloads += 1
+        self.forced += force
         return self.reload_outcome
 
     async def config_diff(self) -> ReloadOutcome:

@@ -240,7 +240,8 @@ def test_reload_vs_address_change_is_a_removed_plus_a_new_vs() -> None:
     moved = ServiceKey(Protocol.TCP, "192.0.2.50", 80)
     assert step.touched == {WEB, moved}
     assert step.changes.vss["web"] is not None  # the new VS's state (sorry on, quietly)
-    assert d.state("web", "web1").override is None  # a new pair: state starts over
+    # a new pair whose admin state comes back with its tags (issue 10 item 2)
+    assert d.state("web", "web1").override == 5
     assert d.engine.managed() == {WEB, moved}
     assert set(d.engine.desired_table().services) == {moved}
     still = Table({WEB: ServiceEntry(Service(WEB))})

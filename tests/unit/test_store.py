@@ -296,7 +296,8 @@ def test_newer_schema_is_refused(db: str) -> None:
     with conn:
         conn.execute("UPDATE schema_version SET version = 99")
     conn.close()
-    with pytest.raises(StoreError, match=r"schema version 99 is newer .* supports \(1\)"):
+    supports = rf"supports \({store_mod.SCHEMA_VERSION}\)"
+    with pytest.raises(StoreError, match=rf"schema version 99 is newer .* {supports}"):
         Store(db)
     with pytest.raises(StoreError, match="schema version 99 is newer"):
         dump_file(db)
@@ -307,16 +308,17 @@ def test_older_schema_is_migrated(db: str, monkeypatch: pytest.MonkeyPatch) -> N
     with Store(db) as store:
         store.save(StateChanges(pairs={("v", "h"): PairState(weight=5)}))
 
-    def to_v2(conn: sqlite3.Connection) -> None:
+    def to_next(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE notes (text TEXT)")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(store_mod.MIGRATIONS, 1, to_v2)
-    with pytest.raises(StoreError, match="older than 2"):
+    current = store_mod.SCHEMA_VERSION
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(store_mod.MIGRATIONS, current, to_next)
+    with pytest.raises(StoreError, match=f"older than {current + 1}"):
         dump_file(db)  # a read-only dump never migrates
     with Store(db) as store:
         assert store.load().pairs == {("v", "h"): PairState(weight=5)}
-    assert _version(db) == 2
+    assert _version(db) == current + 1
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM notes").fetchone() == (0,)
     conn.close()
@@ -329,11 +331,12 @@ def test_failed_migration_changes_nothing(db: str, monkeypatch: pytest.MonkeyPat
         conn.execute("CREATE TABLE half (x)")
         conn.execute("INSERT INTO no_such_table VALUES (1)")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(store_mod.MIGRATIONS, 1, broken)
+    current = store_mod.SCHEMA_VERSION
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(store_mod.MIGRATIONS, current, broken)
     with pytest.raises(StoreError, match="no such table"):
         Store(db)
-    assert _version(db) == 1
+    assert _version(db) == current
     conn = sqlite3.connect(db)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
@@ -409,6 +412,7 @@ def test_format_dump_lists_every_record() -> None:
         " last_check_started=- last_check_ended=- weight=0 phase=DISABLED applied_weight=-",
         "vss (1):",
         "  web sorry_on=yes sorry_since=1970-01-02 00:00:00.000Z",
+        "kept admin state of removed hosts (0):",
         "managed services (2):",
         "  tcp:192.0.2.1:80",
         "  tcp:[2001:db8::1]:443",

@@ -147,6 +147,8 @@ class GlobalOptions:
     config_path: str = ""
     config_check_period: float = 3.0
     config_auto_check: bool = True
+    config_max_removed_share: float = 0.5  # a reload removing more pairs needs `force`
+    config_forget_after: float = 604800.0  # admin state of removed hosts is kept this long (7 d)
     log_path: str = "/var/log/ipvs-weightman.log"
     log_syslog: bool = False
     log_syslog_facility: str = "daemon"

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import heapq
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,16 +49,19 @@ from ipvswm.config.options import (
     show,
     valid_tag,
 )
+from ipvswm.config.reader import ConfigReadError, read_config_bytes
 from ipvswm.config.resolve import AddressResolver, Resolver, split_host_port, system_resolver
 
 __all__ = [
     "ConfigError",
     "ParseResult",
     "Resolver",
+    "parse_bytes",
     "parse_file",
     "parse_text",
     "summarize",
     "system_resolver",
+    "unreadable",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,6 +74,9 @@ _COMMENT_RE = re.compile(r"(?:^|\s)[#;]")
 _GLOBAL_RE = re.compile(r"([^\s=]+)\s*=\s*(.*)")
 _BAD_CHAR_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ufffd]")
 _MAX_KNOWN = 10  # longest list of known tags in a message
+MAX_ERRORS = 100
+"""Errors kept (the first by line); the rest are only counted: a garbage file of millions of
+lines must not cost millions of messages in memory and in the log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +93,24 @@ class ConfigError:
 
 @dataclass(frozen=True, slots=True)
 class ParseResult:
-    """A parsed config, or (config None) every error found."""
+    """A parsed config, or (config None) the first MAX_ERRORS errors and how many more there are."""
 
     config: Config | None
     errors: tuple[ConfigError, ...]
+    more: int = 0  # errors found beyond those kept
+
+    def messages(self) -> list[str]:
+        """Every kept error as `FILE:LINE: message`, then `... and N more error(s)` if any."""
+        lines = [str(e) for e in self.errors]
+        if self.more:
+            lines.append(
+                f"... and {self.more} more error(s) (only the first {len(self.errors)} shown)"
+            )
+        return lines
+
+    def error_count(self) -> int:
+        """How many errors were found in all."""
+        return len(self.errors) + self.more
 
 
 def parse_text(text: str, path: str = "<config>", resolver: Resolver | None = None) -> ParseResult:
@@ -101,14 +123,24 @@ def parse_text(text: str, path: str = "<config>", resolver: Resolver | None = No
 
 
 def parse_file(path: str, resolver: Resolver | None = None) -> ParseResult:
-    """Read and parse a config file; an unreadable file is one error at line 0."""
+    """Read and parse a config file; an unreadable file is one error at line 0.
+
+    Only a regular file of at most MAX_CONFIG_BYTES is read (see config.reader)."""
     try:
-        with open(path, "rb") as file:
-            data = file.read()
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        return ParseResult(None, (ConfigError(path, 0, f"cannot read config file: {reason}"),))
+        data = read_config_bytes(path)
+    except ConfigReadError as exc:
+        return unreadable(path, str(exc))
+    return parse_bytes(data, path, resolver)
+
+
+def parse_bytes(data: bytes, path: str, resolver: Resolver | None = None) -> ParseResult:
+    """Parse the bytes of a config file (invalid UTF-8 is reported on its line)."""
     return parse_text(data.decode("utf-8", errors="replace"), path, resolver)
+
+
+def unreadable(path: str, message: str) -> ParseResult:
+    """The result for a file that could not be read: one error at line 0."""
+    return ParseResult(None, (ConfigError(path, 0, message),))
 
 
 def summarize(config: Config) -> str:
@@ -118,6 +150,16 @@ def summarize(config: Config) -> str:
         f"{len(config.services)} virtual services, {len(config.hosts)} hosts, "
         f"{pairs} pairs, {len(config.check_targets())} distinct checks"
     )
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text` one at a time (a list of millions of lines would cost more memory
+    than the text)."""
+    start = 0
+    while (end := text.find("\n", start)) >= 0:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
 
 
 def _known(tags: list[str]) -> str:
@@ -133,7 +175,11 @@ class _Parser:
     def __init__(self, path: str, resolver: Resolver | None) -> None:
         self.path = path
         self.addresses = AddressResolver(resolver)
-        self.errors: list[tuple[int, str]] = []
+        # The MAX_ERRORS errors of lowest line as a max-heap of (-line, -seq, message): a line's
+        # errors keep their order; the others are counted in `more`.
+        self.errors: list[tuple[int, int, str]] = []
+        self.seq = 0
+        self.more = 0
         self.global_lines: dict[str, int] = {}  # SPEC key -> line
         self.global_values: dict[str, Any] = {}  # GlobalOptions field -> value
         self.vs_lines: list[tuple[int, list[str]]] = []
@@ -147,10 +193,20 @@ class _Parser:
         self._host_keys: dict[tuple[str, int | None], tuple[str, int]] = {}
 
     def error(self, line: int, message: str) -> None:
-        self.errors.append((line, message))
+        self.seq += 1
+        item = (-line, -self.seq, message)
+        if len(self.errors) < MAX_ERRORS:
+            heapq.heappush(self.errors, item)
+        else:
+            self.more += 1
+            # The file is rejected whatever else is found: a name lookup per garbage line
+            # (seconds each with a slow resolver) would only find more errors nobody sees.
+            self.addresses.lookups = False
+            if item > self.errors[0]:  # lower line than the highest kept: keep this one instead
+                heapq.heapreplace(self.errors, item)
 
     def run(self, text: str) -> ParseResult:
-        for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), 1):
+        for number, raw in enumerate(_lines(text.removeprefix("\ufeff")), 1):
             self.classify(number, raw)
         for key, message in cluster_problems(self.global_values):
             line = self.global_lines.get(key) or min(
@@ -162,9 +218,9 @@ class _Parser:
         self.vs_addresses = {vs.tag: vs.address for vs in services}
         hosts = [host for n, t in self.host_lines if (host := self.host(n, t))]
         if self.errors:
-            self.errors.sort(key=lambda e: e[0])  # stable: a line's errors keep their order
-            errors = tuple(ConfigError(self.path, n, m) for n, m in self.errors)
-            return ParseResult(None, errors)
+            kept = sorted(self.errors, reverse=True)  # by line, then in the order found
+            errors = tuple(ConfigError(self.path, -n, m) for n, _, m in kept)
+            return ParseResult(None, errors, self.more)
         for number, vs_tag, host_tag in self.sorry_refs:
             if host_tag not in self.host_tags:  # not an error: SPEC §4 falls back (as the original)
                 log.warning(

@@ -81,6 +81,7 @@ class AddressResolver:
     def __init__(self, resolver: Resolver | None) -> None:
         self._resolver = resolver
         self._cache: dict[str, str | ValueError] = {}
+        self.lookups = True  # off: names are not resolved (a file already rejected)
 
     def address(self, host: str, bracketed: bool) -> str:
         """The normalised address of `host`; raises ValueError with an operator-friendly message."""
@@ -99,6 +100,8 @@ class AddressResolver:
         if not valid_hostname(host):
             raise ValueError(f"bad address '{host}': expected an IPv4 address, [IPv6] or host name")
         cached = self._cache.get(host)
+        if cached is None and not self.lookups:
+            raise ValueError(f"host name '{host}' not resolved: too many errors already")
         if cached is None:
             cached = self._cache[host] = self._lookup(host)
         if isinstance(cached, ValueError):

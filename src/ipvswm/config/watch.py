@@ -7,6 +7,8 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 
+from ipvswm.offload import run_detached
+
 log = logging.getLogger(__name__)
 
 Signature = tuple[int, int, int, int] | None
@@ -51,7 +53,11 @@ class ConfigWatcher:
 
     def mark_current(self) -> None:
         """The file as it is now has been handled (e.g. by a manual reload)."""
-        self._seen = self._candidate = file_signature(self.path)
+        self.mark_seen(file_signature(self.path))
+
+    def mark_seen(self, signature: Signature) -> None:
+        """The version of the file with this signature has been handled."""
+        self._seen = self._candidate = signature
 
     def start(self) -> None:
         if self._task is None:
@@ -70,7 +76,10 @@ class ConfigWatcher:
 
     async def poll(self) -> bool:
         """Look at the file once; returns whether a settled change was handled."""
-        current = file_signature(self.path)
+        # A stat can hang on a hung mount: never on the event loop (one such thread at most,
+        # as polls follow each other).
+        path = self.path
+        current = await run_detached(lambda: file_signature(path), "config-stat")
         previous, self._candidate = self._candidate, current
         if current == self._seen or current != previous:
             return False  # unchanged, or still changing: wait until it is quiet for a period

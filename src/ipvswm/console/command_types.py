@@ -37,9 +37,10 @@ class ConfigAction(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ConfigCmd:
-    """`config reload|diff|check`."""
+    """`config reload [force]|diff|check` (`force`: apply even a reload that removes too much)."""
 
     action: ConfigAction
+    force: bool = False
 
 
 class DumpWhat(enum.Enum):
@@ -81,6 +82,13 @@ class SetWeight:
     weight: int | None
     vss: tuple[str, ...] | None = None
     local: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """`forget host H`: drop the kept admin state of H's removed parts."""
+
+    host: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +163,7 @@ Command = (
     | Dump
     | SetHost
     | SetWeight
+    | Forget
     | ShowVs
     | ShowHosts
     | ShowChecks

@@ -18,6 +18,7 @@ from ipvswm.console.command_types import (
     ConfigCmd,
     Dump,
     DumpWhat,
+    Forget,
     Format,
     Help,
     History,
@@ -35,7 +36,14 @@ from ipvswm.console.command_types import (
 from ipvswm.console.control import Control, ReloadOutcome
 from ipvswm.console.grammar import help_lines
 from ipvswm.engine.state import Phase
-from ipvswm.events import AdminEvent, SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
+from ipvswm.events import (
+    AdminEvent,
+    SetHostOff,
+    SetHostOn,
+    SetOverride,
+    SetPairsOff,
+    SetPairsOn,
+)
 from ipvswm.views import pair_views
 
 if TYPE_CHECKING:
@@ -133,6 +141,14 @@ async def _admin(cmd: SetHost | SetWeight, control: Control, session: Session) -
     return Reply(lines=lines, data=data)
 
 
+async def _forget(cmd: Forget, control: Control, session: Session) -> Reply:
+    answer = await control.forget(cmd.host)
+    if answer is not None and answer.startswith("#"):
+        return failed(answer)
+    log.info("console %s: forget host %s (%s)", session.name, cmd.host, answer)
+    return Reply(lines=[f"ok: host {cmd.host}: {answer}"], data={"host": cmd.host, "note": answer})
+
+
 def _event_data(event: AdminEvent) -> dict[str, object]:
     data = render.jsonable(event)
     assert isinstance(data, dict)
@@ -203,17 +219,26 @@ async def _wait(cmd: Wait, control: Control, gone: asyncio.Event) -> Reply:
 
 
 def _outcome(outcome: ReloadOutcome, empty: str) -> Reply:
+    extra: dict[str, object] = {}
+    if outcome.refusal is not None:
+        extra["refused"] = outcome.refusal
     if not outcome.ok:
         lines = [e if e.startswith("#") else f"# {e}" for e in outcome.errors] or ["# failed"]
         return Reply(
-            ok=False, status=STATUS_FAILED, lines=lines, data={"errors": list(outcome.errors)}
+            ok=False,
+            status=STATUS_FAILED,
+            lines=lines,
+            data={"errors": list(outcome.errors), **extra},
         )
-    return Reply(lines=list(outcome.actions) or [empty], data={"actions": list(outcome.actions)})
+    lines = list(outcome.actions) or [empty]
+    if outcome.refusal is not None:  # `config diff`: the verdict a reload would get
+        lines.append(f"# a reload would be refused: {outcome.refusal}")
+    return Reply(lines=lines, data={"actions": list(outcome.actions), **extra})
 
 
 async def _config(cmd: ConfigCmd, control: Control) -> Reply:
     if cmd.action is ConfigAction.RELOAD:
-        return _outcome(await control.reload(), "config reloaded: no change")
+        return _outcome(await control.reload(cmd.force), "config reloaded: no change")
     if cmd.action is ConfigAction.DIFF:
         return _outcome(await control.config_diff(), "no change")
     return _outcome(await control.config_check(), "config OK")
@@ -250,17 +275,27 @@ def _dump(cmd: Dump, control: Control) -> Reply:
 
 def _show_hosts(cmd: ShowHosts, control: Control) -> Reply:
     config = control.config()
-    error = check_names(config, cmd.hosts or (), cmd.vss or ())
+    snap = control.snapshot()
+    # A removed host whose admin state is kept is shown by name too (its kept line only).
+    named = [h for h in cmd.hosts or () if not (config.host(h) is None and h in snap.kept)]
+    kept = [h for h in cmd.hosts or () if h not in named]
+    error = check_names(config, named, cmd.vss or ())
     if error is not None:
         return failed(error)
-    views = pair_views(config, control.snapshot(), control.kernel(), hosts=cmd.hosts, vss=cmd.vss)
+    hosts = None if cmd.hosts is None else tuple(named)
+    views = pair_views(config, snap, control.kernel(), hosts=hosts, vss=cmd.vss)
     if cmd.hosts is not None:
-        order = list(cmd.hosts)
+        order = named
     elif cmd.vss is not None:
         order = list(dict.fromkeys(v.host for v in views))
     else:
         order = [h.tag for h in config.hosts]
-    return rendered(render.show_hosts(views, order, time.time()))
+        kept = sorted(snap.kept)
+    now = time.time()
+    lines, data = render.show_hosts(views, order, now)
+    keep_for = config.options.config_forget_after
+    kept_lines, kept_data = render.kept_hosts(snap, kept, keep_for)
+    return Reply(lines=lines + kept_lines, data={**data, **kept_data})
 
 
 def _show_vs(cmd: ShowVs, control: Control) -> Reply:
@@ -319,6 +354,8 @@ async def execute(cmd: Command, control: Control, session: Session) -> Reply:
             return Reply(lines=[f"log level {level}"], data={"level": level})
         case SetHost() | SetWeight():
             return await _admin(cmd, control, session)
+        case Forget():
+            return await _forget(cmd, control, session)
         case Wait():
             return await _wait(cmd, control, session.gone)
         case ConfigCmd():

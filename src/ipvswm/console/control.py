@@ -31,6 +31,7 @@ class ReloadOutcome:
     ok: bool
     actions: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+    refusal: str | None = None  # why a reload needs `force` (config.guard), if it does
 
 
 class Control(Protocol):
@@ -61,8 +62,13 @@ class Control(Protocol):
         """
         ...
 
-    async def reload(self) -> ReloadOutcome:
-        """Re-read the config file and apply it as a diff (nothing applied if invalid)."""
+    async def forget(self, host: str) -> str | None:
+        """`forget host H` (this director only for now); answers as `submit` does."""
+        ...
+
+    async def reload(self, force: bool = False) -> ReloadOutcome:
+        """Re-read the config file and apply it as a diff (nothing applied if invalid, nor if it
+        removes too much unless `force`)."""
         ...
 
     async def config_diff(self) -> ReloadOutcome:

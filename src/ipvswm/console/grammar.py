@@ -20,6 +20,7 @@ from ipvswm.console.command_types import (
     ConfigCmd,
     Dump,
     DumpWhat,
+    Forget,
     Format,
     Help,
     History,
@@ -159,8 +160,9 @@ def _p_history(w: _Words) -> Command:
 
 def _p_config(w: _Words) -> Command:
     action = ConfigAction(w.expect("reload", "diff", "check"))
+    force = action is ConfigAction.RELOAD and w.accept("force") is not None
     w.end()
-    return ConfigCmd(action)
+    return ConfigCmd(action, force)
 
 
 def _p_dump(w: _Words) -> Command:
@@ -227,6 +229,13 @@ def _set_on_off(w: _Words, host: str, on: bool) -> Command:
             continue
         raise _Fail(f"unexpected '{w.words[w.pos]}'")
     return SetHost(host, on, vss, reasons, ramp, local)
+
+
+def _p_forget(w: _Words) -> Command:
+    w.expect("host")
+    host = w.tag("host")
+    w.end()
+    return Forget(host)
 
 
 def _p_show(w: _Words) -> Command:
@@ -307,7 +316,10 @@ COMMANDS: tuple[Entry, ...] = (
           _p_help),
     Entry(("history",), "history", "this session's numbered command history", _p_history),
     Entry(("config",), "config reload|diff|check",
-          "reload the config file / show what a reload would do / validate the file", _p_config),
+          "reload the config file / show what a reload would do / validate the file", _p_config,
+          (("config reload force",
+            "reload even if it removes every VS or more than Config.MaxRemovedShare of the pairs"),
+           )),
     Entry(("dump",), "dump status|options|checkers", "daemon facts / global options / checkers",
           _p_dump, (("dump host[s] [H]", "every stored field of the hosts (or host H)"),
                     ("dump vs [V]", "every stored field of the VSs (or VS V)"))),
@@ -319,6 +331,8 @@ COMMANDS: tuple[Entry, ...] = (
             "override the configured weight (default: back to the configured weight)"),
            ("set host H ... local",
             "with a cluster store: change this director only (not shared)"))),
+    Entry(("forget",), "forget host H",
+          "drop the admin state kept for H's hosts/pairs removed from the config", _p_forget),
     Entry(("show",), "show vs [V]", "the virtual services (or VS V with its pairs)", _p_show,
           (("show host[s] [H1,H2] [for|in V1,V2]", "pairs of hosts, then a summary per host"),
            ("show checks", "every checker with its status and last result"),

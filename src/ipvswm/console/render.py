@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 
 from ipvswm.config.model import Config, VirtualService
 from ipvswm.console.control import CheckView
+from ipvswm.engine.kept import describe as describe_kept
 from ipvswm.engine.layout import resolve_sorry
 from ipvswm.engine.state import HostState, PairState, StateSnapshot, VsState
 from ipvswm.kernel.table import Table
@@ -151,6 +152,28 @@ def _views_by_vs(
     for view in pair_views(config, snap, table, vss=wanted):
         by_vs[view.vs].append(view)
     return by_vs
+
+
+def kept_hosts(snap: StateSnapshot, tags: Iterable[str], keep_for: float) -> Rendered:
+    """The kept admin state of removed hosts/pairs: one `kept` line per host."""
+    lines: list[str] = []
+    items: list[dict[str, object]] = []
+    for tag in tags:
+        entry = snap.kept.get(tag)
+        if entry is None:
+            continue
+        until = entry.removed_at + keep_for
+        lines.append(
+            f"kept {tag}: {describe_kept(entry)} (removed {when(entry.removed_at)},"
+            f" forgotten at {when(until)} or by 'forget host {tag}')"
+        )
+        items.append({"host": tag, **_dict(jsonable(entry)), "forget_at": until})
+    return lines, {"kept": items}
+
+
+def _dict(value: object) -> dict[str, object]:
+    assert isinstance(value, dict)
+    return value
 
 
 def _vs_summary(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 
 from ipvswm.engine.outputs import Decision, SorryChange, Step
-from ipvswm.engine.state import HostState, PairId, PairState, StateChanges, VsState
+from ipvswm.engine.state import HostState, KeptHost, PairId, PairState, StateChanges, VsState
 from ipvswm.kernel.table import ServiceKey
 
 
@@ -18,6 +18,8 @@ class StepBuilder:
         self.hosts: dict[str, HostState | None] = {}
         self.pairs: dict[PairId, PairState | None] = {}
         self.vss: dict[str, VsState | None] = {}
+        self.kept: dict[str, KeptHost | None] = {}
+        self.messages: list[str] = []  # what the owner logs (kept and restored admin state)
         self.managed_added: set[ServiceKey] = set()
         self.managed_removed: set[ServiceKey] = set()
         self.touched: set[ServiceKey] = set()
@@ -33,6 +35,7 @@ class StepBuilder:
             vss=dict(self.vss),
             managed_added=frozenset(self.managed_added),
             managed_removed=frozenset(self.managed_removed),
+            kept=dict(self.kept),
         )
 
     def build(self, next_wakeup: float | None) -> Step:
@@ -45,6 +48,7 @@ class StepBuilder:
             next_wakeup=next_wakeup,
             touched=frozenset(self.touched),
             note=self.note,
+            messages=tuple(self.messages),
         )
 
 

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ipvswm.config.model import CheckTarget, Config
-from ipvswm.engine import admin
+from ipvswm.engine import admin, kept
 from ipvswm.engine.builder import RampSchedule, StepBuilder
 from ipvswm.engine.checkpoint import copy_attributes
+from ipvswm.engine.kept import pair_admin
 from ipvswm.engine.layout import Layout
 from ipvswm.engine.outputs import Decision, Step
 from ipvswm.engine.rules import (
@@ -26,6 +27,7 @@ from ipvswm.engine.rules import (
 from ipvswm.engine.sorry import SorryNotices
 from ipvswm.engine.state import (
     HostState,
+    KeptHost,
     PairId,
     PairState,
     Phase,
@@ -33,10 +35,14 @@ from ipvswm.engine.state import (
     StateSnapshot,
     VsState,
 )
-from ipvswm.events import CheckResult, CheckStatus, ConfigLoaded, EngineEvent, Tick
+from ipvswm.events import CheckResult, CheckStatus, ConfigLoaded, EngineEvent, ForgetHost, Tick
 from ipvswm.kernel.table import ServiceEntry, ServiceKey, Table
 
 _NO_HOST = HostState()
+FORGET_NOTE = (
+    "its admin state is kept and restored if it comes back within Config.ForgetAfter"
+    " ('forget host {0}' drops it)"
+)
 Cause = str | Callable[[PairState], str]
 
 
@@ -82,6 +88,19 @@ class Engine:
         b.hosts.update((tag, None) for tag in snap.hosts if tag not in layout.hosts)
         b.pairs.update((pid, None) for pid in snap.pairs if pid not in layout.pairs)
         b.vss.update((tag, None) for tag in snap.vss if tag not in layout.vss)
+        # Admin state of hosts and pairs removed (also while the daemon was down) is kept.
+        self._kept: dict[str, KeptHost] = dict(snap.kept)
+        self._kept_due: float | None = None  # when the oldest kept entry expires (cache)
+        self._expire(now, b)
+        for tag, host_state in snap.hosts.items():
+            if tag not in layout.hosts:
+                self._keep_host(tag, host_state, now, b)
+        for pid, pair_state in snap.pairs.items():
+            if pid not in layout.pairs:
+                self._keep_pair(pid, pair_state, now, b)
+        for tag in layout.hosts:
+            if tag not in self._hosts:
+                self._restore_host(tag, b)
         for tag in layout.vss:
             self._vss[tag] = snap.vss.get(tag, VsState())
         for tid, pids in enumerate(layout.by_tid):
@@ -96,7 +115,7 @@ class Engine:
                     st.last_check_ended,
                 )
         for pid, pair in layout.pairs.items():
-            old = snap.pairs.get(pid, PairState())
+            old = snap.pairs.get(pid) or self._restore_pair(pid, PairState(), b)
             self._adopted[pid] = layout.adoption(pid, self._vss[pair.vs], old, kernel)
             self._pairs[pid] = old
             self._vs_sum[pair.vs] += old.weight
@@ -122,6 +141,8 @@ class Engine:
         """Feed one event; returns what changed (the start-up changes come with the first call)."""
         b = self._pending if self._pending is not None else StepBuilder()
         self._pending = None
+        if self._kept and (self._kept_due is None or now >= self._kept_due):
+            self._expire(now, b)
         if isinstance(event, CheckResult):
             self._on_check(event, now, b)
         elif isinstance(event, Tick):
@@ -130,6 +151,8 @@ class Engine:
                     self._settle(pid, self._pairs[pid], now, ramp_cause, b)
         elif isinstance(event, ConfigLoaded):
             self._reload(event.config, event.kernel, now, b)
+        elif isinstance(event, ForgetHost):
+            self._forget(event.host, b)
         else:
             plan = admin.plan(event, self._layout, self._hosts, self._pairs, now)
             if isinstance(plan, str):
@@ -198,6 +221,7 @@ class Engine:
             pairs=dict(self._pairs),
             vss=dict(self._vss),
             managed=frozenset(self._managed),
+            kept=dict(self._kept),
         )
 
     def config(self) -> Config:
@@ -259,6 +283,7 @@ class Engine:
         for pid, pair in old.pairs.items():
             if pid not in new.pairs or pid[0] in gone_vss:
                 st = self._pairs.pop(pid)
+                self._keep_pair(pid, st, now, b)
                 self._adopted.pop(pid, None)
                 self._ramps.set(pid, None)
                 b.pairs[pid] = None
@@ -268,8 +293,12 @@ class Engine:
             del self._vss[tag], self._vs_sum[tag]
             b.vss[tag] = None
         for tag in old.hosts:
-            if tag not in new.hosts and self._hosts.pop(tag, None) is not None:
+            if tag not in new.hosts and (host_state := self._hosts.pop(tag, None)) is not None:
                 b.hosts[tag] = None
+                self._keep_host(tag, host_state, now, b)
+        for tag in new.hosts:
+            if tag not in self._hosts:
+                self._restore_host(tag, b)
         stale: list[set[PairId]] = []
         checks: dict[int, TargetCheck] = {}
         for target, tid in new.target_ids.items():
@@ -290,11 +319,11 @@ class Engine:
                 if kernel is None or kernel.destination(new.keys[pair.vs], new.dests[pid]) is None:
                     # A new pair, enabled now: it waits for a pass that starts after the reload,
                     # even if its checker already runs for another pair.
-                    self._pairs[pid] = PairState(enabled_at=now)
+                    self._pairs[pid] = self._restore_pair(pid, PairState(enabled_at=now), b)
                     continue
                 # In the kernel already: adopted as at start-up (no enable time, so a pass of
                 # the live server that began before the reload counts).
-                self._pairs[pid] = PairState()
+                self._pairs[pid] = self._restore_pair(pid, PairState(), b)
                 self._adopted[pid] = new.adoption(pid, self._vss[pair.vs], PairState(), kernel)
                 causes[pid] = "adopted from kernel"
                 if pair.check is not None:
@@ -324,6 +353,75 @@ class Engine:
         self._dirty = set(layout.vss)
         after = self.desired_table().services
         b.touched.update(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+    # --- kept admin state of removed hosts and pairs (engine.kept) -----------------------------
+
+    def _set_kept(self, host: str, entry: KeptHost | None, b: StepBuilder) -> None:
+        if entry:
+            self._kept[host] = entry
+        elif self._kept.pop(host, None) is None and host not in b.kept:
+            return
+        b.kept[host] = entry or None
+        self._kept_due = None
+
+    def _keep_pair(self, pid: PairId, state: PairState, now: float, b: StepBuilder) -> None:
+        admin = pair_admin(state)
+        if admin is not None:
+            self._set_kept(pid[1], kept.with_pair(self._kept.get(pid[1]), pid[0], admin, now), b)
+            b.messages.append(f"vs {pid[0]} host {pid[1]} removed: {FORGET_NOTE.format(pid[1])}")
+
+    def _keep_host(self, tag: str, state: HostState, now: float, b: StepBuilder) -> None:
+        if state.reasons:
+            self._set_kept(tag, kept.with_host(self._kept.get(tag), state, now), b)
+            b.messages.append(f"host {tag} removed: {FORGET_NOTE.format(tag)}")
+
+    def _restore_pair(self, pid: PairId, base: PairState, b: StepBuilder) -> PairState:
+        vs, host = pid
+        entry = self._kept.get(host)
+        if entry is None or vs not in entry.pairs:
+            return base
+        admin = entry.pairs[vs]
+        self._set_kept(
+            host, replace(entry, pairs={k: v for k, v in entry.pairs.items() if k != vs}), b
+        )
+        b.messages.append(
+            f"vs {vs} host {host} is back: its kept admin state is restored"
+            f" ({kept.describe(KeptHost(pairs={vs: admin}))})"
+        )
+        return kept.restore_pair(base, admin)
+
+    def _restore_host(self, tag: str, b: StepBuilder) -> None:
+        entry = self._kept.get(tag)
+        if entry is None or not entry.reasons:
+            return
+        self._hosts[tag] = b.hosts[tag] = HostState(entry.reasons)
+        self._set_kept(tag, replace(entry, reasons=frozenset()), b)
+        b.messages.append(
+            f"host {tag} is back: its kept host reasons are restored"
+            f" ({','.join(sorted(entry.reasons))})"
+        )
+
+    def _expire(self, now: float, b: StepBuilder) -> None:
+        """Forget kept entries older than Config.ForgetAfter."""
+        keep_for = self._layout.config.options.config_forget_after
+        for tag, entry in list(self._kept.items()):
+            if entry.removed_at + keep_for <= now:
+                self._set_kept(tag, None, b)
+                b.messages.append(
+                    f"host {tag}: kept admin state forgotten after Config.ForgetAfter="
+                    f"{keep_for:g}s ({kept.describe(entry)})"
+                )
+        self._kept_due = min((e.removed_at for e in self._kept.values()), default=now) + keep_for
+
+    def _forget(self, host: str, b: StepBuilder) -> None:
+        """`forget host H`: drop the kept admin state of H's removed parts."""
+        entry = self._kept.get(host)
+        if entry is None:
+            b.error = f"# no kept admin state for host '{host}'"
+            return
+        self._set_kept(host, None, b)
+        b.note = f"forgot {kept.describe(entry)}"
+        b.messages.append(f"host {host}: kept admin state forgotten ({kept.describe(entry)})")
 
     # --- the core -----------------------------------------------------------------------------
 

@@ -59,3 +59,4 @@ class Step:
     # The services whose desired entry may have changed in this step: reconcile only these.
     touched: frozenset[ServiceKey] = frozenset()
     note: str | None = None  # an informational reply that is not an error ("nothing to do")
+    messages: tuple[str, ...] = ()  # to log: admin state kept for removed hosts, or restored

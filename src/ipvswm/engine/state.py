@@ -58,6 +58,30 @@ class VsState:
 
 
 @dataclass(frozen=True, slots=True)
+class KeptPair:
+    """The admin state of a pair removed by a reload: restored if the pair comes back."""
+
+    reasons: frozenset[str] = frozenset()
+    override: int | None = None
+    ramp_duration: float | None = None  # an explicit (`on … in N`) or pending ramp
+
+
+@dataclass(frozen=True, slots=True)
+class KeptHost:
+    """The kept admin state of a host's removed parts (host-level reasons, pairs by VS tag).
+
+    Kept for `Config.ForgetAfter` seconds after the last removal, or until `forget host H`.
+    """
+
+    removed_at: float = 0.0  # wall-clock time of the last removal
+    reasons: frozenset[str] = frozenset()  # host-level reasons, if the host itself was removed
+    pairs: dict[str, KeptPair] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.reasons or self.pairs)
+
+
+@dataclass(frozen=True, slots=True)
 class StateSnapshot:
     """The whole persistent state, as loaded from or saved to the store."""
 
@@ -65,6 +89,7 @@ class StateSnapshot:
     pairs: dict[PairId, PairState] = field(default_factory=dict)
     vss: dict[str, VsState] = field(default_factory=dict)
     managed: frozenset[ServiceKey] = frozenset()
+    kept: dict[str, KeptHost] = field(default_factory=dict)  # by host tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +104,14 @@ class StateChanges:
     vss: dict[str, VsState | None] = field(default_factory=dict)
     managed_added: frozenset[ServiceKey] = frozenset()
     managed_removed: frozenset[ServiceKey] = frozenset()
+    kept: dict[str, KeptHost | None] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
-            self.hosts or self.pairs or self.vss or self.managed_added or self.managed_removed
+            self.hosts
+            or self.pairs
+            or self.vss
+            or self.managed_added
+            or self.managed_removed
+            or self.kept
         )
