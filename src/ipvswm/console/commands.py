@@ -34,6 +34,7 @@ from ipvswm.console.command_types import (
 )
 from ipvswm.console.control import Control, ReloadOutcome
 from ipvswm.console.grammar import help_lines
+from ipvswm.console.render import printable
 from ipvswm.engine.state import Phase
 from ipvswm.events import AdminEvent, SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
 from ipvswm.views import pair_views
@@ -127,7 +128,8 @@ async def _admin(cmd: SetHost | SetWeight, control: Control, session: Session) -
     if answer is not None and answer.startswith("#"):
         return failed(answer)
     text = describe(cmd) + (" (local: this director only)" if cmd.local else "")
-    log.info("console %s: %s%s", session.name, text, f" ({answer})" if answer else "")
+    note = f" ({answer})" if answer else ""
+    log.info("console %s: %s%s", printable(session.name), printable(text), printable(note))
     data = {"event": type(event).__name__, **_event_data(event), "note": answer}
     lines = [f"ok: {text}"] + ([f"note: {answer}"] if answer else [])
     return Reply(lines=lines, data=data)

@@ -101,6 +101,21 @@ class _Words:
             raise _Fail(f"unexpected '{self.words[self.pos]}'")
 
 
+MAX_REASON = 64
+_REASON = re.compile(rf"[A-Za-z0-9_.:/@+-]{{1,{MAX_REASON}}}")
+REASON_CHARS = "letters, digits and _ . : / @ + -"
+
+
+def _reasons(w: _Words) -> frozenset[str]:
+    """A reason list; each reason a short word of REASON_CHARS (they are logged and shown)."""
+    reasons = w.tags("reason")
+    for reason in reasons:
+        if _REASON.fullmatch(reason) is None:
+            shown = ascii(reason[:MAX_REASON] + ("..." if len(reason) > MAX_REASON else ""))
+            raise _Fail(f"bad reason {shown}: use {REASON_CHARS}, at most {MAX_REASON} characters")
+    return frozenset(reasons)
+
+
 _LIST_COMMA = re.compile(r"\s*,\s*")
 _SECONDS = re.compile(r"^([0-9]{1,9}(?:\.[0-9]+)?)s?$", re.IGNORECASE)
 
@@ -218,7 +233,7 @@ def _set_on_off(w: _Words, host: str, on: bool) -> Command:
                 w.pos += 1
                 reasons = None
             else:
-                reasons = frozenset(w.tags("reason"))
+                reasons = _reasons(w)
             have_reasons = True
             continue
         if on and ramp is None and (w.at("in") or _seconds(w.peek()) is not None):

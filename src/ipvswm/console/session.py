@@ -9,6 +9,7 @@ from ipvswm.console.command_types import ParseError, Repeat
 from ipvswm.console.commands import Reply, execute
 from ipvswm.console.control import Control
 from ipvswm.console.grammar import help_lines, parse
+from ipvswm.console.render import printable
 
 PROMPT = "$ "
 MAX_HISTORY = 500
@@ -75,5 +76,5 @@ class Session:
                 "close": reply.close,
             }
             return (json.dumps(obj, default=str, separators=(",", ":")) + "\n").encode()
-        text = "".join(f"{out}\n" for out in reply.lines)
+        text = "".join(f"{printable(out)}\n" for out in reply.lines)
         return (text if reply.close else text + PROMPT).encode("utf-8", "replace")
