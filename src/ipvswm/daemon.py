@@ -23,7 +23,9 @@ from ipvswm.cluster.adapter import ClusterStartError, ClusterStore
 from ipvswm.cluster.memory import Memory
 from ipvswm.config.model import Config
 from ipvswm.config.parser import ParseResult, parse_file
+from ipvswm.config.resolve import split_host_port
 from ipvswm.config.watch import ConfigWatcher, file_signature
+from ipvswm.console.authority import is_loopback
 from ipvswm.console.control import ReloadOutcome
 from ipvswm.console.server import ConsoleError, ConsoleServer
 from ipvswm.daemon_control import DaemonControl
@@ -86,6 +88,7 @@ class Daemon:
         self.console: ConsoleServer | None = None
         self.watcher: ConfigWatcher | None = None
         self.changed = asyncio.Event()
+        self.started = asyncio.Event()  # set once the state is loaded and the kernel read
         self.last_resync: float | None = None
         self.last_step = time.monotonic()
         self.watchdog = sdnotify.Watchdog(alive=self._alive)
@@ -141,6 +144,7 @@ class Daemon:
         self.engine = Engine(self.config, time.time(), snapshot, actual)
         self.owner = Owner(self)
         self.owner.unsaved = self.engine.record_applied(actual)
+        self.started.set()  # from here the console answers from the real state
         try:
             if not await self._catch_up_cluster():
                 return 1  # a wrong password or certificate: a clear start-up error
@@ -229,6 +233,7 @@ class Daemon:
             )
             self.watcher.start()
         if opts.metrics_listen:
+            warn_if_public(opts.metrics_listen)
             self.metrics_server = MetricsServer(self.metrics, self.control.status_document)
             try:
                 await self.metrics_server.start(opts.metrics_listen)
@@ -339,6 +344,10 @@ class Daemon:
         self.queue.put_nowait(ResyncRequest(reply))
         return await reply
 
+    def stopping(self) -> bool:
+        """Whether a stop has begun."""
+        return self._stopping.is_set()
+
     def ready(self) -> bool:
         """Whether the kernel table has been read and the engine runs."""
         return self.engine is not None and not self._stopping.is_set()
@@ -402,6 +411,17 @@ class Daemon:
         if self.sync is None or self.sync.actual is None:
             return Table()
         return self.sync.actual
+
+
+def warn_if_public(listen: str) -> None:
+    """/status and /metrics have no authentication: say so when they are not on loopback."""
+    host = split_host_port(listen)[0]
+    if host != "localhost" and not is_loopback(host):
+        log.warning(
+            "Metrics.Listen %s is not a loopback address: /status and /metrics (every host, "
+            "weight and check) are readable by anyone who can reach it, without authentication",
+            listen,
+        )
 
 
 def raise_fd_limit() -> None:

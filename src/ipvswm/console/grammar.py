@@ -15,6 +15,7 @@ from ipvswm.console.command_types import (
     DEFAULT_WAIT_TIMEOUT,
     MAX_WAIT_TIMEOUT,
     MAX_WEIGHT,
+    Auth,
     Command,
     ConfigAction,
     ConfigCmd,
@@ -295,6 +296,16 @@ def _p_log(w: _Words) -> Command:
     return LogLevel(level)
 
 
+def _p_auth(w: _Words) -> Command:
+    if w.done():
+        raise _Fail("missing token")
+    token = w.words[w.pos]
+    w.pos += 1
+    if not w.done():
+        raise _Fail("one token expected")
+    return Auth(token)
+
+
 def _p_quit(w: _Words) -> Command:
     w.end()
     return Quit()
@@ -343,6 +354,8 @@ COMMANDS: tuple[Entry, ...] = (
     Entry(("format",), "format json|text", "reply format of this session", _p_format),
     Entry(("log",), "log level N", "change Log.Level", _p_log),
     Entry(("quit", "exit"), "quit|exit", "close this session (^D too)", _p_quit),
+    Entry(("auth",), "auth TOKEN",
+          "allow this session to change state (Management.Socket.Token)", _p_auth),
 )  # fmt: skip
 
 _REPEAT = re.compile(r"^!\s*([0-9]{1,9})?$")
