@@ -25,7 +25,9 @@ from ipvswm.config.guard import refusal
 from ipvswm.config.model import Config
 from ipvswm.config.parser import ParseResult, parse_bytes, unreadable
 from ipvswm.config.reader import ConfigReadError, read_config_bytes
+from ipvswm.config.resolve import split_host_port
 from ipvswm.config.watch import ConfigWatcher, Signature, file_signature
+from ipvswm.console.authority import is_loopback
 from ipvswm.console.control import ReloadOutcome
 from ipvswm.console.server import ConsoleError, ConsoleServer
 from ipvswm.daemon_control import DaemonControl
@@ -89,6 +91,7 @@ class Daemon:
         self.console: ConsoleServer | None = None
         self.watcher: ConfigWatcher | None = None
         self.changed = asyncio.Event()
+        self.started = asyncio.Event()  # set once the state is loaded and the kernel read
         self.last_resync: float | None = None
         self.last_step = time.monotonic()
         self.watchdog = sdnotify.Watchdog(alive=self._alive)
@@ -144,6 +147,7 @@ class Daemon:
         self.engine = Engine(self.config, time.time(), snapshot, actual)
         self.owner = Owner(self)
         self.owner.unsaved = self.engine.record_applied(actual)
+        self.started.set()  # from here the console answers from the real state
         try:
             if not await self._catch_up_cluster():
                 return 1  # a wrong password or certificate: a clear start-up error
@@ -232,6 +236,7 @@ class Daemon:
             )
             self.watcher.start()
         if opts.metrics_listen:
+            warn_if_public(opts.metrics_listen)
             self.metrics_server = MetricsServer(self.metrics, self.control.status_document)
             try:
                 await self.metrics_server.start(opts.metrics_listen)
@@ -352,6 +357,10 @@ class Daemon:
         self.queue.put_nowait(ResyncRequest(reply))
         return await reply
 
+    def stopping(self) -> bool:
+        """Whether a stop has begun."""
+        return self._stopping.is_set()
+
     def ready(self) -> bool:
         """Whether the kernel table has been read and the engine runs."""
         return self.engine is not None and not self._stopping.is_set()
@@ -457,6 +466,17 @@ async def read_config(path: str) -> tuple[Signature, ParseResult]:
     if isinstance(data, str):
         return signature, unreadable(path, data)
     return signature, await run_detached(lambda: parse_bytes(data, path), "config-parse")
+
+
+def warn_if_public(listen: str) -> None:
+    """/status and /metrics have no authentication: say so when they are not on loopback."""
+    host = split_host_port(listen)[0]
+    if host != "localhost" and not is_loopback(host):
+        log.warning(
+            "Metrics.Listen %s is not a loopback address: /status and /metrics (every host, "
+            "weight and check) are readable by anyone who can reach it, without authentication",
+            listen,
+        )
 
 
 def raise_fd_limit() -> None:

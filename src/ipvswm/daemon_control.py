@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
 from typing import TYPE_CHECKING
@@ -10,6 +12,7 @@ from ipvswm import __version__
 from ipvswm.config.diff import describe_diff
 from ipvswm.config.guard import problems
 from ipvswm.config.model import Config
+from ipvswm.console.commands import STARTING
 from ipvswm.console.control import CheckView, ReloadOutcome
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent, CheckStatus
@@ -118,6 +121,17 @@ class DaemonControl:
 
     def ready(self) -> bool:
         return self._daemon.ready()
+
+    async def wait_ready(self, within: float) -> str | None:
+        daemon = self._daemon
+        if not daemon.started.is_set() and not daemon.stopping():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(daemon.started.wait(), within)
+        if daemon.stopping():
+            return "# the daemon is stopping"
+        if daemon.engine is None:
+            return STARTING
+        return None
 
     async def wait_change(self) -> None:
         await self._daemon.changed.wait()

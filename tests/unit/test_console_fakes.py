@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 
 from ipvswm.config.model import CheckKind, CheckSpec, Config, GlobalOptions, Host, VirtualService
+from ipvswm.console.commands import STARTING
 from ipvswm.console.control import CheckView, ReloadOutcome
 from ipvswm.engine.layout import dest_port, service_key
 from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot, VsState
@@ -57,6 +59,8 @@ class FakeControl:
         self.kernel_reads = 0
         self.kernel_readable = True  # what refresh_kernel() answers
         self.is_ready = True  # what ready() answers
+        self.became_ready = asyncio.Event()  # set by become_ready()
+        self.ready_wait = 0.05  # how long wait_ready() waits at most (not the daemon's seconds)
         self.reload_outcome = ReloadOutcome(ok=True, actions=("add vs new",))
         self.check_outcome = ReloadOutcome(ok=True)
         self.submit_error: str | None = None
@@ -134,6 +138,17 @@ class FakeControl:
 
     def ready(self) -> bool:
         return self.is_ready
+
+    async def wait_ready(self, within: float) -> str | None:
+        if not self.is_ready:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.became_ready.wait(), min(within, self.ready_wait))
+        return None if self.is_ready else STARTING
+
+    def become_ready(self) -> None:
+        """The daemon has loaded its state and read the kernel."""
+        self.is_ready = True
+        self.became_ready.set()
 
     async def wait_change(self) -> None:
         await self._changed.wait()

@@ -98,7 +98,7 @@ def test_host_and_pair_reasons_together() -> None:
     d.feed(SetPairsOff("web1", ("web",)))
     step = d.at(T0 + 6).feed(SetHostOn("web1", frozenset({"rack"})))
     assert d.phase("web", "web1") is DISABLED  # the pair still has its own reason
-    assert step.note is None and step.error is None
+    assert step.note == "still off (vs web: default)" and step.error is None
     d.at(T0 + 7).feed(SetPairsOn("web1", ("web",)))
     assert d.phase("web", "web1") is AWAIT
     assert d.state("web", "web1").enabled_at == T0 + 7

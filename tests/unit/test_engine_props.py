@@ -143,9 +143,13 @@ class EngineMachine(RuleBasedStateMachine):
                 assert self.mailed_on[alert.vs] != alert.on, alert
                 self.mailed_on[alert.vs] = alert.on
 
-    def _admin(self, event: EngineEvent, pids: list[PairId]) -> None:
+    def _admin(self, event: EngineEvent, pids: list[PairId], refused: bool = False) -> None:
         before = {pid: self._reasons(pid) for pid in pids}
         return_step = self._feed(event)
+        if refused:  # an `on` that removed no reason while others hold the host (issue 10)
+            assert return_step.error is not None
+            assert return_step.error.startswith("# nothing removed: host ")
+            return
         assert return_step.error is None
         for pid in pids:
             if before[pid] and not self._reasons(pid):
@@ -217,6 +221,10 @@ class EngineMachine(RuleBasedStateMachine):
         old = self.host_reasons[name]
         self.host_reasons[name] = frozenset() if reasons is None else old - reasons
         step = self._feed(SetHostOn(name, reasons, ramp))
+        held = old or any(self.pair_reasons.get(pid) for pid in pids)
+        if self.host_reasons[name] == old and held:  # removed nothing: refused, says why
+            assert step.error is not None and step.error.startswith("# nothing removed: host ")
+            return
         assert step.error is None
         for pid in pids:
             # Enabled only when the host's last reason goes and the pair has none of its own.
@@ -235,8 +243,10 @@ class EngineMachine(RuleBasedStateMachine):
             self.pair_reasons[pid] = old | added
             self._admin(SetPairsOff(pid[1], (pid[0],), added), [pid])
         else:
-            self.pair_reasons[pid] = frozenset() if reasons is None else old - reasons
-            self._admin(SetPairsOn(pid[1], (pid[0],), reasons, ramp), [pid])
+            new = frozenset() if reasons is None else old - reasons
+            self.pair_reasons[pid] = new
+            refused = new == old and bool(new or self.host_reasons[pid[1]])
+            self._admin(SetPairsOn(pid[1], (pid[0],), reasons, ramp), [pid], refused)
 
     @rule(name=st.sampled_from(HOSTS), weight=st.one_of(st.none(), st.integers(0, 200)))
     def override(self, name: str, weight: int | None) -> None:

@@ -90,6 +90,9 @@ def _option_changes(old: GlobalOptions, new: GlobalOptions) -> list[str]:
         before, after = getattr(old, name), getattr(new, name)
         if before != after:
             note = " (takes effect after a restart)" if name in RESTART_OPTIONS else ""
+            if name == "management_socket_token":  # a secret: never in a reply or the log
+                lines.append(f"option {name}: changed{note}")
+                continue
             lines.append(f"option {name}: {_show(before)} -> {_show(after)}{note}")
     return lines
 

@@ -144,6 +144,9 @@ class GlobalOptions:
     management_socket_port: int = 9000
     management_socket_path: str = "/run/ipvswm.sock"
     management_fifo_path: str = "/tmp/fifo"
+    management_socket_token: str = ""  # required for a console not on loopback (`auth TOKEN`)
+    management_socket_allow_users: tuple[str, ...] = ()  # may change state, besides root
+    management_socket_allow_groups: tuple[str, ...] = ()
     config_path: str = ""
     config_check_period: float = 3.0
     config_auto_check: bool = True

@@ -237,6 +237,27 @@ def cluster_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
+MIN_TOKEN = 16
+_TOKEN_RE = re.compile(r"[!-~]+")  # printable ASCII, no space
+_NAME_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}\$?")
+
+
+def parse_token(text: str) -> str:
+    """A console token: empty, or at least 16 printable ASCII characters without spaces."""
+    if text and (len(text) < MIN_TOKEN or _TOKEN_RE.fullmatch(text) is None):
+        raise ValueError(f"expected at least {MIN_TOKEN} printable ASCII characters without spaces")
+    return text
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """Comma-separated user or group names (empty: none)."""
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    for name in names:
+        if _NAME_RE.fullmatch(name) is None:
+            raise ValueError(f"expected comma-separated user or group names, not {name!r}")
+    return names
+
+
 @dataclass(frozen=True, slots=True)
 class GlobalKey:
     """One `Key=value` option: its spelling in SPEC §2.1, its field and its converter."""
@@ -256,6 +277,9 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     _g("Management.Socket.Port", "management_socket_port", lambda v: parse_int(v, 0, 65535)),
     _g("Management.Socket.Path", "management_socket_path", _text),
     _g("Management.Fifo.Path", "management_fifo_path", _text),
+    _g("Management.Socket.Token", "management_socket_token", parse_token),
+    _g("Management.Socket.AllowUsers", "management_socket_allow_users", parse_names),
+    _g("Management.Socket.AllowGroups", "management_socket_allow_groups", parse_names),
     _g("Config.Path", "config_path", _text),
     _g("Config.CheckPeriod", "config_check_period", parse_interval),
     _g("Config.AutoCheck", "config_auto_check", parse_bool),

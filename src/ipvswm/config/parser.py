@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import heapq
+import ipaddress
 import logging
 import re
 from collections.abc import Iterator
@@ -217,6 +218,7 @@ class _Parser:
         services = [vs for n, t in self.vs_lines if (vs := self.service(n, t, options))]
         self.vs_addresses = {vs.tag: vs.address for vs in services}
         hosts = [host for n, t in self.host_lines if (host := self.host(n, t))]
+        self.console_access(options)
         if self.errors:
             kept = sorted(self.errors, reverse=True)  # by line, then in the order found
             errors = tuple(ConfigError(self.path, -n, m) for n, _, m in kept)
@@ -233,6 +235,21 @@ class _Parser:
                 )
         config = Config(self.path, options, tuple(services), tuple(hosts))
         return ParseResult(config, ())
+
+    def console_access(self, g: GlobalOptions) -> None:
+        """A TCP console reachable from other machines must require a token (SPEC §7)."""
+        try:
+            local = ipaddress.ip_address(g.management_socket_ip).is_loopback
+        except ValueError:
+            local = False
+        if g.management_socket_port and not local and not g.management_socket_token:
+            self.error(
+                self.global_lines.get("Management.Socket.IP", 0),
+                f"Management.Socket.IP {g.management_socket_ip} is not a loopback address: "
+                "anyone who reaches it could change weights; set Management.Socket.Token "
+                f"(at least 16 characters, sent by a session as 'auth TOKEN'), listen on "
+                "127.0.0.1, or set Management.Socket.Port=0",
+            )
 
     def classify(self, number: int, raw: str) -> None:
         """Strip the comment; read a global now, keep a VS or host line for later."""

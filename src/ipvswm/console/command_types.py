@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_WEIGHT = 65535
 
@@ -151,6 +151,13 @@ class LogLevel:
 
 
 @dataclass(frozen=True, slots=True)
+class Auth:
+    """`auth TOKEN`: this session may change state (`Management.Socket.Token`)."""
+
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Quit:
     """`quit|exit` (and ^D)."""
 
@@ -172,6 +179,7 @@ Command = (
     | Format
     | LogLevel
     | Quit
+    | Auth
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ipvswm.config.model import Config
 from ipvswm.console import render
 from ipvswm.console.command_types import (
+    Auth,
     Command,
     ConfigAction,
     ConfigCmd,
@@ -35,6 +37,7 @@ from ipvswm.console.command_types import (
 )
 from ipvswm.console.control import Control, ReloadOutcome
 from ipvswm.console.grammar import help_lines
+from ipvswm.console.render import printable
 from ipvswm.engine.state import Phase
 from ipvswm.events import (
     AdminEvent,
@@ -55,6 +58,10 @@ STATUS_OK = 0
 STATUS_FAILED = 1
 STATUS_TIMEOUT = 3
 WAIT_POLL = 1.0  # re-check a `wait` at least this often, even if no change is signalled
+# Before the state is loaded and the kernel read, a command that shows or changes state waits
+# this long for it, then says so: never an answer from empty state (it would read "no reason").
+STARTUP_WAIT = 5.0
+STARTING = "# the daemon is starting: the kernel table has not been read yet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +142,8 @@ async def _admin(cmd: SetHost | SetWeight, control: Control, session: Session) -
     if answer is not None and answer.startswith("#"):
         return failed(answer)
     text = describe(cmd) + (" (local: this director only)" if cmd.local else "")
-    log.info("console %s: %s%s", session.name, text, f" ({answer})" if answer else "")
+    note = f" ({answer})" if answer else ""
+    log.info("console %s: %s%s", printable(session.name), printable(text), printable(note))
     data = {"event": type(event).__name__, **_event_data(event), "note": answer}
     lines = [f"ok: {text}"] + ([f"note: {answer}"] if answer else [])
     return Reply(lines=lines, data=data)
@@ -172,7 +180,7 @@ async def _wait(cmd: Wait, control: Control, gone: asyncio.Event) -> Reply:
     if error is not None:
         return failed(error)
     if not control.ready():
-        return failed("# the daemon is starting: the kernel table has not been read yet")
+        return failed(STARTING)
     loop = asyncio.get_running_loop()
     start = loop.time()
     deadline = start + cmd.timeout
@@ -250,9 +258,12 @@ def _dump(cmd: Dump, control: Control) -> Reply:
         status = control.status()
         return Reply(lines=render.key_values(status), data={"status": render.jsonable(status)})
     if cmd.what is DumpWhat.OPTIONS:
+        options = config.options
+        if options.management_socket_token:  # a secret: never shown
+            options = dataclasses.replace(options, management_socket_token="(set, not shown)")
         return Reply(
-            lines=render.dump_fields("options", config.options)[1:],
-            data={"options": render.jsonable(config.options)},
+            lines=render.dump_fields("options", options)[1:],
+            data={"options": render.jsonable(options)},
         )
     if cmd.what is DumpWhat.CHECKERS:
         lines: list[str] = []
@@ -335,8 +346,41 @@ def _show_cluster(control: Control) -> Reply:
     return Reply(lines=lines, data={"cluster": view})
 
 
+def read_only(cmd: Command) -> bool:
+    """Whether any console user may run it: it shows, waits or sets up the session only."""
+    return isinstance(
+        cmd,
+        Help
+        | History
+        | Format
+        | Quit
+        | ShowVs
+        | ShowHosts
+        | ShowChecks
+        | ShowCluster
+        | Dump
+        | Wait,
+    )
+
+
+def needs_state(cmd: Command) -> bool:
+    """Whether a command shows or changes the engine's state or the kernel's table."""
+    match cmd:
+        case Help() | History() | Format() | Quit() | LogLevel() | Auth():
+            return False
+        case ConfigCmd(action):
+            return action is ConfigAction.RELOAD
+        case Dump(what):
+            return what not in (DumpWhat.STATUS, DumpWhat.OPTIONS)
+    return True  # every other command (new ones too) waits for the real state
+
+
 async def execute(cmd: Command, control: Control, session: Session) -> Reply:
     """Run one command; never raises for a command's own failure (that is a failed Reply)."""
+    if needs_state(cmd):
+        problem = await control.wait_ready(STARTUP_WAIT)
+        if problem is not None:
+            return failed(problem)
     match cmd:
         case Help(topic):
             return Reply(lines=help_lines(topic), data={"help": help_lines(topic)})

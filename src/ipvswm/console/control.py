@@ -95,6 +95,13 @@ class Control(Protocol):
         """Whether the daemon has read the kernel table (before that, nothing it shows is true)."""
         ...
 
+    async def wait_ready(self, within: float) -> str | None:
+        """Wait (at most `within` s) until the state is loaded and the kernel read.
+
+        None once ready; else the `#` line to answer (the daemon is starting or stopping).
+        """
+        ...
+
     async def wait_change(self) -> None:
         """Return after the next engine step or kernel read (callers bound it with a timeout)."""
         ...

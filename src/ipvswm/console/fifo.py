@@ -15,6 +15,7 @@ import os
 import stat
 
 from ipvswm.console.commands import Reply
+from ipvswm.console.render import printable
 from ipvswm.console.session import Session
 
 log = logging.getLogger(__name__)
@@ -225,12 +226,12 @@ class FifoReader:
             if text is not None:
                 if not text.strip():
                     continue
-                fifo_log.info("fifo> %s", text)
+                fifo_log.info("fifo> %s", printable(text))
                 reply = await run_line(self.session, text)
             else:
                 fifo_log.info("fifo> (unreadable line)")
             for line in reply.lines:
-                fifo_log.info("fifo: %s", line)
+                fifo_log.info("fifo: %s", printable(line))
 
     async def close(self) -> None:
         self._close_fd()

@@ -15,6 +15,7 @@ from ipvswm.console.command_types import (
     DEFAULT_WAIT_TIMEOUT,
     MAX_WAIT_TIMEOUT,
     MAX_WEIGHT,
+    Auth,
     Command,
     ConfigAction,
     ConfigCmd,
@@ -100,6 +101,21 @@ class _Words:
     def end(self) -> None:
         if not self.done():
             raise _Fail(f"unexpected '{self.words[self.pos]}'")
+
+
+MAX_REASON = 64
+_REASON = re.compile(rf"[A-Za-z0-9_.:/@+-]{{1,{MAX_REASON}}}")
+REASON_CHARS = "letters, digits and _ . : / @ + -"
+
+
+def _reasons(w: _Words) -> frozenset[str]:
+    """A reason list; each reason a short word of REASON_CHARS (they are logged and shown)."""
+    reasons = w.tags("reason")
+    for reason in reasons:
+        if _REASON.fullmatch(reason) is None:
+            shown = ascii(reason[:MAX_REASON] + ("..." if len(reason) > MAX_REASON else ""))
+            raise _Fail(f"bad reason {shown}: use {REASON_CHARS}, at most {MAX_REASON} characters")
+    return frozenset(reasons)
 
 
 _LIST_COMMA = re.compile(r"\s*,\s*")
@@ -220,7 +236,7 @@ def _set_on_off(w: _Words, host: str, on: bool) -> Command:
                 w.pos += 1
                 reasons = None
             else:
-                reasons = frozenset(w.tags("reason"))
+                reasons = _reasons(w)
             have_reasons = True
             continue
         if on and ramp is None and (w.at("in") or _seconds(w.peek()) is not None):
@@ -289,6 +305,16 @@ def _p_log(w: _Words) -> Command:
     return LogLevel(level)
 
 
+def _p_auth(w: _Words) -> Command:
+    if w.done():
+        raise _Fail("missing token")
+    token = w.words[w.pos]
+    w.pos += 1
+    if not w.done():
+        raise _Fail("one token expected")
+    return Auth(token)
+
+
 def _p_quit(w: _Words) -> Command:
     w.end()
     return Quit()
@@ -342,6 +368,8 @@ COMMANDS: tuple[Entry, ...] = (
     Entry(("format",), "format json|text", "reply format of this session", _p_format),
     Entry(("log",), "log level N", "change Log.Level", _p_log),
     Entry(("quit", "exit"), "quit|exit", "close this session (^D too)", _p_quit),
+    Entry(("auth",), "auth TOKEN",
+          "allow this session to change state (Management.Socket.Token)", _p_auth),
 )  # fmt: skip
 
 _REPEAT = re.compile(r"^!\s*([0-9]{1,9})?$")

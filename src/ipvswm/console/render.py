@@ -65,6 +65,22 @@ def tstatus(views: Iterable[PairView]) -> str:
     return f"{len(pending)}-{','.join(sorted(set(pending)))}"
 
 
+def printable(text: str) -> str:
+    """Text with control characters and terminal escapes shown as \\xNN / \\uNNNN.
+
+    Console input reaches logs and terminals: an ESC or a bidi override in a reason or a name
+    must neither repaint the operator's terminal nor forge a log line.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def _reasons_text(view: PairView) -> str:
     parts = [f"host:{r}" for r in sorted(view.host_reasons)] + sorted(view.pair_reasons)
     return ",".join(parts) or "-"

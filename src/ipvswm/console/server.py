@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from ipvswm.console.authority import Peer, tcp_peer, unix_peer
 from ipvswm.console.commands import Reply
 from ipvswm.console.control import Control
 from ipvswm.console.fifo import (
@@ -176,8 +177,18 @@ class ConsoleServer:
             return
         self._sessions.add(task)
         mine.add(task)
-        peer = writer.get_extra_info("peername") or "unix"
-        session = Session(self.control, name=str(peer))
+        try:
+            if kind == "unix":
+                peer = unix_peer(writer.get_extra_info("socket"))
+            else:  # reads /proc/net/tcp*: off the loop
+                peername, sockname = (
+                    writer.get_extra_info("peername"),
+                    writer.get_extra_info("sockname"),
+                )
+                peer = await asyncio.to_thread(tcp_peer, peername, sockname)
+        except (OSError, ValueError, TypeError):
+            peer = Peer(kind, "?", False, None)
+        session = Session(self.control, name=peer.address, peer=peer)
         try:
             writer.write(session.greeting().encode())
             if await self._flush(writer):

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import logging
 
-from ipvswm.console.command_types import ParseError, Repeat
-from ipvswm.console.commands import Reply, execute
+from ipvswm.console.authority import Peer, describe, may_change
+from ipvswm.console.command_types import Auth, Command, ParseError, Repeat
+from ipvswm.console.commands import Reply, execute, failed, read_only
 from ipvswm.console.control import Control
 from ipvswm.console.grammar import help_lines, parse
+from ipvswm.console.render import printable
+
+log = logging.getLogger(__name__)
 
 PROMPT = "$ "
+MAX_AUTH_FAILURES = 3
+AUTH_FAILURE_DELAY = 1.0  # seconds before a wrong token is answered: guessing stays slow
 MAX_HISTORY = 500
 GREETING = "ipvs-weightman console. Commands:"
 
@@ -28,9 +36,12 @@ def parse_error_reply(error: ParseError) -> Reply:
 class Session:
     """The per-connection state of a console: history and `format`, shared by TCP/Unix/FIFO."""
 
-    def __init__(self, control: Control, name: str = "console") -> None:
+    def __init__(self, control: Control, name: str = "console", peer: Peer | None = None) -> None:
         self.control = control
         self.name = name
+        self.peer = peer  # None: a trusted input (the FIFO, 0600 and ours)
+        self.authenticated = False
+        self._auth_failures = 0
         self.history: list[str] = []
         self.json = False
         self.gone = asyncio.Event()  # the client closed its side: a `wait` stops waiting
@@ -55,9 +66,51 @@ class Session:
             command = parse(text)
         if isinstance(command, ParseError | Repeat):
             return parse_error_reply(command) if isinstance(command, ParseError) else Reply()
+        if isinstance(command, Auth):
+            return await self._auth(command)  # never in the history: it holds the token
         self.history.append(text)
         del self.history[:-MAX_HISTORY]
+        refusal = await self._refusal(command)
+        if refusal is not None:
+            return refusal
         return await execute(command, self.control, self)
+
+    async def _refusal(self, command: Command) -> Reply | None:
+        """Why this session may not run this command (None: it may)."""
+        peer = self.peer
+        if peer is None or self.authenticated:
+            return None
+        if not peer.loopback:  # from another machine: nothing but help before `auth`
+            if isinstance(command, Auth) or type(command).__name__ in ("Help", "Quit"):
+                return None
+            return failed("# authenticate first: auth TOKEN (Management.Socket.Token)")
+        if read_only(command):
+            return None
+        options = self.control.config().options
+        if peer.uid is not None and await asyncio.to_thread(may_change, peer.uid, options):
+            return None
+        who = describe(peer)
+        log.info("console %s: %s refused: %s may only read", self.name, type(command).__name__, who)
+        return failed(
+            f"# not allowed: {who} may only read (show, dump, wait, help, quit); changes need "
+            "root, the daemon's user, a user in Management.Socket.AllowUsers or "
+            "Management.Socket.AllowGroups, or 'auth TOKEN'"
+        )
+
+    async def _auth(self, command: Auth) -> Reply:
+        token = self.control.config().options.management_socket_token
+        if not token:
+            return failed("# no Management.Socket.Token is configured")
+        if hmac.compare_digest(command.token.encode(), token.encode()):
+            self.authenticated = True
+            log.info("console %s: authenticated by token", self.name)
+            return Reply(lines=["ok: authenticated"])
+        self._auth_failures += 1
+        log.warning("console %s: wrong token (%d)", self.name, self._auth_failures)
+        await asyncio.sleep(AUTH_FAILURE_DELAY)
+        if self._auth_failures >= MAX_AUTH_FAILURES:
+            return Reply(ok=False, status=1, lines=["# authentication failed, bye"], close=True)
+        return failed("# authentication failed")
 
     def bad_input(self, message: str) -> Reply:
         """A reply for input that is not even a line of text (too long, not UTF-8)."""
@@ -75,5 +128,5 @@ class Session:
                 "close": reply.close,
             }
             return (json.dumps(obj, default=str, separators=(",", ":")) + "\n").encode()
-        text = "".join(f"{out}\n" for out in reply.lines)
+        text = "".join(f"{printable(out)}\n" for out in reply.lines)
         return (text if reply.close else text + PROMPT).encode("utf-8", "replace")

@@ -63,7 +63,14 @@ def plan(
             new[pid] = replace(st, reasons=reasons, enabled_at=now, ramp_duration=event.ramp)
         else:
             new[pid] = replace(st, reasons=reasons)
-    return _reason_plan(new, current, _on_cause(event.ramp, host_state.reasons))
+    held = _holding(host_state.reasons, new)
+    if all(new[pid].reasons == st.reasons for pid, st in current.items()) and held:
+        where = f"host {event.host} on vs {','.join(vss)}"
+        return (
+            f"# nothing removed: {where} has no reason {_asked(event.reasons)}; still off ({held})"
+        )
+    plan = _reason_plan(new, current, _on_cause(event.ramp, host_state.reasons))
+    return replace(plan, note=f"still off ({held})") if held and plan.note is None else plan
 
 
 def _host_plan(
@@ -72,12 +79,17 @@ def _host_plan(
     host_state: HostState,
     pairs: Mapping[PairId, PairState],
     now: float,
-) -> AdminPlan:
+) -> AdminPlan | str:
     old = host_state.reasons
     new = old | event.reasons if isinstance(event, SetHostOff) else _remove(old, event.reasons)
-    if new == old:
-        return AdminPlan(cause="", note=NOTHING_TO_DO)
     pids = layout.by_host[event.host]
+    if new == old:
+        held = _holding(new, {pid: pairs[pid] for pid in pids})
+        if isinstance(event, SetHostOn) and held:
+            # The operator wanted the host back and nothing changed: say what still holds it.
+            asked = _asked(event.reasons)
+            return f"# nothing removed: host {event.host} has no reason {asked}; still off ({held})"
+        return AdminPlan(cause="", note=NOTHING_TO_DO)
     if isinstance(event, SetHostOff):
         cause = f"admin off ({_names(new)})"
         return AdminPlan(cause, (event.host, HostState(new)), {pid: pairs[pid] for pid in pids})
@@ -87,7 +99,8 @@ def _host_plan(
         if not new and not st.reasons:
             st = replace(st, enabled_at=now, ramp_duration=event.ramp)
         states[pid] = st
-    note = f"still off ({_names(new)})" if new else None
+    held = _holding(new, {pid: pairs[pid] for pid in pids})
+    note = f"still off ({held})" if held else None
     return AdminPlan(_on_cause(event.ramp, new), (event.host, HostState(new)), states, note)
 
 
@@ -108,6 +121,17 @@ def _reason_plan(
     if all(new[pid].reasons == st.reasons for pid, st in current.items()):
         return AdminPlan(cause="", note=NOTHING_TO_DO)
     return AdminPlan(cause, None, new)
+
+
+def _holding(host_reasons: frozenset[str], pairs: Mapping[PairId, PairState]) -> str:
+    """What still keeps a host off: its own reasons, then each pair's (`b; vs www: deploy`)."""
+    parts = [_names(host_reasons)] if host_reasons else []
+    parts += [f"vs {vs}: {_names(st.reasons)}" for (vs, _), st in pairs.items() if st.reasons]
+    return "; ".join(parts)
+
+
+def _asked(reasons: frozenset[str] | None) -> str:
+    return "at all" if reasons is None else f"'{_names(reasons)}'"
 
 
 def _remove(reasons: frozenset[str], removed: frozenset[str] | None) -> frozenset[str]:
