@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from tests.support.daemon import ConsoleSession, DaemonProcess, free_port, run_cli, wait_until
 from tests.support.emulator import Emulator
 from tests.support.etcd import Etcd, make_tls
 from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.smtp import Inbox
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +38,15 @@ def etcd(tmp_path: Path) -> Iterator[Etcd]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def smtpd() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port("127.0.0.1"))
+    controller.start()
+    yield inbox, controller.port
+    controller.stop()
 
 
 @pytest.fixture
@@ -210,9 +221,14 @@ def test_concurrent_different_reasons_both_win(
 
 
 def test_store_lost_checks_go_on_admin_refused_local_works_then_converge(
-    tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
+    tmp_path: Path,
+    servers: dict[str, ThreadedRealServer],
+    etcd: Etcd,
+    smtpd: tuple[Inbox, int],
 ) -> None:
-    a, b = start_pair(tmp_path, servers, etcd)
+    inbox, port = smtpd
+    mail = {"Email.SMTP": f"127.0.0.1:{port}", "Email.Headers.To": "ops@example.org"}
+    a, b = start_pair(tmp_path, servers, etcd, **mail)
     try:
         a.ok("set", "host", "web1", "off", "for", "reason", "before")
         b.wait_weight("web1", 0)
@@ -253,6 +269,10 @@ def test_store_lost_checks_go_on_admin_refused_local_works_then_converge(
         # Losing and regaining were logged once each (for this outage).
         log = b.daemon.log_text()
         assert log.count("cluster store reachable again") == 1
+        # ... and mailed (Email set): one "unreachable" and one "reachable again" per director.
+        lost, back = "cluster 'pair1' store unreachable", "cluster 'pair1' store reachable again"
+        wait_until(lambda: inbox.subjects().count(back) == 2, 10, "the 'reachable again' mails")
+        assert inbox.subjects().count(lost) == 2, inbox.subjects()
     finally:
         stop_all(a, b)
 
