@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from ipvswm.console.command_types import ParseError, Repeat
+from ipvswm.console.command_types import Format, ParseError, Repeat
 from ipvswm.console.commands import Reply, execute
 from ipvswm.console.control import Control
 from ipvswm.console.grammar import help_lines, parse
@@ -55,8 +55,9 @@ class Session:
             command = parse(text)
         if isinstance(command, ParseError | Repeat):
             return parse_error_reply(command) if isinstance(command, ParseError) else Reply()
-        self.history.append(text)
-        del self.history[:-MAX_HISTORY]
+        if not isinstance(command, Format):  # the client's `format json` is framing, not a command
+            self.history.append(text)
+            del self.history[:-MAX_HISTORY]
         return await execute(command, self.control, self)
 
     def bad_input(self, message: str) -> Reply:
