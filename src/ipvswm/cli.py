@@ -20,6 +20,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from ipvswm.config.guard import problems
     from ipvswm.config.parser import parse_file, summarize
 
+    _warnings_to_stderr()
     result = parse_file(args.config)
     errors = result.messages() if result.config is None else problems(result.config)
     for line in errors:
@@ -30,6 +31,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"{args.config}: OK: {summarize(result.config)}")
     return EXIT_OK
+
+
+def _warnings_to_stderr() -> None:
+    """Print the parser's warnings as `warning: …` so they do not read like errors."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logger = logging.getLogger("ipvswm.config")
+    if any(getattr(h, "ipvswm_warnings", False) for h in logger.handlers):
+        return
+    handler.ipvswm_warnings = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.propagate = False
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -51,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         (opts.management_socket_ip, opts.management_socket_port),
     )
     if other is not None:
-        return fail(f"another ipvswm is already running (its console answers on {other})")
+        return fail(f"not starting: {other}")
     config_path = os.path.abspath(args.config)  # a daemon works from "/": reloads need it
     if not args.foreground:
         daemonize(os.path.abspath(args.pid_file) if args.pid_file else None)
@@ -77,25 +93,56 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+CTL_EPILOG = """exit status:
+  0  the command worked
+  1  the command failed (e.g. an unknown host)
+  2  usage error, or the daemon cannot be reached
+  3  a 'wait' timed out"""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The `ipvswm` command line; also the source of the man page (docs/ipvswm.8)."""
+    from ipvswm import __version__
+
     parser = argparse.ArgumentParser(
         prog="ipvswm", description="Health-check IPVS real servers and set their weights."
     )
+    parser.add_argument("--version", action="version", version=f"ipvswm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file")
+        p.add_argument(
+            "-c", "--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)"
+        )
         return p
 
     run = with_config(sub.add_parser("run", help="run the daemon"))
     run.add_argument("--foreground", "-f", action="store_true", help="do not daemonise")
-    run.add_argument("--backend", choices=["ipvsadm", "netlink", "dry-run"], default=None)
-    run.add_argument("--pid-file", default=None)
+    run.add_argument(
+        "--backend",
+        choices=["ipvsadm", "netlink", "dry-run"],
+        default=None,
+        help="how to reach the kernel's IPVS table: ipvsadm (the default, the binary named by"
+        " IPVSADM), netlink (pyroute2), dry-run (in memory, logs every operation)",
+    )
+    run.add_argument(
+        "--pid-file",
+        default=None,
+        metavar="PATH",
+        help="write the daemon's pid here after detaching; removed when it exits (default: none)",
+    )
 
     with_config(sub.add_parser("check-config", help="validate a config file"))
     with_config(sub.add_parser("console", help="interactive console to the running daemon"))
-    ctl = with_config(sub.add_parser("ctl", help="run one console command"))
+    ctl = with_config(
+        sub.add_parser(
+            "ctl",
+            help="run one console command",
+            epilog=CTL_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     ctl.add_argument("--json", action="store_true", help="reply as JSON")
     ctl.add_argument("words", nargs=argparse.REMAINDER, help="the console command")
     with_config(sub.add_parser("dump", help="print the persistent state"))
@@ -105,7 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`ipvswm` entry point."""
+    """`ipvswm` entry point; a reader that goes away (`| head`) ends it quietly."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # Python would print a traceback on the final flush: point stdout at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-config":
         return cmd_check_config(args)

@@ -325,7 +325,7 @@ def test_sorry_server_naming_no_host_is_accepted(caplog: pytest.LogCaptureFixtur
     assert vs.sorry_server == "ghost"
     assert [r.getMessage() for r in caplog.records] == [
         "t.conf:1: virtual service 'www': sorry_server 'ghost' is not a host; "
-        "SorryServer.Default or SorryServer.Fallback.IP is used instead"
+        "the service has no sorry server (neither SorryServer.Default nor .Fallback.IP is set)"
     ]
 
 

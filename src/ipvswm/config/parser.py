@@ -172,6 +172,15 @@ def _lines(text: str) -> Iterator[str]:
     yield text[start:]
 
 
+def _sorry_fallback(g: GlobalOptions) -> str:
+    """What serves instead of a missing sorry server: only what is configured is named."""
+    if g.sorry_server_default:
+        return f"SorryServer.Default ({g.sorry_server_default}) is used instead"
+    if g.sorry_server_fallback_ip:
+        return f"SorryServer.Fallback.IP ({g.sorry_server_fallback_ip}) is used instead"
+    return "the service has no sorry server (neither SorryServer.Default nor .Fallback.IP is set)"
+
+
 def _known(tags: list[str]) -> str:
     if not tags:
         return "none defined"
@@ -235,12 +244,12 @@ class _Parser:
         for number, vs_tag, host_tag in self.sorry_refs:
             if host_tag not in self.host_tags:  # not an error: SPEC §4 falls back (as the original)
                 log.warning(
-                    "%s:%d: virtual service '%s': sorry_server '%s' is not a host; "
-                    "SorryServer.Default or SorryServer.Fallback.IP is used instead",
+                    "%s:%d: virtual service '%s': sorry_server '%s' is not a host; %s",
                     self.path,
                     number,
                     vs_tag,
                     host_tag,
+                    _sorry_fallback(options),
                 )
         config = Config(self.path, options, tuple(services), tuple(hosts))
         return ParseResult(config, ())
@@ -278,6 +287,11 @@ class _Parser:
             self.global_option(number, match[1], match[2])
         else:
             tokens = content.split()
+            spec = GLOBALS_BY_LOWER.get(tokens[0].lower())
+            if spec is not None:  # `Check.Interval 2`: a known key, not a host tag
+                value = " ".join(tokens[1:]) or "VALUE"
+                self.error(number, f"{spec.key} needs '=': write '{spec.key}={value}'")
+                return
             if len(tokens) < 2:
                 self.error(
                     number,

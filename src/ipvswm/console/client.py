@@ -194,7 +194,11 @@ def ctl_main(config_path: str, words: list[str], json_out: bool) -> int:
     except OSError as exc:
         print(f"ipvswm: connection to the daemon failed: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print_reply(reply, json_out, sys.stdout, sys.stderr)
+    try:
+        print_reply(reply, json_out, sys.stdout, sys.stderr)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ctl … | head`: the reader went away; the command still worked
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return exit_status(reply)
 
 

@@ -230,9 +230,9 @@ def _set_on_off(w: _Words, host: str, on: bool) -> Command:
                 # `on for 20`: a ramp written with the wrong word, not a reason named 20
                 raise _Fail(f"'for {w.peek()}': use 'in N' for a ramp, 'reason N' for a reason")
             w.accept("reason", "reasons")
-            if w.peek() == "*":
+            if w.peek() in ("*", "all"):  # `all`: a shell expands an unquoted `*`
                 if not on:
-                    raise _Fail("'*' (all reasons) only works with 'on'")
+                    raise _Fail(f"'{w.peek()}' (all reasons) only works with 'on'")
                 w.pos += 1
                 reasons = None
             else:
@@ -243,7 +243,9 @@ def _set_on_off(w: _Words, host: str, on: bool) -> Command:
             w.accept("in")
             ramp = _take_seconds(w, "ramp")
             continue
-        raise _Fail(f"unexpected '{w.words[w.pos]}'")
+        # Several stray words after a reason: most likely a shell expanded an unquoted `*`.
+        hint = " (for all reasons write 'all': a shell expands '*')" if have_reasons else ""
+        raise _Fail(f"unexpected '{w.words[w.pos]}'{hint}")
     return SetHost(host, on, vss, reasons, ramp, local)
 
 
@@ -352,7 +354,7 @@ COMMANDS: tuple[Entry, ...] = (
     Entry(("set",), "set host H off [[on|for|in] vs V1,V2] [[for] reason[s] R1,R2]",
           "disable a host (or its pairs on these VSs) for reasons (default: 'default')", _p_set,
           (("set host H on [[on|for|in] vs V1,V2] [[for] reason[s] R1,R2|*] [[in] N[s]]",
-            "remove reasons ('*': all); enabled when none is left, ramping up over N s"),
+            "remove reasons ('all' or '*': all); enabled when none is left, ramping up over N s"),
            ("set host H weight N|default [[for] vs V1,V2]",
             "override the configured weight (default: back to the configured weight)"),
            ("set host H ... local",

@@ -8,7 +8,7 @@ import json
 import logging
 
 from ipvswm.console.authority import Peer, describe, may_change
-from ipvswm.console.command_types import Auth, Command, ParseError, Repeat
+from ipvswm.console.command_types import Auth, Command, Format, ParseError, Repeat
 from ipvswm.console.commands import Reply, execute, failed, read_only
 from ipvswm.console.control import Control
 from ipvswm.console.grammar import help_lines, parse
@@ -68,8 +68,9 @@ class Session:
             return parse_error_reply(command) if isinstance(command, ParseError) else Reply()
         if isinstance(command, Auth):
             return await self._auth(command)  # never in the history: it holds the token
-        self.history.append(text)
-        del self.history[:-MAX_HISTORY]
+        if not isinstance(command, Format):  # the client's `format json` is framing, not a command
+            self.history.append(text)
+            del self.history[:-MAX_HISTORY]
         refusal = await self._refusal(command)
         if refusal is not None:
             return refusal
