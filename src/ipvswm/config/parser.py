@@ -48,6 +48,7 @@ from ipvswm.config.options import (
     valid_tag,
 )
 from ipvswm.config.resolve import AddressResolver, Resolver, split_host_port, system_resolver
+from ipvswm.kernel.simulate import SCHEDULERS
 
 __all__ = [
     "ConfigError",
@@ -174,6 +175,16 @@ class _Parser:
                     number,
                     vs_tag,
                     host_tag,
+                )
+        for vs in services:
+            if vs.scheduler not in SCHEDULERS:  # the kernel decides; most likely a typo
+                log.warning(
+                    "%s: virtual service '%s': scheduler '%s' is not one this version knows (%s); "
+                    "the kernel will refuse it unless it has such a module",
+                    self.path,
+                    vs.tag,
+                    vs.scheduler,
+                    " ".join(sorted(SCHEDULERS)),
                 )
         config = Config(self.path, options, tuple(services), tuple(hosts))
         return ParseResult(config, ())
