@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck unit bench clean
+.PHONY: test test-kernel demo lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# The VM tier: a stock Debian kernel in QEMU with real IPVS, ipvsadm and traffic (tests/kernel/).
+test-kernel: $(STAMP)
+	$(BIN)/python tests/kernel/vm.py -- sh tests/kernel/tier.sh
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -107,6 +107,19 @@ class Emulator:
         if self.real:
             pytest.skip("needs the ipvsadm emulator (IPVSWM_TEST_IPVSADM is set)")
 
+    def require_disposable_table(self) -> None:
+        """Start from an empty table: the emulator's own, or a real one that is nobody's.
+
+        A real kernel table is cleared only with IPVSWM_TEST_TABLE_DISPOSABLE=1 (the VM tier sets
+        it); elsewhere the calling test skips rather than touch a director's table.
+        """
+        if not self.real:
+            return
+        if os.environ.get("IPVSWM_TEST_TABLE_DISPOSABLE") != "1":
+            pytest.skip("clears the table: a real ipvsadm needs IPVSWM_TEST_TABLE_DISPOSABLE=1")
+        result = self.run("-C")
+        assert result.exit == 0, result.stderr
+
     def full_env(self) -> dict[str, str]:
         """os.environ plus this emulator's variables (what a child process should get)."""
         return {**os.environ, **self.env}

@@ -61,6 +61,7 @@ from ipvswm.config.options import (
 )
 from ipvswm.config.reader import ConfigReadError, read_config_bytes
 from ipvswm.config.resolve import AddressResolver, Resolver, split_host_port, system_resolver
+from ipvswm.kernel.simulate import SCHEDULERS
 
 __all__ = [
     "ConfigError",
@@ -250,6 +251,16 @@ class _Parser:
                     vs_tag,
                     host_tag,
                     _sorry_fallback(options),
+                )
+        for vs in services:
+            if vs.scheduler not in SCHEDULERS:  # the kernel decides; most likely a typo
+                log.warning(
+                    "%s: virtual service '%s': scheduler '%s' is not one this version knows (%s); "
+                    "the kernel will refuse it unless it has such a module",
+                    self.path,
+                    vs.tag,
+                    vs.scheduler,
+                    " ".join(sorted(SCHEDULERS)),
                 )
         config = Config(self.path, options, tuple(services), tuple(hosts))
         return ParseResult(config, ())

@@ -141,6 +141,9 @@ def render_line(op: Op) -> str:
     return " ".join(render_op(op))
 
 
+OTHER_FAMILY = "Different address family is allowed only for tunneling servers"
+
+
 def validate_op(op: Op) -> str | None:
     """ipvsadm's argument-error message for an op it would reject before the kernel, else None."""
     if isinstance(op, AddService | EditService):
@@ -158,6 +161,9 @@ def validate_op(op: Op) -> str | None:
         d = op.destination
         if not 0 <= d.weight <= WEIGHT_MAX:
             return "illegal weight specified"
+        if (":" in d.key.address) != _op_service_key(op).ipv6 and d.forward is not Forward.TUNNEL:
+            # ipvsadm refuses it itself, aborting a whole -R batch (checked on a real kernel).
+            return OTHER_FAMILY
         if not 0 <= d.key.port <= 65535:
             return "illegal real server address[:port] specified"
         if not 0 <= d.upper <= THRESHOLD_MAX:

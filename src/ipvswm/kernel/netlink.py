@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, OpError
-from ipvswm.kernel.ipvsadm_format import normalise_address, render_line
+from ipvswm.kernel.ipvsadm_format import normalise_address, render_line, validate_op
 from ipvswm.kernel.simulate import (
     DEST_EXISTS,
     NO_SCHEDULER,
@@ -376,6 +376,11 @@ def _apply_ops(sock: Any, ops: Sequence[Op]) -> list[OpError]:
 
     errors: list[OpError] = []
     for op in ops:
+        problem = validate_op(op)
+        if problem is not None:  # the same checks as the ipvsadm backend: never sent
+            log.debug("netlink: %s: not sent: %s", render_line(op), problem)
+            errors.append(OpError(op, FailureKind.ARGUMENT, problem))
+            continue
         try:
             _request(sock, op_message(op), dump=False)
         except NetlinkError as exc:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, KernelBackend
 from ipvswm.kernel.reconcile import reconcile
-from ipvswm.kernel.simulate import apply_ops
+from ipvswm.kernel.simulate import KernelRefused, apply_ops
 from ipvswm.kernel.table import (
     AddDestination,
     AddService,
@@ -65,6 +65,9 @@ class KernelSync:
         self.actual: Table | None = None  # None until the first successful read
         self.calls = 0  # backend calls that could change the table
         self.failures = 0
+        # The failures of the current episode, each logged once: a failing kernel or ipvsadm
+        # would otherwise log every op of every attempt (92 lines in 12 s for 4 pairs).
+        self.reported: set[str] = set()
 
     async def read(self) -> Table:
         """Re-read the whole table (raises BackendError)."""
@@ -117,6 +120,7 @@ class KernelSync:
                 [k for k in managed if k in scope],
             )
         if not ops:
+            self._recovered(keys)
             return SyncOutcome()
         for op in ops:
             # Removals are always logged: they are how unknown destinations leave a managed VS.
@@ -128,7 +132,16 @@ class KernelSync:
         except BackendError as exc:
             return self._failed(exc, tuple(ops))
         if result.ok:
-            self.actual = apply_ops(self.actual, ops)
+            try:
+                self.actual = apply_ops(self.actual, ops)
+            except KernelRefused:
+                # The kernel took what the model would refuse (a scheduler this code does not
+                # list, say): the kernel is right, so read what it holds.
+                try:
+                    await self.read()
+                except BackendError as exc:
+                    return self._failed(exc, tuple(ops))
+            self._recovered(keys)
             return SyncOutcome(tuple(ops))
         self.failures += 1
         errors = tuple(
@@ -136,10 +149,27 @@ class KernelSync:
             for e in result.errors
         )
         for text in errors:
-            log.warning("kernel operation failed: %s", text)
+            self._report(logging.WARNING, f"kernel operation failed: {text}")
         return SyncOutcome(tuple(ops), errors)
 
     def _failed(self, exc: BackendError, ops: tuple[Op, ...] = ()) -> SyncOutcome:
         self.failures += 1
-        log.error("kernel backend %s failed (%s): %s", self.backend.name, exc.kind.value, exc)
+        self._report(
+            logging.ERROR,
+            f"kernel backend {self.backend.name} failed ({exc.kind.value}): {exc}",
+        )
         return SyncOutcome(ops, (f"{exc.kind.value}: {exc.message}",), exc.kind)
+
+    def _report(self, level: int, text: str) -> None:
+        """Log a failure once per episode (until a convergence succeeds)."""
+        if text in self.reported:
+            log.debug("%s (again)", text)
+            return
+        self.reported.add(text)
+        log.log(level, "%s", text)
+
+    def _recovered(self, keys: Collection[ServiceKey] | None) -> None:
+        """A whole-table convergence succeeded: the failure episode (if any) is over."""
+        if keys is None and self.reported:
+            log.info("kernel: operations succeed again (%d failure(s) ended)", len(self.reported))
+            self.reported.clear()

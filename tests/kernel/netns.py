@@ -1,0 +1,132 @@
+"""The VM's traffic topology: the VIP on a dummy device, real servers and a client in namespaces.
+
+Director (root namespace): 192.0.2.10/32 on `vip0` (dummy), 198.51.100.(4i+1)/30 towards real
+server i (which is 198.51.100.(4i+2), default route via the director: NAT), 203.0.113.1/24
+towards the client namespace (203.0.113.2). Only inside the VM: it has no network device.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PEER = Path(__file__).resolve().parent / "peer.py"
+VIP = "192.0.2.10"
+CLIENT = "203.0.113.2"
+
+
+def sh(*cmd: str) -> str:
+    """Run a command, fail with its stderr."""
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"{' '.join(cmd)}: {done.stderr}"
+    return done.stdout
+
+
+@dataclass
+class RealServer:
+    """One real server: a namespace with an HTTP server answering its name."""
+
+    name: str
+    address: str
+    port: int = 80
+    proc: subprocess.Popen[str] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.name,
+                sys.executable,
+                str(PEER),
+                "serve",
+                self.name,
+                str(self.port),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(60)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            self.proc = None
+
+
+class Topology:
+    """Builds and tears down the namespaces; runs clients."""
+
+    def __init__(self, count: int = 2) -> None:
+        self.client: subprocess.Popen[str] | None = None  # started on first use
+        self.servers = [
+            RealServer(f"rs{i}", f"198.51.100.{4 * i + 2}") for i in range(1, count + 1)
+        ]
+
+    def up(self) -> Topology:
+        sh("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        sh("ip", "link", "add", "vip0", "type", "dummy")
+        sh("ip", "addr", "add", f"{VIP}/32", "dev", "vip0")
+        sh("ip", "link", "set", "vip0", "up")
+        for i, rs in enumerate(self.servers, start=1):
+            self._namespace(rs.name, f"198.51.100.{4 * i + 1}", rs.address, 30)
+            rs.start()
+        self._namespace("client", "203.0.113.1", CLIENT, 24)
+        return self
+
+    def _namespace(self, ns: str, director: str, peer: str, bits: int) -> None:
+        sh("ip", "netns", "add", ns)
+        sh("ip", "link", "add", f"v{ns}", "type", "veth", "peer", "name", "eth0", "netns", ns)
+        sh("ip", "addr", "add", f"{director}/{bits}", "dev", f"v{ns}")
+        sh("ip", "link", "set", f"v{ns}", "up")
+        sh("ip", "-n", ns, "addr", "add", f"{peer}/{bits}", "dev", "eth0")
+        sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", ns, "route", "add", "default", "via", director)
+
+    def down(self) -> None:
+        if self.client is not None:
+            assert self.client.stdin is not None and self.client.stdout is not None
+            self.client.stdin.close()
+            self.client.wait(60)
+            self.client.stdout.close()
+        for rs in self.servers:
+            rs.stop()
+        for ns in [*(rs.name for rs in self.servers), "client"]:
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+        subprocess.run(["ip", "link", "del", "vip0"], check=False)
+
+    def _ask(self, line: str) -> str:
+        if self.client is None:
+            self.client = subprocess.Popen(
+                ["ip", "netns", "exec", "client", sys.executable, str(PEER), "client", VIP],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        assert self.client.stdin is not None and self.client.stdout is not None
+        self.client.stdin.write(line + "\n")
+        self.client.stdin.flush()
+        return self.client.stdout.readline()
+
+    def count(self, n: int, port: int = 80) -> dict[str, int]:
+        """Send n requests from the client namespace, each on a new connection."""
+        counts: dict[str, int] = {rs.name: 0 for rs in self.servers}
+        counts.update(json.loads(self._ask(f"count {port} {n}")))
+        return counts
+
+    def hold(self, port: int = 80) -> None:
+        """Open one connection from the client and keep it open until release()."""
+        assert self._ask(f"hold {port}").strip() == "held"
+
+    def release(self) -> None:
+        """Close the held connections."""
+        assert self._ask("release").strip() == "released"

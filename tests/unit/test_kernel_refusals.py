@@ -1,0 +1,136 @@
+"""What the kernel refuses (or accepts beyond the model) never kills the daemon, and is logged once
+per episode; both backends validate alike (issue 10 item 6, issue 11 §3)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from ipvswm.config.parser import parse_text
+from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind
+from ipvswm.kernel.ipvsadm_format import OTHER_FAMILY, validate_op
+from ipvswm.kernel.netlink import _apply_ops
+from ipvswm.kernel.sync import KernelSync
+from ipvswm.kernel.table import (
+    AddDestination,
+    AddService,
+    Destination,
+    DestKey,
+    Forward,
+    Op,
+    Protocol,
+    Service,
+    ServiceEntry,
+    ServiceKey,
+    Table,
+)
+
+VS = ServiceKey(Protocol.TCP, "192.0.2.10", 80)
+
+
+class KernelBackend:
+    """A kernel that accepts every op (any scheduler name) and holds what it was given."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.table = Table({})
+        self.fail: BackendError | None = None
+
+    async def read(self) -> Table:
+        if self.fail:
+            raise self.fail
+        return self.table
+
+    async def apply(self, ops: Sequence[Op]) -> ApplyResult:
+        if self.fail:
+            raise self.fail
+        services = dict(self.table.services)
+        for op in ops:
+            assert isinstance(op, AddService)
+            services[op.service.key] = ServiceEntry(op.service, {})
+        self.table = Table(services)
+        return ApplyResult(len(ops))
+
+
+def desired(scheduler: str) -> Table:
+    return Table({VS: ServiceEntry(Service(VS, scheduler=scheduler), {})})
+
+
+async def test_a_scheduler_the_model_does_not_list_is_taken_from_the_kernel() -> None:
+    backend = KernelBackend()
+    sync = KernelSync(backend)  # type: ignore[arg-type]
+    outcome = await sync.converge(desired("twos"), [VS])  # raised KernelRefused before
+    assert outcome.ok
+    assert sync.actual == backend.table
+    assert (await sync.converge(desired("twos"), [VS])).ops == ()
+
+
+async def test_a_failing_backend_is_logged_once_per_episode(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = KernelBackend()
+    backend.fail = BackendError(FailureKind.OTHER, "ipvsadm: exit 2")
+    sync = KernelSync(backend)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, "ipvswm.kernel.sync"):
+        for _ in range(10):
+            assert not (await sync.converge(desired("wrr"), [VS])).ok
+        assert [r.levelno for r in caplog.records if r.levelno >= logging.WARNING] == [
+            logging.ERROR
+        ]
+        backend.fail = None
+        assert (await sync.converge(desired("wrr"), [VS])).ok
+        assert "operations succeed again" in caplog.records[-1].getMessage()
+        backend.fail = BackendError(FailureKind.OTHER, "ipvsadm: exit 2")
+        await sync.converge(desired("rr"), [VS])
+    assert [r.levelno for r in caplog.records if r.levelno >= logging.WARNING] == [
+        logging.ERROR,
+        logging.ERROR,
+    ]
+
+
+def test_check_config_warns_about_an_unknown_scheduler(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "ipvswm.config.parser"):
+        result = parse_text(
+            "! www 192.0.2.1:80 / scheduler=bogus\nweb1 192.0.2.10 www=1\n", "t.conf"
+        )
+    assert result.config is not None
+    assert any(
+        "scheduler 'bogus' is not one this version knows" in r.getMessage() for r in caplog.records
+    )
+
+
+def test_another_family_is_refused_except_for_tunnels() -> None:
+    v6 = Destination(DestKey("2001:db8::5", 80), Forward.MASQ, weight=1)
+    assert validate_op(AddDestination(VS, v6)) == OTHER_FAMILY
+    tun = Destination(DestKey("2001:db8::5", 80), Forward.TUNNEL, weight=1)
+    assert validate_op(AddDestination(VS, tun)) is None
+
+
+class RecordingSocket:
+    prid = 0
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def nlm_request(self, msg: Any, msg_type: int, msg_flags: int) -> list[Any]:
+        self.sent.append(msg)
+        return []
+
+
+def test_netlink_validates_like_ipvsadm() -> None:
+    sock = RecordingSocket()
+    heavy = Destination(DestKey("198.51.100.2", 80), Forward.MASQ, weight=70000)
+    v6 = Destination(DestKey("2001:db8::5", 80), Forward.MASQ, weight=1)
+    good = Destination(DestKey("198.51.100.3", 80), Forward.MASQ, weight=5)
+    errors = _apply_ops(
+        sock, [AddDestination(VS, heavy), AddDestination(VS, v6), AddDestination(VS, good)]
+    )
+    assert [(e.kind, e.message) for e in errors] == [
+        (FailureKind.ARGUMENT, "illegal weight specified"),
+        (FailureKind.ARGUMENT, OTHER_FAMILY),
+    ]
+    assert len(sock.sent) == 1  # only the valid op reached the kernel
