@@ -26,7 +26,7 @@ class StepBuilder:
         self.touched: set[ServiceKey] = set()
         self.recheck: set[str] = set()  # VS tags whose sorry state must be re-derived
         self.limit: set[str] = set()  # VS tags whose depool threshold must be re-applied
-        self.kept: list[KeptChange] = []
+        self.kept_changes: list[KeptChange] = []  # depool-threshold switches
         self._decided: dict[tuple[str, str], int] = {}  # (vs, host) -> index in decisions
         self.error: str | None = None
         self.note: str | None = None
@@ -76,7 +76,7 @@ class StepBuilder:
             touched=frozenset(self.touched),
             note=self.note,
             messages=tuple(self.messages),
-            kept=tuple(self.kept),
+            kept=tuple(self.kept_changes),
         )
 
 

@@ -13,8 +13,8 @@ from ipvswm.config.model import CheckTarget, Config
 from ipvswm.engine import admin, kept
 from ipvswm.engine.builder import RampSchedule, StepBuilder
 from ipvswm.engine.checkpoint import copy_attributes
-from ipvswm.engine.kept import pair_admin
 from ipvswm.engine.depool import rebalance
+from ipvswm.engine.kept import pair_admin
 from ipvswm.engine.layout import Layout
 from ipvswm.engine.outputs import Decision, KeptChange, Step
 from ipvswm.engine.rules import (
@@ -548,11 +548,11 @@ class Engine:
         threshold = layout.vss[tag].depool_threshold
         if plan.keeping and st.kept_since is None:
             self._vss[tag] = b.vss[tag] = replace(st, kept_since=now)
-            b.kept.append(KeptChange(tag, True, now, threshold, plan.keeping))
+            b.kept_changes.append(KeptChange(tag, True, now, threshold, plan.keeping))
         elif not plan.keeping and st.kept_since is not None:
             self._vss[tag] = b.vss[tag] = replace(st, kept_since=None)
             after = max(now - st.kept_since, 0.0)
-            b.kept.append(KeptChange(tag, False, now, threshold, after=after))
+            b.kept_changes.append(KeptChange(tag, False, now, threshold, after=after))
 
     def _sync_managed(self, b: StepBuilder) -> None:
         for key in self._layout.keys.values():
