@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -30,19 +31,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _LabelledStderr(logging.Handler):
+    """Writes `warning: …` to the *current* sys.stderr (it may be replaced after set-up)."""
+
+    ipvswm_warnings = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        label = "warning" if record.levelno < logging.ERROR else "error"
+        print(f"{label}: {record.getMessage()}", file=sys.stderr)
+
+
 def _warnings_to_stderr() -> None:
     """Print the parser's warnings as `warning: …` so they do not read like errors."""
-    import logging
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("warning: %(message)s"))
-    handler.setLevel(logging.WARNING)
     logger = logging.getLogger("ipvswm.config")
-    if any(getattr(h, "ipvswm_warnings", False) for h in logger.handlers):
-        return
-    handler.ipvswm_warnings = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.propagate = False
+    if not any(isinstance(h, _LabelledStderr) for h in logger.handlers):
+        # Propagation stays: with a handler here, logging's last-resort printer stays silent.
+        logger.addHandler(_LabelledStderr(logging.WARNING))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
