@@ -7,6 +7,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ipvswm.config.model import GlobalOptions
 
 DEFAULT_CONFIG = "/etc/ipvs-weightman.conf"
 
@@ -27,8 +31,28 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if result.config is None:
         print(f"{args.config}: {len(result.errors)} error(s), configuration is NOT valid")
         return EXIT_FAILED
+    problems = run_needs(result.config.options)
+    for problem in problems:
+        print(f"{args.config}: {problem}")
+    if problems:
+        print(f"{args.config}: {len(problems)} error(s): `run` would not work as configured")
+        return EXIT_FAILED
     print(f"{args.config}: OK: {summarize(result.config)}")
     return EXIT_OK
+
+
+def run_needs(opts: GlobalOptions) -> list[str]:
+    """What `run` will need beyond a valid file: the DB's and the log's directories."""
+    problems = []
+    for key, path in (("DB", opts.db), ("Log.Path", opts.log_path)):
+        if not path:
+            continue
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            problems.append(f"{key}={path}: directory {directory} does not exist")
+        elif not os.access(directory, os.W_OK | os.X_OK) and not os.path.exists(path):
+            problems.append(f"{key}={path}: directory {directory} is not writable")
+    return problems
 
 
 class _LabelledStderr(logging.Handler):
@@ -147,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--json", action="store_true", help="reply as JSON")
     ctl.add_argument("words", nargs=argparse.REMAINDER, help="the console command")
     with_config(sub.add_parser("dump", help="print the persistent state"))
+    top = with_config(
+        sub.add_parser("top", help="a live view of every VS and pair in the terminal")
+    )
+    top.add_argument(
+        "--url", default=None, help="the /status URL (default: from the config's Metrics.Listen)"
+    )
+    top.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between refreshes (default: 1)"
+    )
+    top.add_argument("--vs", default="", help="show only this VS (key f changes it)")
     demo = sub.add_parser("demo", help="a self-contained live demo (dry-run backend)")
     demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     return parser
@@ -183,6 +217,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from ipvswm.console.client import console_main
 
         return console_main(args.config)
+    if args.command == "top":
+        from ipvswm.top import top_main
+
+        return top_main(args.config, args.url, args.interval, args.vs)
     assert args.command == "demo", args.command  # argparse accepts no other command
     from ipvswm.demo import demo_main
 
