@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ipvswm.config.model import GlobalOptions
 
 DEFAULT_CONFIG = "/etc/ipvs-weightman.conf"
 
@@ -29,23 +34,46 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         count = result.error_count() if result.config is None else len(errors)
         print(f"{args.config}: {count} error(s), configuration is NOT valid")
         return EXIT_FAILED
+    problems = run_needs(result.config.options)
+    for problem in problems:
+        print(f"{args.config}: {problem}")
+    if problems:
+        print(f"{args.config}: {len(problems)} error(s): `run` would not work as configured")
+        return EXIT_FAILED
     print(f"{args.config}: OK: {summarize(result.config)}")
     return EXIT_OK
 
 
+def run_needs(opts: GlobalOptions) -> list[str]:
+    """What `run` will need beyond a valid file: the DB's and the log's directories."""
+    problems = []
+    for key, path in (("DB", opts.db), ("Log.Path", opts.log_path)):
+        if not path:
+            continue
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            problems.append(f"{key}={path}: directory {directory} does not exist")
+        elif not os.access(directory, os.W_OK | os.X_OK) and not os.path.exists(path):
+            problems.append(f"{key}={path}: directory {directory} is not writable")
+    return problems
+
+
+class _LabelledStderr(logging.Handler):
+    """Writes `warning: …` to the *current* sys.stderr (it may be replaced after set-up)."""
+
+    ipvswm_warnings = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        label = "warning" if record.levelno < logging.ERROR else "error"
+        print(f"{label}: {record.getMessage()}", file=sys.stderr)
+
+
 def _warnings_to_stderr() -> None:
     """Print the parser's warnings as `warning: …` so they do not read like errors."""
-    import logging
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("warning: %(message)s"))
-    handler.setLevel(logging.WARNING)
     logger = logging.getLogger("ipvswm.config")
-    if any(getattr(h, "ipvswm_warnings", False) for h in logger.handlers):
-        return
-    handler.ipvswm_warnings = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.propagate = False
+    if not any(isinstance(h, _LabelledStderr) for h in logger.handlers):
+        # Propagation stays: with a handler here, logging's last-resort printer stays silent.
+        logger.addHandler(_LabelledStderr(logging.WARNING))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -146,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--json", action="store_true", help="reply as JSON")
     ctl.add_argument("words", nargs=argparse.REMAINDER, help="the console command")
     with_config(sub.add_parser("dump", help="print the persistent state"))
+    top = with_config(
+        sub.add_parser("top", help="a live view of every VS and pair in the terminal")
+    )
+    top.add_argument(
+        "--url", default=None, help="the /status URL (default: from the config's Metrics.Listen)"
+    )
+    top.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between refreshes (default: 1)"
+    )
+    top.add_argument("--vs", default="", help="show only this VS (key f changes it)")
     demo = sub.add_parser("demo", help="a self-contained live demo (dry-run backend)")
     demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     return parser
@@ -182,6 +220,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from ipvswm.console.client import console_main
 
         return console_main(args.config)
+    if args.command == "top":
+        from ipvswm.top import top_main
+
+        return top_main(args.config, args.url, args.interval, args.vs)
     assert args.command == "demo", args.command  # argparse accepts no other command
     from ipvswm.demo import demo_main
 

@@ -33,12 +33,13 @@ from ipvswm.daemon_queue import (
 )
 from ipvswm.engine.admin import NOTHING_TO_DO
 from ipvswm.engine.engine import Engine
-from ipvswm.engine.outputs import KeptChange, SorryChange, Step
-from ipvswm.engine.state import StateChanges
+from ipvswm.engine.outputs import Decision, KeptChange, SorryChange, Step
+from ipvswm.engine.state import Phase, StateChanges
 from ipvswm.events import ConfigLoaded, EngineEvent, Tick
 from ipvswm.kernel.backend import BackendError
 from ipvswm.kernel.sync import SyncOutcome, describe_op
 from ipvswm.kernel.table import ServiceKey
+from ipvswm.logs import CHECK_STATUS
 
 if TYPE_CHECKING:
     from ipvswm.daemon import Daemon
@@ -54,6 +55,7 @@ class Owner:
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
         self.unsaved = StateChanges()  # committed with the next transaction
+        self.ramp_steps: dict[tuple[str, str], int] = {}  # steps logged below level 1, per pair
         self.last_read_begun = time.monotonic()
         self._wakeup: asyncio.TimerHandle | None = None
 
@@ -196,13 +198,26 @@ class Owner:
             batch.changes = merge_changes(batch.changes, step.changes)
         batch.touched.update(step.touched)
         for decision in step.decisions:
-            log.info("%s", decision)
+            self._log_decision(decision)
         for message in step.messages:
             log.info("%s", message)
         for alert in step.alerts:
             self._alert(alert)
         for kept in step.kept:
             self._kept(kept)
+
+    def _log_decision(self, decision: Decision) -> None:
+        """Log a decision; a ramp's middle steps only at Log.Level 5, counted in its last line."""
+        key = (decision.vs, decision.host)
+        if decision.old_phase is Phase.RAMPING and decision.new_phase is Phase.RAMPING:
+            self.ramp_steps[key] = self.ramp_steps.get(key, 0) + 1
+            log.log(CHECK_STATUS, "%s", decision)
+            return
+        steps = self.ramp_steps.pop(key, 0)
+        if steps and decision.old_phase is Phase.RAMPING:
+            log.info("%s, after %d ramp step(s)", decision, steps)
+        else:
+            log.info("%s", decision)
 
     def _apply_config(self, config: Config, now: float, batch: Batch) -> ReloadOutcome:
         d = self.d

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ipvswm.config.parser import parse_file
 from ipvswm.daemon import Daemon
-from ipvswm.events import SetHostOff, SetHostOn
+from ipvswm.engine.layout import service_key
+from ipvswm.views import pair_views
 
 WWW = ("web1", "web2", "web3")
 SERVERS = {"web1": "127.0.0.2", "web2": "127.0.0.3", "web3": "127.0.0.4", "sorry": "127.0.0.5"}
@@ -63,8 +64,11 @@ def free_port(address: str) -> int:
         return port
 
 
-def write_config(directory: Path, servers: dict[str, DemoServer], console_port: int) -> Path:
+def write_config(
+    directory: Path, servers: dict[str, DemoServer], console_port: int, metrics_port: int
+) -> Path:
     lines = [
+        f"Metrics.Listen=127.0.0.1:{metrics_port}",
         "# ipvswm demo config (dry-run backend: nothing touches a kernel)",
         "IPVS.Backend=dry-run",
         f"Management.Socket.Port={console_port}",
@@ -94,29 +98,58 @@ def write_config(directory: Path, servers: dict[str, DemoServer], console_port: 
 
 
 def render_table(daemon: Daemon) -> str:
+    """The kernel table with each destination's VS, host name and phase (pairs keyed by VS and
+    destination: a host on two VSs has one state per VS)."""
+    config = daemon.config
     table = daemon.kernel_table()
-    snapshot = daemon.engine_snapshot()
-    by_address = {(p.address, p.port): (p.vs, p.host) for p in daemon.config.pairs()}
+    vs_by_key = {service_key(vs): vs for vs in config.services}
+    views = {
+        (service_key(vs_by_key_tag), view.dest): view
+        for view in pair_views(config, daemon.engine_snapshot(), table)
+        if (vs_by_key_tag := config.service(view.vs)) is not None
+    }
+    host_by_address = {host.address: host.tag for host in config.hosts}
     out = []
     for key in sorted(table.services):
         entry = table.services[key]
-        out.append(f"  {key}  {entry.service.scheduler}")
+        vs = vs_by_key.get(key)
+        out.append(f"  VS {vs.tag if vs else '?'}  {key}  {entry.service.scheduler}")
         for dkey in sorted(entry.destinations):
             dest = entry.destinations[dkey]
-            ident = by_address.get((dkey.address, dkey.port))
-            state = snapshot.pairs.get(ident) if ident else None
-            phase = state.phase.value if state is not None else "sorry server"
+            view = views.get((key, dkey))
+            if view is None:
+                tag = host_by_address.get(dkey.address, "?")
+                out.append(
+                    f"    -> {tag:<6} {dkey!s:<22} weight {dest.weight:>3}   SORRY SERVER "
+                    "(no real server of this VS can serve: new connections go here until one is"
+                    " back)"
+                )
+                continue
             # The decision can be a step ahead of the kernel while an apply is under way.
-            pending = (
-                f" (applying {state.weight})"
-                if state is not None and state.weight != dest.weight
-                else ""
+            pending = f" (applying {view.desired})" if view.desired != dest.weight else ""
+            out.append(
+                f"    -> {view.host:<6} {dkey!s:<22} weight {dest.weight:>3}   "
+                f"{view.phase.value}{pending}"
             )
-            out.append(f"    -> {dkey!s:<22} weight {dest.weight:>3}   {phase}{pending}")
     return "\n".join(out)
 
 
-async def play(daemon: Daemon, servers: dict[str, DemoServer], say: Callable[[str], None]) -> None:
+async def console_command(port: int, line: str) -> list[str]:
+    """Send one line to the daemon's real TCP console, as an operator would; its reply lines."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        await reader.readuntil(b"$ ")  # the greeting
+        writer.write(line.encode() + b"\n")
+        await writer.drain()
+        reply = await reader.readuntil(b"$ ")
+        return reply.decode("utf-8", "replace").removesuffix("$ ").splitlines()
+    finally:
+        writer.close()
+
+
+async def play(
+    console_port: int, servers: dict[str, DemoServer], say: Callable[[str], None]
+) -> None:
     """The scripted story: failure, recovery with ramp, maintenance, sorry server."""
 
     def health(healthy: bool, *tags: str) -> Callable[[], Awaitable[None]]:
@@ -126,28 +159,29 @@ async def play(daemon: Daemon, servers: dict[str, DemoServer], say: Callable[[st
 
         return apply
 
-    def admin(event: SetHostOff | SetHostOn) -> Callable[[], Awaitable[None]]:
+    def admin(line: str) -> Callable[[], Awaitable[None]]:
         async def apply() -> None:
-            error = await daemon.submit(event)
-            if error:
-                print(error)
+            print(f"$ {line}", flush=True)  # the console command, echoed before its effect
+            for reply in await console_command(console_port, line):
+                print(f"  {reply}", flush=True)
 
         return apply
 
     story: list[tuple[float, str, Callable[[], Awaitable[None]]]] = [
         (4, "web2 starts failing its health check (HTTP 500)", health(False, "web2")),
         (6, "web2 recovers: back after a fresh passing check", health(True, "web2")),
-        (
-            8,
-            "operator: set host web1 off for reasons maintenance",
-            admin(SetHostOff("web1", frozenset({"maintenance"}))),
-        ),
+        (8, "operator: web1 goes into maintenance", admin("set host web1 off reason maintenance")),
         (
             4,
-            "operator: set host web1 on reasons maintenance in 5 (a 5 s ramp)",
-            admin(SetHostOn("web1", frozenset({"maintenance"}), ramp=5.0)),
+            "operator: maintenance done, web1 ramps back up over 5 s",
+            admin("set host web1 on reason maintenance in 5"),
         ),
-        (8, "every www server fails: the sorry server takes over", health(False, *WWW)),
+        (
+            8,
+            "every www server fails: with nothing left to serve www, its sorry server 'sorry'"
+            " (a static 'we are down' page) is added to the VS until one recovers",
+            health(False, *WWW),
+        ),
         (6, "they all recover: the sorry server leaves", health(True, *WWW)),
     ]
     for delay, text, action in story:
@@ -163,7 +197,8 @@ async def run_demo(duration: float | None) -> int:
     with tempfile.TemporaryDirectory(prefix="ipvswm-demo-") as tmp:
         directory = Path(tmp)
         console_port = free_port("127.0.0.1")
-        path = write_config(directory, servers, console_port)
+        metrics_port = free_port("127.0.0.1")
+        path = write_config(directory, servers, console_port, metrics_port)
         result = parse_file(str(path))
         if result.config is None:
             for error in result.errors:
@@ -180,10 +215,12 @@ async def run_demo(duration: float | None) -> int:
             f"console: socat - TCP:127.0.0.1:{console_port}   (or telnet 127.0.0.1 {console_port})"
         )
         print(f"         ipvswm ctl -c {path} show hosts")
+        print(f"dashboard: http://127.0.0.1:{metrics_port}/   (a live view in your browser)")
+        print(f"top:     ipvswm top -c {path}   (the same view in a terminal)")
         print(f"log:     {directory / 'ipvswm.log'}   (Ctrl-C to stop)")
         run = asyncio.create_task(daemon.run())
         watch = asyncio.create_task(_watch(daemon, started))
-        story = asyncio.create_task(play(daemon, servers, say))
+        story = asyncio.create_task(play(console_port, servers, say))
         try:
             if duration is not None:
                 await asyncio.wait({run}, timeout=duration)

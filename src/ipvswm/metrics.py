@@ -57,14 +57,29 @@ def _pair_json(view: PairView) -> dict[str, object]:
         "check": view.check,
         "cause": view.cause,
         "ramp_deadline": view.ramp_deadline,
+        "ramp_duration": view.ramp_duration,
+        "active": view.active,
+        "inactive": view.inactive,
     }
+
+
+def _check_latency(snapshot: StateSnapshot, vs: str, host: str) -> float | None:
+    """Seconds the pair's last finished check took (None before its first one)."""
+    state = snapshot.pairs.get((vs, host))
+    if state is None or state.last_check_started is None or state.last_check_ended is None:
+        return None
+    if state.last_check_ended < state.last_check_started:  # a check is running: no pair yet
+        return None
+    return round(state.last_check_ended - state.last_check_started, 6)
 
 
 def status_document(config: Config, snapshot: StateSnapshot, kernel: Table) -> dict[str, object]:
     """The daemon's state as JSON-ready data: per VS its sorry state and its pairs."""
     by_vs: dict[str, list[dict[str, object]]] = {vs.tag: [] for vs in config.services}
     for view in pair_views(config, snapshot, kernel):
-        by_vs[view.vs].append(_pair_json(view))
+        entry = _pair_json(view)
+        entry["check_latency"] = _check_latency(snapshot, view.vs, view.host)
+        by_vs[view.vs].append(entry)
     services: list[dict[str, object]] = []
     for vs in config.services:
         sorry = snapshot.vss.get(vs.tag)
@@ -73,6 +88,7 @@ def status_document(config: Config, snapshot: StateSnapshot, kernel: Table) -> d
                 "vs": vs.tag,
                 "service": str(service_key(vs)),
                 "email": vs.email,
+                "sorry_server": vs.sorry_server or None,
                 "in_kernel": service_key(vs) in kernel.services,
                 "sorry": {
                     "on": bool(sorry and sorry.sorry_on),
@@ -322,7 +338,12 @@ class MetricsServer:
             await runner.cleanup()
 
     async def _index(self, request: web.Request) -> web.Response:
-        return web.Response(text="ipvswm: /metrics (Prometheus), /status (JSON)\n")
+        """The live dashboard (dashboard.py): one page that polls /status."""
+        from ipvswm.dashboard import PAGE
+
+        return web.Response(
+            text=PAGE, content_type="text/html", headers={"Cache-Control": "no-cache"}
+        )
 
     async def _scrape(self, request: web.Request) -> web.Response:
         # In a thread: formatting thousands of samples must not stall checks and the console.

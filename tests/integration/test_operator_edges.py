@@ -106,3 +106,25 @@ def test_a_port_held_by_another_program_is_named(tmp_path: Path, emu: Emulator) 
     assert "already running" not in done.stderr
     assert f"127.0.0.1:{d.tcp_port} is held by another program" in done.stderr
     assert "SSH-2.0-OpenSSH_9.2" in done.stderr
+
+
+def test_a_ramp_logs_its_start_and_end_at_level_1(tmp_path: Path, emu: Emulator) -> None:
+    d = DaemonProcess(
+        tmp_path,
+        "! www 192.0.2.31:80 -\nramp 127.0.0.131 www=1000\n",
+        env=emu.env,
+        options={"IPVSADM": emu.binary, "Log.Level": "1"},
+    )
+    d.start()
+    try:
+        assert d.ctl("set", "host", "ramp", "off")[0] == 0
+        offset = d.log_size()
+        assert d.ctl("set", "host", "ramp", "on", "in", "3")[0] == 0
+        wait_until(lambda: "ramp step(s)" in d.log_text(offset), 30, "the end of the ramp")
+        lines = [line for line in d.log_text(offset).splitlines() if "host ramp: weight" in line]
+        # Before: one line per step (34 for 5 s to 50); now the start and the summarised end.
+        assert len(lines) == 2, lines
+        assert "-> RAMPING" in lines[0] and "RAMPING -> ENABLED" in lines[1]
+        assert "RAMPING -> RAMPING" not in d.log_text(offset)
+    finally:
+        d.stop()

@@ -246,12 +246,17 @@ def test_status_document() -> None:
         "check": "pass",
         "cause": "",
         "ramp_deadline": 1000.0,
+        "ramp_duration": None,
+        "active": 0,
+        "inactive": 0,
+        "check_latency": None,
     }
     assert web2["port"] == 8080 and web2["phase"] == "DISABLED"
     assert web2["reasons"] == ["default", "deploy", "maintenance"]
     assert web2["host_reasons"] == ["maintenance"] and web2["cause"] == "connect refused"
     assert api["service"] == "udp:[2001:db8::10]:53" and not api["in_kernel"] and api["email"]
     assert api["sorry"] == {"on": True, "since": 500.0}
+    assert www["sorry_server"] is None and api["sorry_server"] == "sorry"
     (api_web1,) = api["pairs"]
     assert api_web1["port"] == 5353 and api_web1["kernel"] is None and api_web1["check"] == "none"
     assert api_web1["override"] == 0

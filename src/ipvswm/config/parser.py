@@ -30,6 +30,7 @@ Choices where SPEC §2 leaves room:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import heapq
@@ -228,6 +229,7 @@ class _Parser:
     def run(self, text: str) -> ParseResult:
         for number, raw in enumerate(_lines(text.removeprefix("\ufeff")), 1):
             self.classify(number, raw)
+        self.addresses.prefetch(self.host_parts())
         for key, message in cluster_problems(self.global_values):
             line = self.global_lines.get(key) or min(
                 (n for k, n in self.global_lines.items() if k.startswith("Cluster.")), default=0
@@ -279,6 +281,17 @@ class _Parser:
                 f"(at least 16 characters, sent by a session as 'auth TOKEN'), listen on "
                 "127.0.0.1, or set Management.Socket.Port=0",
             )
+
+    def host_parts(self) -> list[str]:
+        """The unbracketed HOST of every VS and host line (names are resolved together)."""
+        hosts = []
+        for _, tokens in (*self.vs_lines, *self.host_lines):
+            if len(tokens) >= 2:
+                with contextlib.suppress(ValueError):
+                    host, bracketed, _ports = split_host_port(tokens[1])
+                    if not bracketed:
+                        hosts.append(host)
+        return hosts
 
     def classify(self, number: int, raw: str) -> None:
         """Strip the comment; read a global now, keep a VS or host line for later."""

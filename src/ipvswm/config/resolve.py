@@ -108,6 +108,23 @@ class AddressResolver:
             raise cached
         return cached
 
+    def prefetch(self, hosts: list[str], workers: int = 16) -> None:
+        """Resolve the names among `hosts` concurrently, at most `workers` at a time, into the
+        cache: a dead resolver then costs one timeout, not one per name."""
+        names = sorted(
+            {h for h in hosts if not _DOTTED_RE.fullmatch(h) and valid_hostname(h)}
+            - set(self._cache)
+        )
+        if len(names) < 2:
+            return
+        if self._resolver is None:
+            self._resolver = system_resolver()
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(names))) as pool:
+            for name, result in zip(names, pool.map(self._lookup, names), strict=True):
+                self._cache[name] = result
+
     def _lookup(self, name: str) -> str | ValueError:
         if self._resolver is None:
             self._resolver = system_resolver()
