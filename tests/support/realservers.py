@@ -69,6 +69,7 @@ class Request:
     sni: str | None  # the TLS server name the client sent (None: plain or no SNI)
     peer: tuple[str, int]
     mode: str  # the server's mode when it answered
+    headers: tuple[tuple[str, str], ...] = ()  # every header line, in order
 
 
 def _parse_mode(mode: str) -> tuple[str, float]:
@@ -236,7 +237,10 @@ class RealServer:
             return
         head = first + await reader.readuntil(b"\r\n\r\n")
         self._record(head, writer, mode)
-        if name == "healthy":
+        if name == "healthy" and head.startswith(b"HEAD "):
+            response = _response(200, b"OK\n")  # the head alone, as a HEAD is answered
+            writer.write(response[: response.index(b"\r\n\r\n") + 4])
+        elif name == "healthy":
             writer.write(_response(200, b"OK\n"))
         elif name == "failing":
             writer.write(_response(500, b"failing\n"))
@@ -286,14 +290,19 @@ class RealServer:
         method, _, rest = lines[0].partition(" ")
         path = rest.rpartition(" ")[0] or rest
         host = None
+        headers: list[tuple[str, str]] = []
         for line in lines[1:]:
             key, _, value = line.partition(":")
+            if key:
+                headers.append((key.strip(), value.strip()))
             if key.strip().lower() == "host":
                 host = value.strip()
         ssl_object = writer.get_extra_info("ssl_object")
         sni = getattr(ssl_object, _SNI_ATTR, None) if ssl_object is not None else None
         peer = writer.get_extra_info("peername")
-        self.requests.append(Request(time.time(), method, path, host, sni, peer[:2], mode))
+        self.requests.append(
+            Request(time.time(), method, path, host, sni, peer[:2], mode, tuple(headers))
+        )
         self._changed.set()
 
 

@@ -201,7 +201,7 @@ junk
     assert [str(e) for e in result.errors] == [
         "www.conf:1: virtual service 'www': unknown option 'bogus' (known: email, sorry_server, "
         "proto, scheduler, method, persistent, interval, connect_timeout, timeout, rise, fall, "
-        "expect, verify)",
+        "expect, verify, http_method, header, body, send, dynamic)",
         "www.conf:2: Check.Interval: bad value 'fast': expected seconds > 0 (e.g. 5 or 2.5)",
         "www.conf:3: duplicate virtual service tag 'www' (first at line 1)",
         "www.conf:4: host 'web1': unknown virtual service 'api' (known: www)",

@@ -111,13 +111,24 @@ def addresses(draw: Draw, port: bool) -> tuple[str, str, str]:
 @st.composite
 def checks(draw: Draw) -> tuple[str, CheckSpec]:
     """(CHECK column, the spec's URL part)."""
-    kind = draw(st.sampled_from(CheckKind))
+    # exec: takes arguments (its own tests cover it); the other kinds are generated here.
+    kind = draw(st.sampled_from([k for k in CheckKind if k is not CheckKind.EXEC]))
     if kind is CheckKind.NONE:
         return "-", CheckSpec(CheckKind.NONE)
     port = draw(st.none() | st.integers(1, 65535))
     port_text = f":{port}" if port is not None else ""
     if kind is CheckKind.TCP:
         return f"tcp://{port_text}", CheckSpec(CheckKind.TCP, url_port=port)
+    if kind is CheckKind.DNS:
+        qname = draw(
+            st.from_regex(r"[a-z]([a-z0-9-]{0,7}[a-z0-9])?(\.[a-z]{2,5}){0,2}", fullmatch=True)
+        )
+        qtype = draw(st.none() | st.sampled_from(["A", "aaaa", "MX", "TXT"]))
+        query = f"?type={qtype}" if qtype is not None else ""
+        spec = CheckSpec(
+            CheckKind.DNS, url_host=qname, url_port=port, dns_type=(qtype or "A").upper()
+        )
+        return f"dns://{qname}{port_text}{query}", spec
     path = draw(
         st.from_regex(r"/[A-Za-z0-9._~/%-]{0,12}(\?[a-z]{1,4}=[0-9]{1,3})?", fullmatch=True)
     )
@@ -127,6 +138,17 @@ def checks(draw: Draw) -> tuple[str, CheckSpec]:
     shown_path = "" if path == "/" and draw(BOOLS) else path
     text = f"{kind.value}://{name}{port_text}{shown_path}"
     return text, CheckSpec(kind, url_host=name, url_port=port, path=path)
+
+
+def _expect_fields(kind: CheckKind, expect: tuple[str | None, Any] | None) -> dict[str, Any]:
+    """What `expect=` sets per check kind: statuses, a tcp banner prefix, dns rcodes."""
+    if expect is None:
+        return {}
+    if kind is CheckKind.TCP:
+        return {"banner": expect[0]}
+    if kind is CheckKind.DNS:
+        return {"dns_rcodes": expect[1]}
+    return {"expect": expect[1]}
 
 
 @st.composite
@@ -180,7 +202,10 @@ def configs(draw: Draw) -> tuple[str, Config]:
             if draw(BOOLS):
                 flag = draw(BOOLS)
                 opts[key] = (None if flag and draw(BOOLS) else bool_text(draw, flag), flag)
-        if draw(BOOLS):
+        if draw(BOOLS) and url.kind is CheckKind.DNS:
+            rcodes = draw(st.lists(st.sampled_from(["NOERROR", "nxdomain", "REFUSED"]), min_size=1))
+            opts["expect"] = ("|".join(rcodes), tuple(r.upper() for r in rcodes))
+        elif url.kind is not CheckKind.DNS and draw(BOOLS):
             ranges = draw(
                 st.lists(st.tuples(st.integers(100, 599), st.integers(0, 99)), min_size=1)
             )
@@ -200,13 +225,14 @@ def configs(draw: Draw) -> tuple[str, Config]:
             url_host=url.url_host,
             url_port=url.url_port,
             path=url.path,
-            expect=values.get("expect", ((200, 200),)),
             verify=values.get("verify", False),
             interval=values.get("interval", options.check_interval),
             connect_timeout=values.get("connect_timeout", options.check_timeout_connect),
             response_timeout=values.get("timeout", options.check_timeout_response),
             rise=values.get("rise", options.check_rise),
             fall=values.get("fall", options.check_fall),
+            dns_type=url.dns_type,
+            **_expect_fields(url.kind, opts.get("expect")),
         )
         vs = VirtualService(
             tag=tag,

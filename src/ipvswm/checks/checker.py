@@ -9,8 +9,7 @@ import random
 import time
 from collections.abc import Callable
 
-from ipvswm.checks.plain import PlainCheck
-from ipvswm.checks.probe import PreparedCheck, Probe, ProbeOutcome, probe
+from ipvswm.checks.probe import LoopCheck, PreparedCheck, Probe, ProbeOutcome, probe
 from ipvswm.config.model import CheckTarget
 from ipvswm.events import CheckResult, CheckStatus
 
@@ -107,7 +106,7 @@ class Checker:
         self._started = False  # start() was called (on either path)
         self._next = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._check: PlainCheck | None = None
+        self._check: LoopCheck | None = None
 
     @property
     def status(self) -> CheckStatus:
@@ -184,7 +183,7 @@ class Checker:
         """Timer callback: start one check; `_done` follows when it ends."""
         self._timer = None
         assert self._prepared is not None
-        check: PlainCheck | None = None
+        check: LoopCheck | None = None
         try:
             check = self._check = self._prepared.plain_check(self._done)
             check.start()  # may end (and call _done) before it returns
@@ -198,7 +197,7 @@ class Checker:
             now = time.time()
             self._end(ProbeOutcome(False, INTERNAL_ERROR, None, now, now))
 
-    def _done(self, check: PlainCheck) -> None:
+    def _done(self, check: LoopCheck) -> None:
         """The check's end (called from its loop callback): record it, schedule the next."""
         if check is not self._check:
             return  # cancelled in the meantime (not expected: cancel() silences the check)

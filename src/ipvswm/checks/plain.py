@@ -31,6 +31,7 @@ from ipvswm.checks.wire import (
     connect_failure,
     io_failure,
     parse_status,
+    send_bytes,
 )
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
 
@@ -50,8 +51,10 @@ class SocketPlan:
 
     family: socket.AddressFamily
     sockaddr: tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]
-    request: bytes | None  # None: a TCP check (connect only)
+    request: bytes | None  # None: nothing to send (a TCP check without `send=`)
     spec: CheckSpec
+    banner: bytes | None = None  # TCP: the prefix the first bytes read must start with
+    body: bytes | None = None  # HTTP: text the body must contain (read up to the cap)
 
     @classmethod
     def for_target(cls, target: CheckTarget, request: bytes | None) -> SocketPlan | None:
@@ -62,9 +65,14 @@ class SocketPlan:
             )[:1]
         except (OSError, ValueError):
             return None
-        if target.spec.kind is CheckKind.TCP:
-            request = None
-        return cls(socket.AddressFamily(family), sockaddr, request, target.spec)
+        spec = target.spec
+        banner = body = None
+        if spec.kind is CheckKind.TCP:
+            request = send_bytes(target)
+            banner = None if spec.banner is None else spec.banner.encode()
+        elif spec.body is not None:
+            body = spec.body.encode()
+        return cls(socket.AddressFamily(family), sockaddr, request, spec, banner, body)
 
 
 async def check_plain(plan: SocketPlan) -> int | None:
@@ -93,6 +101,7 @@ class _Phase(enum.Enum):
     HEAD = 3
     BODY = 4
     DONE = 5
+    BANNER = 6  # TCP with `expect=`: reading the first bytes
 
 
 class PlainCheck:
@@ -104,6 +113,7 @@ class PlainCheck:
     """
 
     __slots__ = (
+        "_body",
         "_deadline",
         "_fd",
         "_head",
@@ -140,6 +150,7 @@ class PlainCheck:
         self._deadline = 0.0  # the response deadline (loop time), once connected
         self._out = b""
         self._head = b""
+        self._body = bytearray()  # only with a body match: the body read so far
         self._want = 0
         self._seen = 0
         self.failure: BaseException | None = None
@@ -195,7 +206,7 @@ class PlainCheck:
             self._finish(connect_failure(OSError(err, os.strerror(err))))
             return
         plan = self._plan
-        if plan.request is None:
+        if plan.request is None and plan.banner is None:
             self._finish(None)  # TCP: connected is passed
             return
         self._deadline = self._loop.time() + plan.spec.response_timeout
@@ -203,6 +214,9 @@ class PlainCheck:
         if timer is not None and self._deadline < timer.when():
             timer.cancel()
             self._timer = self._loop.call_at(self._deadline, self._on_timer)
+        if plan.request is None:  # TCP with only `expect=`: read the banner
+            self._read_next(_Phase.BANNER)
+            return
         self._out = plan.request
         self._phase = _Phase.SEND
 
@@ -218,12 +232,23 @@ class PlainCheck:
         self._out = self._out[sent:]
         if self._out:
             return  # the rest when the socket is writable again
+        plan = self._plan
+        if plan.spec.kind is CheckKind.TCP:
+            if plan.banner is None:
+                self._finish(None)  # TCP `send=` without `expect=`: sent is passed
+                return
+            self._read_next(_Phase.BANNER)
+            return
+        self._read_next(_Phase.HEAD)
+
+    def _read_next(self, phase: _Phase) -> None:
+        """Stop watching for writability, watch for data, in `phase`."""
         # Reader first: the selector then modifies the fd's registration twice, where removing
         # the writer first would unregister it and register it anew (a KeyError raised inside).
         self._loop.add_reader(self._fd, self._on_readable)
         self._loop.remove_writer(self._fd)
         self._watch = 2
-        self._phase = _Phase.HEAD
+        self._phase = phase
 
     def _on_readable(self) -> None:
         try:
@@ -231,6 +256,8 @@ class PlainCheck:
                 self._read_head()
             elif self._phase is _Phase.BODY:
                 self._drain()
+            elif self._phase is _Phase.BANNER:
+                self._read_banner()
         except Exception as exc:  # CheckFailed from judging the head, or a bug (internal error)
             self._finish(exc)
 
@@ -261,15 +288,23 @@ class PlainCheck:
         if not self._plan.spec.passes_status(status):
             raise CheckFailed(f"status {status}", status)
         self.status = status
-        # The verdict is in: the body is drained up to the cap until the deadline, no more.
-        self._want = body_want(status, body_length(head))
+        # The verdict is in (unless the body must match): the body is drained up to the cap
+        # until the deadline, no more. A HEAD response has no body, whatever its headers say.
+        head_only = self._plan.spec.http_method == "HEAD"
+        self._want = 0 if head_only else body_want(status, body_length(head))
         self._seen = len(buffer) - end - 4
         self._phase = _Phase.BODY
-        if self._seen >= self._want:
+        if self._plan.body is not None:
+            self._body += buffer[end + 4 : end + 4 + self._want]
+            self._judge_body(False)
+        elif self._seen >= self._want:
             self._finish(None)
 
     def _drain(self) -> None:
         assert self._sock is not None
+        if self._plan.body is not None:
+            self._read_body()
+            return
         try:
             read = self._sock.recv_into(_SCRATCH)
         except (BlockingIOError, InterruptedError):
@@ -280,12 +315,53 @@ class PlainCheck:
         if read == 0 or self._seen >= self._want:
             self._finish(None)
 
+    def _read_body(self) -> None:
+        """With `body=`: keep the body (up to the cap) and look for the text in it."""
+        assert self._sock is not None
+        try:
+            data = self._sock.recv(max(self._want - len(self._body), 1))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        self._body += data[: self._want - len(self._body)]
+        self._judge_body(not data)
+
+    def _judge_body(self, ended: bool) -> None:
+        """Pass once the text is found; fail once no more body will be read."""
+        assert self._plan.body is not None
+        if self._plan.body in self._body:
+            self._finish(None)
+        elif ended or len(self._body) >= self._want:
+            self._finish(CheckFailed("body mismatch", self.status))
+
+    def _read_banner(self) -> None:
+        """TCP with `expect=`: the first bytes must start with the expected text."""
+        assert self._sock is not None and self._plan.banner is not None
+        banner = self._plan.banner
+        try:
+            data = self._sock.recv(_HEAD_READ)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._finish(io_failure(exc))
+            return
+        self._head += data
+        if not banner.startswith(self._head[: len(banner)]):
+            self._finish(CheckFailed("banner mismatch"))
+        elif len(self._head) >= len(banner):
+            self._finish(None)
+        elif not data:
+            self._finish(CheckFailed("banner mismatch"))  # EOF before the whole prefix
+
     def _on_timer(self) -> None:
         self._timer = None
         if self._phase is _Phase.CONNECT:
             self._finish(CheckFailed("connect timeout"))
         elif self._loop.time() < self._deadline:
             self._timer = self._loop.call_at(self._deadline, self._on_timer)
+        elif self._phase is _Phase.BODY and self._plan.body is not None:
+            self._finish(CheckFailed("body mismatch", self.status))  # not found in time
         elif self._phase is _Phase.BODY:
             self._finish(None)  # the status stands; the rest of the body is not waited for
         else:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ipvswm.checks.dns import DnsCheck, DnsPlan, check_dns
 from ipvswm.checks.plain import PlainCheck, SocketPlan, check_plain
 from ipvswm.checks.transport import check_transport
 from ipvswm.checks.wire import BODY_CAP, HEAD_LIMIT, CheckFailed, LocalError, request_bytes
@@ -45,6 +46,9 @@ class ProbeOutcome:
 Probe = Callable[[CheckTarget], Awaitable[ProbeOutcome]]
 """A check function: what a checker runs (`probe`, or a fake in tests)."""
 
+LoopCheck = PlainCheck | DnsCheck
+"""A check on loop callbacks: start(), cancel(), then failure, status, started, ended."""
+
 
 class PreparedCheck:
     """The checks of one target, with what they all reuse (request bytes, socket address) made once.
@@ -53,7 +57,7 @@ class PreparedCheck:
     starts a `plain_check()` and reads its end with `outcome()`; `probe()` makes one per call.
     """
 
-    __slots__ = ("_plan", "_request", "_verify_context", "target")
+    __slots__ = ("_dns", "_plan", "_request", "_verify_context", "target")
 
     def __init__(self, target: CheckTarget, verify_context: ssl.SSLContext | None = None) -> None:
         self.target = target
@@ -61,24 +65,29 @@ class PreparedCheck:
         self._request = request_bytes(target)
         # HTTPS, and an address that is not an IP literal (never in a resolved config), take the
         # transport path.
+        kind = target.spec.kind
+        self._dns = DnsPlan.for_target(target) if kind is CheckKind.DNS else None
         self._plan = (
             None
-            if target.spec.kind is CheckKind.HTTPS
+            if kind in (CheckKind.HTTPS, CheckKind.DNS)
             else SocketPlan.for_target(target, self._request)
         )
 
     @property
     def plain(self) -> bool:
-        """Whether checks run on the bare-socket path (plain HTTP or TCP to an IP literal)."""
-        return self._plan is not None
+        """Whether checks run on loop callbacks alone (plain HTTP, TCP or DNS to an IP literal)."""
+        return self._plan is not None or self._dns is not None
 
-    def plain_check(self, on_done: Callable[[PlainCheck], object]) -> PlainCheck:
+    def plain_check(self, on_done: Callable[[LoopCheck], object]) -> LoopCheck:
         """A new check on the socket path, not started yet (only when `plain`)."""
+        loop = asyncio.get_running_loop()
+        if self._dns is not None:
+            return DnsCheck(loop, self._dns, on_done)
         if self._plan is None:
             raise ValueError(f"{self.target}: not a socket-path check")
-        return PlainCheck(asyncio.get_running_loop(), self._plan, on_done)
+        return PlainCheck(loop, self._plan, on_done)
 
-    def outcome(self, check: PlainCheck) -> ProbeOutcome:
+    def outcome(self, check: LoopCheck) -> ProbeOutcome:
         """The outcome of an ended plain check (a bug in it is an `internal error`, logged)."""
         failure = check.failure
         if failure is None:
@@ -95,7 +104,10 @@ class PreparedCheck:
         """Run one check; never raises (except cancellation)."""
         started = time.time()
         try:
-            if self._plan is not None:
+            if self._dns is not None:
+                await check_dns(self._dns)
+                status = None
+            elif self._plan is not None:
                 status = await check_plain(self._plan)
             else:
                 status = await check_transport(self.target, self._request, self._verify_context)

@@ -35,6 +35,7 @@ async def check_transport(
     spec = target.spec
     loop = asyncio.get_running_loop()
     transport, exchange = await _connect(target, loop)
+    exchange.keep_body = spec.body is not None
     if spec.kind is CheckKind.TCP:
         transport.close()
         return None
@@ -56,10 +57,13 @@ async def check_transport(
             raise CheckFailed(f"status {status}", status)
         length = body_length(exchange.head)
         # The verdict is in: the body is drained up to the cap until the deadline, no more.
-        exchange.body_want = body_want(status, length)
+        head_only = spec.http_method == "HEAD"  # no body, whatever the headers say
+        exchange.body_want = 0 if head_only else body_want(status, length)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(deadline):
                 await exchange.wait(exchange.body_done)
+        if spec.body is not None and spec.body.encode() not in exchange.body[:BODY_CAP]:
+            raise CheckFailed("body mismatch", status)
         clean = exchange.error is None and (
             exchange.ended or (length is not None and length <= BODY_CAP)
         )
@@ -79,6 +83,8 @@ class _Exchange(asyncio.Protocol):
         self.head: bytes | None = None
         self.body_want = BODY_CAP + 1  # set once the head is judged
         self.body_seen = 0
+        self.keep_body = False  # with a body match: the body is kept (up to the cap)
+        self.body = b""
         self.ended = False  # EOF or connection lost
         self.error: BaseException | None = None
         self._buffer = b""
@@ -98,6 +104,8 @@ class _Exchange(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.head is not None:
+            if self.keep_body and len(self.body) < BODY_CAP:
+                self.body += data
             self.body_seen += len(data)
             if self.body_seen >= self.body_want:
                 self._wake()
@@ -106,6 +114,8 @@ class _Exchange(asyncio.Protocol):
         end = self._buffer.find(HEAD_END)
         if end >= 0:
             self.head = self._buffer[: end + 4]
+            if self.keep_body:
+                self.body = self._buffer[end + 4 :]
             self.body_seen = len(self._buffer) - end - 4
             self._buffer = b""
             self._wake()

@@ -53,14 +53,23 @@ LOCAL_ERRNOS: dict[int, str] = {
 
 
 def request_bytes(target: CheckTarget) -> bytes:
-    """The GET request of a check."""
-    return (
-        f"GET {target.spec.path} HTTP/1.1\r\n"
-        f"Host: {target.host_header()}\r\n"
-        f"User-Agent: {USER_AGENT}\r\n"
-        "Accept: */*\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode()
+    """The request of an HTTP(S) check (`header=` replaces a default header of the same name)."""
+    spec = target.spec
+    headers = {"host": ("Host", target.host_header())}
+    headers["user-agent"] = ("User-Agent", USER_AGENT)
+    headers["accept"] = ("Accept", "*/*")
+    for name, value in spec.headers:
+        headers[name.lower()] = (name, value)
+    lines = [f"{spec.http_method} {spec.path} HTTP/1.1"]
+    lines += [f"{name}: {value}" for name, value in headers.values()]
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def send_bytes(target: CheckTarget) -> bytes | None:
+    """What a tcp check sends once connected: its `send=` line ended with CRLF, else nothing."""
+    send = target.spec.send
+    return None if send is None else (send + "\r\n").encode()
 
 
 def parse_status(head: bytes) -> int:

@@ -23,12 +23,14 @@ class Method(enum.Enum):
 
 
 class CheckKind(enum.Enum):
-    """What a check does: an HTTP(S) GET, a TCP connect, or nothing (`-`)."""
+    """What a check does: an HTTP(S) request, a TCP connect, a DNS query, a program, or nothing."""
 
     HTTP = "http"
     HTTPS = "https"
     TCP = "tcp"
     NONE = "none"
+    DNS = "dns"
+    EXEC = "exec"
 
 
 StatusRange = tuple[int, int]
@@ -55,6 +57,19 @@ class CheckSpec:
     response_timeout: float = 3.0
     rise: int = 1
     fall: int = 1
+    # HTTP(S): the request method, extra headers, text the body must contain (None: any body).
+    http_method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str | None = None
+    # TCP: a line sent once connected, a prefix the first bytes read must start with.
+    send: str | None = None
+    banner: str | None = None
+    # DNS: the query type (the name is `url_host`) and the rcodes that pass.
+    dns_type: str = "A"
+    dns_rcodes: tuple[str, ...] = ("NOERROR",)
+    # EXEC: the program and its arguments (`%a`/`%p` not yet substituted); exit codes as weights.
+    argv: tuple[str, ...] = ()
+    dynamic: bool = False
 
     def passes_status(self, status: int) -> bool:
         """Whether an HTTP status is one of the expected ones."""
@@ -67,6 +82,10 @@ class CheckSpec:
         port = f":{self.url_port}" if self.url_port is not None else ""
         if self.kind is CheckKind.TCP:
             return f"tcp://{port}"
+        if self.kind is CheckKind.EXEC:
+            return "exec:" + " ".join(self.argv)
+        if self.kind is CheckKind.DNS:
+            return f"dns://{self.url_host}{port}?type={self.dns_type}"
         if self.url_host is None:
             return self.path
         return f"{self.kind.value}://{self.url_host}{port}{self.path}"

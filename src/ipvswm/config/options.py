@@ -13,6 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ipvswm.config.checkopts import (
+    HTTP_METHODS,
+    parse_header,
+    parse_http_method,
+    parse_match_text,
+)
 from ipvswm.config.model import CheckKind, Method, Proto, StatusRange
 from ipvswm.config.resolve import split_host_port, valid_hostname
 
@@ -298,6 +304,7 @@ class VsOption:
 
     convert: Callable[[str], Any]
     flag: bool = False  # whether a bare `key` means `key=true`
+    repeat: bool = False  # may be given more than once: the values are kept as a list, in order
 
 
 VS_OPTIONS: dict[str, VsOption] = {
@@ -312,8 +319,14 @@ VS_OPTIONS: dict[str, VsOption] = {
     "timeout": VsOption(parse_interval),
     "rise": VsOption(lambda v: parse_int(v, 1)),
     "fall": VsOption(lambda v: parse_int(v, 1)),
-    "expect": VsOption(parse_expect),
+    # Its meaning depends on the check kind (statuses, a banner prefix, rcodes): see checkopts.
+    "expect": VsOption(_text),
     "verify": VsOption(parse_bool, flag=True),
+    "http_method": VsOption(parse_http_method),
+    "header": VsOption(parse_header, repeat=True),
+    "body": VsOption(parse_match_text),
+    "send": VsOption(parse_match_text),
+    "dynamic": VsOption(parse_bool, flag=True),
 }
 """VS options by lower-case key."""
 _MAX_SHOWN = 60  # longest value quoted back in a message
@@ -333,9 +346,16 @@ def parse_vs_options(tokens: list[str]) -> tuple[dict[str, Any], list[str]]:
     for item in (part for token in tokens for part in token.split(",") if part):
         key, eq, value = item.partition("=")
         name = key.lower()
+        if name == "method" and value.upper() in HTTP_METHODS:
+            name = "http_method"  # `method=HEAD|GET` is the HTTP method, nat|dr|tun forwarding
         option = VS_OPTIONS.get(name)
         if option is None:
             problems.append(f"unknown option {show(key)} (known: {', '.join(VS_OPTIONS)})")
+        elif option.repeat and eq:
+            try:
+                values.setdefault(name, []).append(option.convert(value))
+            except ValueError as exc:
+                problems.append(f"option {name}: bad value {show(value)}: {exc}")
         elif name in values:
             problems.append(f"option '{name}' given twice")
         elif not eq and option.flag:
@@ -350,7 +370,10 @@ def parse_vs_options(tokens: list[str]) -> tuple[dict[str, Any], list[str]]:
     return values, problems
 
 
-CHECK_FORMS = "http://NAME[:PORT]/PATH, https://NAME[:PORT]/PATH, tcp://, tcp://:PORT, /PATH or -"
+CHECK_FORMS = (
+    "http://NAME[:PORT]/PATH, https://NAME[:PORT]/PATH, tcp://, tcp://:PORT, "
+    "dns://NAME[:PORT][?type=T], exec:/PROGRAM [ARG...], /PATH or -"
+)
 _AUTHORITY_RE = re.compile(r"[^/?#]*")
 
 
@@ -362,6 +385,8 @@ class CheckForm:
     url_host: str | None = None
     url_port: int | None = None
     path: str = "/"
+    dns_type: str = "A"
+    argv: tuple[str, ...] = ()
 
 
 def port_field(text: str) -> int:

@@ -21,8 +21,9 @@ Choices where SPEC §2 leaves room:
 - `name` of a VS or host is its HOST as written, without brackets; addresses are normalised.
   An IPv6 address must be bracketed (`2001:db8::1:80` is ambiguous and rejected).
 - Check URLs: a fragment (`#...`) is dropped as HTTP clients do, the query is kept; a bracketed
-  IPv6 name keeps its brackets in `url_host` (it is the Host header). `expect`/`verify` are
-  accepted whatever the check kind (a tcp check simply ignores them).
+  IPv6 name keeps its brackets in `url_host` (it is the Host header). `expect=` is read per check
+  kind and the kind-specific options are refused on other kinds (see `checkspec`); `verify` is
+  accepted whatever the check kind.
 - Lines end at `\\n` (a trailing `\\r` is ignored); a control character or U+FFFD (what invalid
   UTF-8 decodes to) outside a comment is an error rather than a value smuggled into a path.
 """
@@ -36,11 +37,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ipvswm.config.model import CheckSpec, Config, GlobalOptions, Host, Proto, VirtualService
+from ipvswm.config.checkspec import build_spec, parse_check_column, split_exec_args
+from ipvswm.config.model import (
+    CheckKind,
+    CheckSpec,
+    Config,
+    GlobalOptions,
+    Host,
+    Proto,
+    VirtualService,
+)
 from ipvswm.config.options import (
     GLOBALS_BY_LOWER,
     cluster_problems,
-    parse_check,
     parse_int,
     parse_vs_options,
     port_field,
@@ -271,31 +280,28 @@ class _Parser:
             return None
         where_to = self.address(number, where, tokens[1], (1, 2))
         try:
-            form = parse_check(tokens[2])
+            form = parse_check_column(tokens[2])
         except ValueError as exc:
             self.error(number, f"{where}: {exc}")
             form = None
-        opts, problems = parse_vs_options(tokens[3:])
+        check: CheckSpec | None = None
+        args: list[str] = []
+        option_tokens = tokens[3:]
+        if form is not None and form.kind is CheckKind.EXEC:
+            args, option_tokens = split_exec_args(option_tokens)
+        opts, problems = parse_vs_options(option_tokens)
         for problem in problems:
             self.error(number, f"{where}: {problem}")
         if "sorry_server" in opts:
             self.sorry_refs.append((number, tag, opts["sorry_server"]))
+        if form is not None and not problems:
+            check, problems = build_spec(form, args, opts, g)
+            for problem in problems:
+                self.error(number, f"{where}: {problem}")
         if where_to is None or form is None or problems:
             return None
+        assert check is not None
         address, name, ports = where_to
-        check = CheckSpec(
-            kind=form.kind,
-            url_host=form.url_host,
-            url_port=form.url_port,
-            path=form.path,
-            expect=opts.get("expect", ((200, 200),)),
-            verify=opts.get("verify", False),
-            interval=opts.get("interval", g.check_interval),
-            connect_timeout=opts.get("connect_timeout", g.check_timeout_connect),
-            response_timeout=opts.get("timeout", g.check_timeout_response),
-            rise=opts.get("rise", g.check_rise),
-            fall=opts.get("fall", g.check_fall),
-        )
         vs = VirtualService(
             tag=tag,
             address=address,
