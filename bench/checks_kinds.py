@@ -31,6 +31,7 @@ import dns.asyncquery
 import dns.message
 
 from ipvswm.checks.dns import DnsPlan, check_dns
+from ipvswm.checks.execcheck import ExecSlots, check_exec
 from ipvswm.checks.wire import CheckFailed
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
 
@@ -101,6 +102,23 @@ async def bench_dns(port: int, args: argparse.Namespace) -> None:
             print(f"# dns_{name}: {failed} failed checks", file=sys.stderr)
 
 
+async def bench_exec(args: argparse.Namespace) -> None:
+    spec = CheckSpec(CheckKind.EXEC, argv=("/bin/true",), response_timeout=30.0)
+    target = CheckTarget("127.0.0.51", 80, spec)
+    slots = ExecSlots(args.exec_max)
+    wall0 = time.monotonic()
+    results = await asyncio.gather(
+        *(check_exec(target, slots) for _ in range(args.exec_checks)), return_exceptions=True
+    )
+    wall = time.monotonic() - wall0
+    failed = sum(1 for r in results if r is not None)
+    print(f"exec_max_concurrent = {args.exec_max} programs")
+    print(f"exec_checks_per_second = {args.exec_checks / wall:.0f} checks/s")
+    print(f"exec_peak_running = {slots.peak} programs")
+    if failed:
+        print(f"# exec: {failed} failed checks", file=sys.stderr)
+
+
 def main(args: argparse.Namespace) -> None:
     root = os.path.join(os.path.dirname(__file__), "..")
     responder = subprocess.Popen(  # noqa: S603 (our interpreter, our script)
@@ -113,6 +131,7 @@ def main(args: argparse.Namespace) -> None:
         assert responder.stdout is not None
         port = int(responder.stdout.readline())
         asyncio.run(bench_dns(port, args))
+        asyncio.run(bench_exec(args))
     finally:
         assert responder.stdin is not None
         responder.stdin.close()

@@ -19,6 +19,7 @@ from typing import Any
 from ipvswm import sdnotify
 from ipvswm.alerts import Mailer
 from ipvswm.checks.checkset import CheckSet
+from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
 from ipvswm.cluster.adapter import ClusterStartError, ClusterStore
 from ipvswm.cluster.memory import Memory
 from ipvswm.config.model import Config
@@ -146,6 +147,7 @@ class Daemon:
                 return 1  # a wrong password or certificate: a clear start-up error
             await self.owner.start(self.engine.startup_step())
             self.checks = CheckSet(self._on_check_result)
+            EXEC_SLOTS.set_limit(self.config.options.check_exec_max_concurrent)
             self.checks.update(self.config.check_targets())
             await self._start_services()
             sdnotify.ready("running")

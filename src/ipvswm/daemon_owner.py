@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ipvswm.alerts import host_lines
+from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
 from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.cluster.keys import describe_event
 from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
@@ -215,6 +216,7 @@ class Owner:
             return ReloadOutcome(ok=False, errors=(step.error,))
         old, d.config = d.config, config
         targets = config.check_targets()
+        EXEC_SLOTS.set_limit(config.options.check_exec_max_concurrent)
         added, removed = d.checks.update(targets)
         d.metrics.retain_checks(targets)
         if d.logs is not None and old.options != config.options:

@@ -32,6 +32,8 @@ class CheckResult:
     ended: float
     cause: str = ""  # short failure cause ("connect refused", "status 503", ...); "" on pass
     changed: bool = False  # the status changed with this result
+    # A weight percentage the check set (exec: with dynamic=true): scales the target weight T.
+    weight_pct: int | None = None
 
 
 DEFAULT_REASON = "default"

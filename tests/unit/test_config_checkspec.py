@@ -112,3 +112,38 @@ def test_bad_dns_checks(check: str, message: str) -> None:
     [error] = errors(f"! w 192.0.2.1:53 {check}")
     assert error.startswith("c.conf:2: virtual service 'w': ")
     assert message in error
+
+
+def test_exec_arguments_end_at_the_first_option() -> None:
+    vs = vs_check(
+        "! x 192.0.2.1:80 exec:/usr/lib/check -v --to=%a:%p a%2Cb rise%3D3 rise=2,dynamic"
+    )
+    assert vs.check.kind is CheckKind.EXEC
+    assert vs.check.argv == ("/usr/lib/check", "-v", "--to=%a:%p", "a,b", "rise=3")
+    assert (vs.check.rise, vs.check.dynamic) == (2, True)
+    assert vs_check("! x 192.0.2.1:80 exec:/bin/true").check.argv == ("/bin/true",)
+
+
+@pytest.mark.parametrize(
+    ("check", "message"),
+    [
+        ("exec:bin/true", "exec: needs an absolute program path"),
+        ("exec:/bin/true %x", "exec argument: '%' must start an escape"),
+        ("exec:/bin/true expect=0", "an exec: check passes on exit 0"),
+        ("exec:/bin/true dynamic=maybe", "option dynamic: bad value 'maybe'"),
+    ],
+)
+def test_bad_exec_checks(check: str, message: str) -> None:
+    [error] = errors(f"! w 192.0.2.1:80 {check}")
+    assert error.startswith("c.conf:2: virtual service 'w': ")
+    assert message in error
+
+
+def test_exec_max_concurrent_key() -> None:
+    result = parse_text("Check.Exec.MaxConcurrent=4\n", "c.conf", resolver)
+    assert result.config is not None
+    assert result.config.options.check_exec_max_concurrent == 4
+    bad = parse_text("Check.Exec.MaxConcurrent=0\n", "c.conf", resolver)
+    assert [str(e) for e in bad.errors] == [
+        "c.conf:1: Check.Exec.MaxConcurrent: bad value '0': expected an integer 1..4096"
+    ]

@@ -275,6 +275,7 @@ class Checker:
             ended=outcome.ended,
             cause=outcome.cause,
             changed=changed,
+            weight_pct=outcome.weight_pct,
         )
         self._last = result
         try:

@@ -4,9 +4,9 @@ The message is dnspython's (`dns.message`: the query is made once per target, ea
 sets a fresh ID; the reply is parsed with `from_wire`). The I/O is the project's own: one
 connected non-blocking UDP socket per check, one reader callback and one timer on the loop, as
 plain checks do (`plain.py`). A connected socket only receives the server's datagrams and turns
-an ICMP port unreachable into ECONNREFUSED. Measured (bench/checks_kinds.py, 2 cores, load ~7):
-2150 checks per CPU-second on this path against 892 through `dns.asyncquery.udp` (a datagram
-transport, a task and a future per query), ~2.4x, so the own path is kept.
+an ICMP port unreachable into ECONNREFUSED. Measured (bench/checks_kinds.py, 2 cores, load 7-9):
+1805-2150 checks per CPU-second on this path against 892-1135 through `dns.asyncquery.udp` (a
+datagram transport, a task and a future per query), 1.6-2.4x, so the own path is kept.
 
 A check passes when, within the response deadline (`timeout=`), the reply (matching ID and
 question, QR set) has an rcode in `expect=` (default NOERROR) and, for NOERROR, at least one

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ipvswm.checks.dns import DnsCheck, DnsPlan, check_dns
+from ipvswm.checks.execcheck import check_exec
 from ipvswm.checks.plain import PlainCheck, SocketPlan, check_plain
 from ipvswm.checks.transport import check_transport
 from ipvswm.checks.wire import BODY_CAP, HEAD_LIMIT, CheckFailed, LocalError, request_bytes
@@ -41,6 +42,7 @@ class ProbeOutcome:
     started: float  # time.time() when the check began
     ended: float
     local_error: bool = False
+    weight_pct: int | None = None  # a weight percentage the check set (exec: with dynamic)
 
 
 Probe = Callable[[CheckTarget], Awaitable[ProbeOutcome]]
@@ -69,7 +71,7 @@ class PreparedCheck:
         self._dns = DnsPlan.for_target(target) if kind is CheckKind.DNS else None
         self._plan = (
             None
-            if kind in (CheckKind.HTTPS, CheckKind.DNS)
+            if kind in (CheckKind.HTTPS, CheckKind.DNS, CheckKind.EXEC)
             else SocketPlan.for_target(target, self._request)
         )
 
@@ -104,6 +106,9 @@ class PreparedCheck:
         """Run one check; never raises (except cancellation)."""
         started = time.time()
         try:
+            if self.target.spec.kind is CheckKind.EXEC:
+                pct = await check_exec(self.target)
+                return ProbeOutcome(True, "", None, started, time.time(), weight_pct=pct)
             if self._dns is not None:
                 await check_dns(self._dns)
                 status = None

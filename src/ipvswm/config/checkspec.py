@@ -72,7 +72,6 @@ _ONLY: dict[str, tuple[frozenset[CheckKind], str]] = {
     "send": (frozenset({CheckKind.TCP}), "tcp:// checks"),
     "dynamic": (frozenset({CheckKind.EXEC}), "exec: checks"),
 }
-EXEC_READY = False  # until the exec checker lands
 _EXEC_SUBST_RE = re.compile(r"%(.?)")
 
 
@@ -154,8 +153,6 @@ def build_spec(
             shown = "method=GET|HEAD" if name == "http_method" else name
             problems.append(f"option {shown} applies to {what} only")
     argv = form.argv
-    if form.kind is CheckKind.EXEC and not EXEC_READY:
-        problems.append("exec: checks are not available in this version")
     if form.kind is CheckKind.EXEC:
         try:
             argv = argv + tuple(exec_argument(a) for a in args)

@@ -192,6 +192,7 @@ class GlobalOptions:
     check_timeout_response: float = 3.0
     check_rise: int = 1
     check_fall: int = 1
+    check_exec_max_concurrent: int = 16
     metrics_listen: str = ""
     # Director pairs (issue 12): all off unless Cluster.Etcd is set.
     cluster_etcd: str = ""

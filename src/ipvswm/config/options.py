@@ -282,6 +282,7 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     _g("Check.Timeout.Response", "check_timeout_response", parse_interval),
     _g("Check.Rise", "check_rise", lambda v: parse_int(v, 1)),
     _g("Check.Fall", "check_fall", lambda v: parse_int(v, 1)),
+    _g("Check.Exec.MaxConcurrent", "check_exec_max_concurrent", lambda v: parse_int(v, 1, 4096)),
     _g("Metrics.Listen", "metrics_listen", lambda v: parse_endpoint(v, port_required=True)),
     _g("Cluster.Etcd", "cluster_etcd", lambda v: parse_endpoints(v)),
     _g("Cluster.Name", "cluster_name", lambda v: parse_cluster_word(v, "a cluster name")),

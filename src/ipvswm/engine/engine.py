@@ -21,6 +21,7 @@ from ipvswm.engine.rules import (
     evaluate,
     ramp_cause,
     ramp_next_change,
+    scaled_weight,
     significant,
 )
 from ipvswm.engine.sorry import SorryNotices
@@ -49,6 +50,7 @@ class TargetCheck:
     last_pass_started: float | None = None
     last_started: float | None = None
     last_ended: float | None = None
+    weight_pct: int | None = None  # what the check set (exec: dynamic), None: full weight
 
 
 class Engine:
@@ -228,11 +230,11 @@ class Engine:
         if result.passed and (last_pass is None or result.started > last_pass):
             last_pass = result.started
         self._checks[tid] = TargetCheck(
-            result.status, result.cause, last_pass, result.started, result.ended
+            result.status, result.cause, last_pass, result.started, result.ended, result.weight_pct
         )
         # Only pairs this result can change are re-evaluated: O(1) for a steady checker.
         todo: set[PairId] = set()
-        if result.status is not old.status:
+        if result.status is not old.status or result.weight_pct != old.weight_pct:
             todo.update(pids)
         elif result.passed:
             todo.update(self._awaiting[tid])
@@ -332,11 +334,12 @@ class Engine:
     ) -> None:
         """Re-evaluate one pair from a base state and record what changed."""
         pair = self._layout.pairs[pid]
-        state, fresh = base, True
+        state, fresh, pct = base, True, None
         tid = self._layout.tids.get(pid)
         if tid is not None:
             info = self._checks.get(tid)
             if info is not None:
+                pct = info.weight_pct
                 state = replace(
                     state,
                     check_status=info.status,
@@ -347,6 +350,7 @@ class Engine:
                 )
             fresh = pid not in self._stale[tid]
         target = pair.weight if state.override is None else state.override
+        target = scaled_weight(target, pct)  # a check's percentage scales T (override sets it)
         opts = self._layout.config.options
         ctx = Context(
             target=target,

@@ -47,6 +47,18 @@ def ramp_next_change(target: int, deadline: float, now: float) -> float | None:
     return min(max(change, now + MIN_RAMP_STEP), deadline)
 
 
+MAX_WEIGHT = 65535
+
+
+def scaled_weight(target: int, pct: int | None) -> int:
+    """T scaled by a check's weight percentage: ceil(T x p / 100), at least 1 while p > 0."""
+    if pct is None or target <= 0:
+        return target
+    if pct <= 0:
+        return 0
+    return min(max(math.ceil(target * pct / 100), 1), MAX_WEIGHT)
+
+
 def awaiting_pass(state: PairState) -> bool:
     """Rule 2: no PASS status, or the last pass started before the last enable or the outage."""
     if state.check_status is not CheckStatus.PASS or state.last_pass_started is None:
