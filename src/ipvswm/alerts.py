@@ -45,7 +45,7 @@ from ipvswm.alerts_smtp import (
     smtp_send,
 )
 from ipvswm.config.model import Config, GlobalOptions, VirtualService
-from ipvswm.engine.outputs import SorryChange
+from ipvswm.engine.outputs import KeptChange, SorryChange
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.kernel.table import Table
 from ipvswm.views import pair_views, service_key
@@ -92,6 +92,20 @@ def host_lines(config: Config, snapshot: StateSnapshot, kernel: Table, vs_tag: s
             line += f", reasons {','.join(sorted(view.reasons))}"
         lines.append(line)
     return lines
+
+
+def _kept_head(change: KeptChange, tag: str, where: str, when: str) -> str:
+    """The first lines of a depool-threshold mail."""
+    if change.on:
+        return (
+            f"Virtual service '{tag}' {where}: checks fail on more servers than its depool\n"
+            f"threshold ({change.threshold:g} of the target weight) lets go, so failing servers\n"
+            f"are kept in service since {when}: {', '.join(change.kept)}."
+        )
+    return (
+        f"Virtual service '{tag}' {where}: no failing server is kept in service any more\n"
+        f"(since {when}, after {change.after or 0.0:.1f}s)."
+    )
 
 
 async def _set_within(event: asyncio.Event, delay: float) -> bool:
@@ -157,9 +171,10 @@ class Mailer:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def build_message(
-        self, change: SorryChange, vs: VirtualService, host_lines: list[str]
+        self, change: SorryChange | KeptChange, vs: VirtualService, host_lines: list[str]
     ) -> EmailMessage:
-        """The alert mail for a sorry-server change (pure but for the Message-ID)."""
+        """The alert mail for a sorry-server or depool-threshold change (pure but for the
+        Message-ID)."""
         opts = self._options
         message = EmailMessage(policy=default_policy)
         message["Subject"] = change.subject()
@@ -172,11 +187,14 @@ class Mailer:
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
         message["X-Mailer"] = f"ipvs-weightman {__version__}"
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(change.at))
-        sorry = f"sorry server {change.sorry_host!r}" if change.sorry_host else "sorry server"
+        sorry_host = change.sorry_host if isinstance(change, SorryChange) else ""
+        sorry = f"sorry server {sorry_host!r}" if sorry_host else "sorry server"
         where = f"{service_key(vs)}" + (
             f" ({vs.name})" if vs.name and vs.name != vs.address else ""
         )
-        if change.on:
+        if isinstance(change, KeptChange):
+            head = _kept_head(change, vs.tag, where, when)
+        elif change.on:
             head = (
                 f"Virtual service '{vs.tag}' {where} has no real server with weight left:\n"
                 f"the {sorry} went in at {when}."
@@ -210,8 +228,11 @@ class Mailer:
         if not self._queue.full():
             self._queue.put_nowait(message)
 
-    def notify(self, change: SorryChange, vs: VirtualService, host_lines: list[str]) -> None:
-        """Queue the alert for a sorry-server change. Never blocks, never raises."""
+    def notify(
+        self, change: SorryChange | KeptChange, vs: VirtualService, host_lines: list[str]
+    ) -> None:
+        """Queue the alert for a sorry-server or depool-threshold change. Never blocks, never
+        raises."""
         try:
             subject = change.subject()
             if self._closed:

@@ -32,7 +32,7 @@ from ipvswm.daemon_queue import (
 )
 from ipvswm.engine.admin import NOTHING_TO_DO
 from ipvswm.engine.engine import Engine
-from ipvswm.engine.outputs import SorryChange, Step
+from ipvswm.engine.outputs import KeptChange, SorryChange, Step
 from ipvswm.engine.state import StateChanges
 from ipvswm.events import ConfigLoaded, EngineEvent, Tick
 from ipvswm.kernel.backend import BackendError
@@ -95,6 +95,8 @@ class Owner:
             log.info("%s", decision)
         for alert in step.alerts:
             self._alert(alert)
+        for kept in step.kept:
+            self._kept(kept)
         self.unsaved = merge_changes(self.unsaved, step.changes)
         await self._converge(None, "start-up")
         self.flush()
@@ -194,6 +196,8 @@ class Owner:
             log.info("%s", decision)
         for alert in step.alerts:
             self._alert(alert)
+        for kept in step.kept:
+            self._kept(kept)
 
     def _apply_config(self, config: Config, now: float, batch: Batch) -> ReloadOutcome:
         d = self.d
@@ -240,6 +244,27 @@ class Owner:
         if vs is not None and vs.email and alert.mail:
             lines = host_lines(d.config, d.engine_snapshot(), d.kernel_table(), alert.vs)
             d.mailer.notify(alert, vs, lines)
+
+    def _kept(self, change: KeptChange) -> None:
+        """Log (and with email=true mail) that the depool threshold keeps failing pairs in."""
+        d = self.d
+        if change.on:
+            log.warning(
+                "vs %s: depool threshold %g reached: failing pair(s) kept in service: %s",
+                change.vs,
+                change.threshold,
+                ", ".join(change.kept),
+            )
+        else:
+            log.info(
+                "vs %s: depool threshold: no failing pair kept in any more (after %.1fs)",
+                change.vs,
+                change.after or 0.0,
+            )
+        vs = d.config.service(change.vs)
+        if vs is not None and vs.email:
+            lines = host_lines(d.config, d.engine_snapshot(), d.kernel_table(), change.vs)
+            d.mailer.notify(change, vs, lines)
 
     # --- finishing a batch ----------------------------------------------------------------
 

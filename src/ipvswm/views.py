@@ -60,8 +60,9 @@ class PairView:
         return self.kernel_weight or 0
 
     def pending(self) -> str | None:
-        """None when settled, else what it is waiting for (AWAIT_PASS, RAMPING, SYNC)."""
-        if self.phase in (Phase.AWAIT_PASS, Phase.RAMPING):
+        """None when settled, else what it is waiting for (AWAIT_PASS, RAMPING, FAILING_KEPT:
+        a passing check, SYNC)."""
+        if self.phase in (Phase.AWAIT_PASS, Phase.RAMPING, Phase.FAILING_KEPT):
             return str(self.phase.value)
         return None if self.kernel_or_zero == self.desired else "SYNC"
 

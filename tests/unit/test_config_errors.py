@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ipvswm.config.options import VS_OPTIONS
 from ipvswm.config.parser import ConfigError, ParseResult, parse_file, parse_text
 
 
@@ -199,9 +200,9 @@ junk
 """
     result = parse_text(text, "www.conf", resolver)
     assert [str(e) for e in result.errors] == [
-        "www.conf:1: virtual service 'www': unknown option 'bogus' (known: email, sorry_server, "
-        "proto, scheduler, method, persistent, interval, connect_timeout, timeout, rise, fall, "
-        "expect, verify)",
+        "www.conf:1: virtual service 'www': unknown option 'bogus' (known: "
+        + ", ".join(VS_OPTIONS)  # every VS option, in table order
+        + ")",
         "www.conf:2: Check.Interval: bad value 'fast': expected seconds > 0 (e.g. 5 or 2.5)",
         "www.conf:3: duplicate virtual service tag 'www' (first at line 1)",
         "www.conf:4: host 'web1': unknown virtual service 'api' (known: www)",

@@ -51,6 +51,10 @@ def describe_diff(old: Config, new: Config) -> list[str]:
             before, after = getattr(a, name), getattr(b, name)
             if before != after:
                 lines.append(f"vs {tag}: {name} {_show(before)} -> {_show(after)}")
+        if a.depool_threshold != b.depool_threshold:
+            lines.append(
+                f"vs {tag}: depool_threshold {a.depool_threshold:g} -> {b.depool_threshold:g}"
+            )
 
     old_hosts = {h.tag: h for h in old.hosts}
     new_hosts = {h.tag: h for h in new.hosts}

@@ -110,6 +110,9 @@ class VirtualService:
     persistent: int | None = None  # seconds
     name: str = ""  # the address as written in the file (a hostname stays readable in logs)
     line: int = 0
+    # Failing checks may take pairs out only while those left carry this share (0..1) of the
+    # eligible target weight (SPEC §4, depool threshold); 0 = no limit.
+    depool_threshold: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,7 @@ class GlobalOptions:
     cluster_etcd_key: str = ""
     cluster_etcd_user: str = ""
     cluster_etcd_password_file: str = ""
+    check_depool_threshold: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ MAX_PERSISTENT = 2678400  # 31 days, the kernel's limit for a persistence timeou
 _INT_RE = re.compile(r"[0-9]{1,12}")
 # Plain decimal seconds, optionally suffixed with `s`; no exponents, signs, `_`, inf or nan.
 _SECONDS_RE = re.compile(r"([0-9]{1,12}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})s?")
+_FRACTION_RE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{0,9})?|\.[0-9]{1,9}")
 _SCHEDULER_RE = re.compile(r"[a-z]{1,32}")
 _TAG_RE = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -83,6 +84,17 @@ def parse_interval(text: str) -> float:
 def parse_delay(text: str) -> float:
     """A delay or duration that may be zero: seconds >= 0."""
     return parse_seconds(text, positive=False)
+
+
+def parse_fraction(text: str) -> float:
+    """A share as a decimal number from 0 to 1 (`0.5`, `.75`, `1`)."""
+    what = "a decimal number from 0 to 1 (e.g. 0.5)"
+    if _FRACTION_RE.fullmatch(text) is None:
+        raise ValueError(f"expected {what}")
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"expected {what}")
+    return value
 
 
 def parse_method(text: str) -> Method:
@@ -285,6 +297,7 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     _g("Cluster.Etcd.Key", "cluster_etcd_key", _text),
     _g("Cluster.Etcd.User", "cluster_etcd_user", _text),
     _g("Cluster.Etcd.PasswordFile", "cluster_etcd_password_file", _text),
+    _g("Check.DepoolThreshold", "check_depool_threshold", parse_fraction),
 )
 """Every global key, in SPEC order."""
 
@@ -314,6 +327,7 @@ VS_OPTIONS: dict[str, VsOption] = {
     "fall": VsOption(lambda v: parse_int(v, 1)),
     "expect": VsOption(parse_expect),
     "verify": VsOption(parse_bool, flag=True),
+    "depool_threshold": VsOption(parse_fraction),
 }
 """VS options by lower-case key."""
 _MAX_SHOWN = 60  # longest value quoted back in a message

@@ -310,6 +310,7 @@ class _Parser:
             persistent=opts.get("persistent"),
             name=name,
             line=number,
+            depool_threshold=opts.get("depool_threshold", g.check_depool_threshold),
         )
         return vs if self.unique_service(vs) else None
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import heapq
+from dataclasses import replace
 
-from ipvswm.engine.outputs import Decision, SorryChange, Step
+from ipvswm.engine.outputs import Decision, KeptChange, SorryChange, Step
 from ipvswm.engine.state import HostState, PairId, PairState, StateChanges, VsState
 from ipvswm.kernel.table import ServiceKey
 
@@ -22,8 +23,30 @@ class StepBuilder:
         self.managed_removed: set[ServiceKey] = set()
         self.touched: set[ServiceKey] = set()
         self.recheck: set[str] = set()  # VS tags whose sorry state must be re-derived
+        self.limit: set[str] = set()  # VS tags whose depool threshold must be re-applied
+        self.kept: list[KeptChange] = []
+        self._decided: dict[tuple[str, str], int] = {}  # (vs, host) -> index in decisions
         self.error: str | None = None
         self.note: str | None = None
+
+    def begin(self) -> None:
+        """A new event: decisions from now on merge only with each other (see `decide`)."""
+        self._decided = {}
+
+    def decide(self, decision: Decision) -> None:
+        """Record a decision; a second one for the same pair within one event replaces the first,
+        keeping its old weight and phase, so a pair that the depool threshold settles after its
+        own rules is logged once, from where it was to where it ends (or not at all)."""
+        key = (decision.vs, decision.host)
+        index = self._decided.get(key)
+        if index is None:
+            self._decided[key] = len(self.decisions)
+            self.decisions.append(decision)
+            return
+        first = self.decisions[index]
+        self.decisions[index] = replace(
+            decision, old_weight=first.old_weight, old_phase=first.old_phase
+        )
 
     def changes(self) -> StateChanges:
         """The state changes gathered so far."""
@@ -38,13 +61,18 @@ class StepBuilder:
     def build(self, next_wakeup: float | None) -> Step:
         """The finished step."""
         return Step(
-            decisions=tuple(self.decisions),
+            decisions=tuple(
+                d
+                for d in self.decisions
+                if d.old_weight != d.new_weight or d.old_phase is not d.new_phase
+            ),
             alerts=tuple(self.alerts),
             changes=self.changes(),
             error=self.error,
             next_wakeup=next_wakeup,
             touched=frozenset(self.touched),
             note=self.note,
+            kept=tuple(self.kept),
         )
 
 

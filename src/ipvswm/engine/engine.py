@@ -13,12 +13,15 @@ from ipvswm.config.model import CheckTarget, Config
 from ipvswm.engine import admin
 from ipvswm.engine.builder import RampSchedule, StepBuilder
 from ipvswm.engine.checkpoint import copy_attributes
+from ipvswm.engine.depool import rebalance
 from ipvswm.engine.layout import Layout
-from ipvswm.engine.outputs import Decision, Step
+from ipvswm.engine.outputs import Decision, KeptChange, Step
 from ipvswm.engine.rules import (
     Context,
     check_cause,
+    depool_candidate,
     evaluate,
+    kept_in,
     ramp_cause,
     ramp_next_change,
     significant,
@@ -122,6 +125,7 @@ class Engine:
         """Feed one event; returns what changed (the start-up changes come with the first call)."""
         b = self._pending if self._pending is not None else StepBuilder()
         self._pending = None
+        b.begin()
         if isinstance(event, CheckResult):
             self._on_check(event, now, b)
         elif isinstance(event, Tick):
@@ -361,10 +365,30 @@ class Engine:
         if not fresh and new.phase is Phase.DISABLED:
             self._adopted[pid] = 0  # the kernel will have 0 from now on
         old = self._pairs[pid]
+        if self._layout.vss[pair.vs].depool_threshold > 0 or old.phase is Phase.FAILING_KEPT:
+            b.limit.add(pair.vs)  # _close re-applies the threshold to the whole VS
+            if old.phase is Phase.FAILING_KEPT and fresh and depool_candidate(new):
+                new = kept_in(new, target)  # still failing: kept unless the VS needs it no more
+        self._record(pid, new, cause, b, now, target if fresh else None)
+
+    def _record(
+        self,
+        pid: PairId,
+        new: PairState,
+        cause: Cause,
+        b: StepBuilder,
+        now: float,
+        target: int | None,
+    ) -> None:
+        """Make `new` the pair's state and record what changed; `target` (None while not fresh)
+        times its ramp."""
+        pair = self._layout.pairs[pid]
+        tid = self._layout.tids.get(pid)
+        old = self._pairs[pid]
         self._pairs[pid] = new
         if new.weight != old.weight or new.phase is not old.phase:
             text = cause if isinstance(cause, str) else cause(new)
-            b.decisions.append(
+            b.decide(
                 Decision(pair.vs, pair.host, old.weight, new.weight, old.phase, new.phase, text)
             )
             if new.weight != old.weight:
@@ -380,19 +404,24 @@ class Engine:
             else:
                 self._awaiting[tid].discard(pid)
         when = None
-        if fresh and new.phase is Phase.RAMPING and new.ramp_deadline is not None:
+        if target is not None and new.phase is Phase.RAMPING and new.ramp_deadline is not None:
             when = ramp_next_change(target, new.ramp_deadline, now)
         self._ramps.set(pid, when)
 
     def _close(self, b: StepBuilder, now: float) -> None:
-        """Derive the sorry state of every VS whose weight sum may have changed."""
+        """Apply depool thresholds, then derive the sorry state of every VS whose weight sum
+        may have changed."""
+        for tag in sorted(b.limit):
+            self._limit(tag, now, b)
+        b.limit.clear()
         for tag in sorted(b.recheck):
             need = self._vs_sum[tag] == 0
             st = self._vss[tag]
             sorry = self._layout.sorry[tag]
             label = "" if sorry is None else sorry.label
             if need != st.sorry_on:
-                self._vss[tag] = b.vss[tag] = VsState(need, now if need else None)
+                since = now if need else None
+                self._vss[tag] = b.vss[tag] = replace(st, sorry_on=need, sorry_since=since)
                 self._dirty.add(tag)
                 b.touched.add(self._layout.keys[tag])
                 b.alerts.append(self._notices.switch(tag, st, need, now, label))
@@ -401,6 +430,27 @@ class Engine:
                 if confirmed is not None:
                     b.alerts.append(confirmed)
         b.recheck.clear()
+
+    def _limit(self, tag: str, now: float, b: StepBuilder) -> None:
+        """Re-apply a VS's depool threshold; announce when it starts or stops keeping pairs."""
+        layout = self._layout
+
+        def fresh(pid: PairId) -> bool:
+            tid = layout.tids.get(pid)
+            return tid is None or pid not in self._stale[tid]
+
+        plan = rebalance(layout, tag, self._pairs, self._hosts, fresh, now)
+        for pid, new, cause in plan.changes:
+            self._record(pid, new, cause, b, now, None)  # kept or out: no ramp to schedule
+        st = self._vss[tag]
+        threshold = layout.vss[tag].depool_threshold
+        if plan.keeping and st.kept_since is None:
+            self._vss[tag] = b.vss[tag] = replace(st, kept_since=now)
+            b.kept.append(KeptChange(tag, True, now, threshold, plan.keeping))
+        elif not plan.keeping and st.kept_since is not None:
+            self._vss[tag] = b.vss[tag] = replace(st, kept_since=None)
+            after = max(now - st.kept_since, 0.0)
+            b.kept.append(KeptChange(tag, False, now, threshold, after=after))
 
     def _sync_managed(self, b: StepBuilder) -> None:
         for key in self._layout.keys.values():

@@ -48,6 +48,27 @@ class SorryChange:
 
 
 @dataclass(frozen=True, slots=True)
+class KeptChange:
+    """The depool threshold began (on=True) or stopped keeping failing pairs of a VS in service.
+
+    Logged, and mailed when the VS has `email=true` (a failing check that cannot take pairs out
+    means the VS runs on servers that fail their checks).
+    """
+
+    vs: str
+    on: bool
+    at: float
+    threshold: float  # the VS's depool_threshold
+    kept: tuple[str, ...] = ()  # when on: the hosts kept in
+    after: float | None = None  # when off: seconds the threshold kept pairs in
+
+    def subject(self) -> str:
+        if self.on:
+            return f"VS '{self.vs}' FAILING KEPT (depool threshold {self.threshold:g})"
+        return f"VS '{self.vs}' FAILING KEPT over (after {self.after or 0.0:.1f}s)"
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """The result of feeding one event to the engine."""
 
@@ -59,3 +80,4 @@ class Step:
     # The services whose desired entry may have changed in this step: reconcile only these.
     touched: frozenset[ServiceKey] = frozenset()
     note: str | None = None  # an informational reply that is not an error ("nothing to do")
+    kept: tuple[KeptChange, ...] = ()  # depool-threshold switches, like `alerts` for sorry

@@ -67,16 +67,21 @@ def evaluate(state: PairState, ctx: Context, now: float) -> PairState:
             down_since=now if state.down_since is None else state.down_since,
             ramp_duration=None,
             ramp_deadline=None,
+            failed_at=None,  # an operator took it out: no check did
         )
     if ctx.checked and not ctx.fresh:
         return replace(state, weight=ctx.adopted, phase=_adopted_phase(state, ctx))
     if ctx.checked and awaiting_pass(state):
+        failed_at = state.failed_at
+        if failed_at is None and state.weight > 0 and state.check_status is CheckStatus.FAIL:
+            failed_at = now  # a failing check takes it out of service (or would: see depool)
         return replace(
             state,
             weight=0,
             phase=Phase.AWAIT_PASS,
             down_since=now if state.down_since is None else state.down_since,
             ramp_deadline=None,  # the duration stays: the ramp restarts from the beginning
+            failed_at=failed_at,
         )
     duration = state.ramp_duration
     deadline = state.ramp_deadline
@@ -95,6 +100,7 @@ def evaluate(state: PairState, ctx: Context, now: float) -> PairState:
             down_since=None,
             ramp_duration=duration,
             ramp_deadline=deadline,
+            failed_at=None,
         )
     return replace(
         state,
@@ -103,12 +109,46 @@ def evaluate(state: PairState, ctx: Context, now: float) -> PairState:
         down_since=None,
         ramp_duration=None,
         ramp_deadline=None,
+        failed_at=None,
     )
+
+
+def depool_candidate(state: PairState) -> bool:
+    """Whether the depool threshold may keep the pair in: out (or kept) by a failing check only."""
+    return (
+        state.failed_at is not None
+        and state.check_status is CheckStatus.FAIL
+        and state.phase in (Phase.AWAIT_PASS, Phase.FAILING_KEPT)
+    )
+
+
+def kept_in(state: PairState, target: int) -> PairState:
+    """A failing pair kept in service by the depool threshold: it carries its target weight.
+
+    It is not down (so no ramp on recovery) and any ramp it had is over.
+    """
+    return replace(
+        state,
+        weight=target,
+        phase=Phase.FAILING_KEPT,
+        down_since=None,
+        ramp_duration=None,
+        ramp_deadline=None,
+    )
+
+
+def taken_out(state: PairState, now: float) -> PairState:
+    """A failing pair the depool threshold no longer keeps: out of service from now (rule 2)."""
+    if state.phase is Phase.AWAIT_PASS:
+        return state
+    return replace(state, weight=0, phase=Phase.AWAIT_PASS, down_since=now, ramp_deadline=None)
 
 
 def _adopted_phase(state: PairState, ctx: Context) -> Phase:
     """The phase shown while a pair keeps the kernel's weight until its first check."""
     if ctx.adopted > 0:
+        if state.phase is Phase.FAILING_KEPT:
+            return Phase.FAILING_KEPT  # kept in before a restart: still is until its check says
         return Phase.RAMPING if state.ramp_deadline is not None else Phase.ENABLED
     if state.phase is Phase.ENABLED and ctx.target == 0:
         return Phase.ENABLED
@@ -128,6 +168,7 @@ def significant(state: PairState) -> tuple[object, ...]:
         state.weight,
         state.phase,
         state.applied_weight,
+        state.failed_at,
     )
 
 
@@ -143,6 +184,9 @@ def check_cause(status: CheckStatus, cause: str, new: PairState) -> str:
         return f"check passed, ramp {new.ramp_duration or 0:g}s"
     if new.phase is Phase.DISABLED:
         return "disabled"
+    if new.phase is Phase.FAILING_KEPT:
+        failed = f"check failed: {cause}" if cause else "check failed"
+        return f"{failed}; kept in by the depool threshold"
     return "check passed"
 
 

@@ -16,6 +16,7 @@ class Phase(enum.Enum):
     AWAIT_PASS = "AWAIT_PASS"
     RAMPING = "RAMPING"
     ENABLED = "ENABLED"
+    FAILING_KEPT = "FAILING_KEPT"  # its check fails, but the depool threshold keeps it in
 
 
 PairId = tuple[str, str]
@@ -47,14 +48,18 @@ class PairState:
     weight: int = 0  # the desired weight last computed
     phase: Phase = Phase.AWAIT_PASS
     applied_weight: int | None = None  # the weight last applied to (or adopted from) the kernel
+    # When a failing check would have taken the pair out of service (it carried weight); kept
+    # until it is back in service or disabled. Orders the pairs the depool threshold keeps in.
+    failed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class VsState:
-    """Per virtual service: whether its sorry server is in, and since when."""
+    """Per virtual service: its sorry server (in or not, since when) and depool-threshold state."""
 
     sorry_on: bool = False
     sorry_since: float | None = None
+    kept_since: float | None = None  # since when the depool threshold keeps failing pairs in
 
 
 @dataclass(frozen=True, slots=True)
