@@ -16,7 +16,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from ipvswm import sdnotify
+from ipvswm import instance_lock, sdnotify
 from ipvswm.alerts import Mailer
 from ipvswm.checks.checkset import CheckSet
 from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
@@ -100,6 +100,7 @@ class Daemon:
         self.owner: Owner | None = None
         self.cluster: ClusterStore | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._instance_lock: int | None = None  # held (open) until the process exits
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -114,6 +115,12 @@ class Daemon:
             self.config_path,
             self.backend_name,
         )
+        try:
+            self._instance_lock = instance_lock.acquire(opts.db)
+        except (instance_lock.InstanceLocked, OSError) as exc:
+            log.error("cannot start: %s", exc)
+            self.logs.close()
+            return 1
         self.console = ConsoleServer(
             self.control,
             tcp=(opts.management_socket_ip, opts.management_socket_port)
@@ -127,6 +134,7 @@ class Daemon:
         except (ConsoleError, OSError) as exc:
             log.error("cannot start the management console (another ipvswm running?): %s", exc)
             self.logs.close()
+            self._release_lock()
             return 1
         try:
             self.store = Store(opts.db)
@@ -135,6 +143,7 @@ class Daemon:
             log.error("cannot open the state database: %s", exc)
             await self.console.close()
             self.logs.close()
+            self._release_lock()
             return 1
         if opts.cluster_etcd and not await self._open_cluster():
             await self._shutdown()
@@ -291,6 +300,13 @@ class Daemon:
         log.info("ipvswm stopped")
         if self.logs is not None:
             self.logs.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        """Close the lock file (an in-process restart, as in tests, may then take it again)."""
+        if self._instance_lock is not None:
+            os.close(self._instance_lock)
+            self._instance_lock = None
 
     def _alive(self) -> bool:
         """For the systemd watchdog: the owner loop took a step recently (resyncs keep it busy)."""

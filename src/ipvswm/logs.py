@@ -7,6 +7,7 @@ Lines are `YYYY-MM-DD HH:MM:SS.ffffff|PID|message` (UTC) in the log file and on 
 from __future__ import annotations
 
 import datetime
+import io
 import logging
 import logging.handlers
 import os
@@ -132,6 +133,13 @@ class LogFileHandler(logging.handlers.WatchedFileHandler):
     """
 
     _failing = False
+
+    def _open(self) -> io.TextIOWrapper:
+        """Open for append; a new file is created 0640 whatever the umask (it names hosts)."""
+        fd = os.open(
+            self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640
+        )
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -108,6 +108,13 @@ class Store:
             raise StoreError(f"{self.path}: {what}: {exc}") from exc
 
     def _open(self) -> sqlite3.Connection:
+        # Created 0600 whatever the umask; SQLite gives -wal and -shm the DB file's mode.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)  # an older, looser file: reasons and overrides are private
+        finally:
+            os.close(fd)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import DaemonProcess, ipvswm_command, wait_until
+from tests.support.daemon import DaemonProcess, free_port, ipvswm_command, wait_until
 from tests.support.emulator import Emulator, wait_weight
 from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
 
@@ -252,6 +252,37 @@ def test_a_second_daemon_refuses_to_start(site: Site) -> None:
     )
     assert second.returncode == 1
     assert "already running" in second.stderr
+    assert not second_log.exists() or not second_log.read_text().strip()
+
+
+def test_a_deleted_socket_file_does_not_let_a_second_daemon_manage_the_table(site: Site) -> None:
+    site.emu.require_emulator()
+    site.start_healthy()
+    site.daemon.sock.unlink()  # the socket file alone was the lock
+    # The same config (DB, table) but a TCP port of its own: only the lock can refuse it.
+    port = free_port("127.0.0.1")
+    text = site.daemon.config.read_text().replace(
+        f"Management.Socket.Port={site.daemon.tcp_port}\n", f"Management.Socket.Port={port}\n"
+    )
+    second_config = site.daemon.config.with_name("second.conf")
+    second_config.write_text(text)
+    second_log = site.daemon.db.parent / "second-ipvsadm.log"
+    second = subprocess.Popen(
+        [*ipvswm_command(), "run", "--foreground", "-c", str(second_config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**site.daemon.env, "IPVSADM_EMU_LOG": str(second_log)},
+    )
+    try:
+        code = second.wait(60)
+    except subprocess.TimeoutExpired:
+        code = None  # it kept running: it manages the table too
+    finally:
+        if second.poll() is None:
+            second.kill()
+        second.communicate()
+    assert code == 1
+    assert f"another ipvswm manages the state DB {site.daemon.db}" in site.daemon.log_text()
     assert not second_log.exists() or not second_log.read_text().strip()
 
 

@@ -379,3 +379,17 @@ def test_everything_at_once(tmp_path: Path, udp_listener: socket.socket) -> None
     log.info("all three")
     assert messages(path) == ["all three"]
     assert receive(udp_listener).endswith("]: all three")
+
+
+def test_the_log_file_is_created_0640_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "ipvswm.log"
+    old = os.umask(0)
+    try:
+        setup_logging(options(log_path=str(path)), foreground=False)
+        log.info("one line")
+        os.rename(path, tmp_path / "ipvswm.log.1")  # rotated: the reopened file is new too
+        log.info("after")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "ipvswm.log.1").stat().st_mode & 0o777 == 0o640

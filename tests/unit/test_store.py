@@ -439,3 +439,21 @@ def test_dump_file_of_missing_or_empty_database(db: str) -> None:
     Path(db).touch()
     assert dump_file(db).startswith("hosts (0):")
     assert Path(db).stat().st_size == 0
+
+
+def test_the_db_and_its_wal_and_shm_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)  # the loosest umask: every file would be 0644/0666 by default
+    try:
+        path = tmp_path / "state.db"
+        store = Store(str(path))
+        store.save(StateChanges())  # a write: the -wal and -shm files exist now
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+        store.close()
+        loose = tmp_path / "loose.db"
+        loose.touch(mode=0o666)
+        Store(str(loose)).close()
+    finally:
+        os.umask(old)
+    assert {"state.db", "state.db-wal", "state.db-shm"} <= set(modes), modes
+    assert set(modes.values()) == {0o600}, {k: oct(v) for k, v in modes.items()}
+    assert loose.stat().st_mode & 0o777 == 0o600  # an older, looser DB is tightened
