@@ -34,11 +34,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         count = result.error_count() if result.config is None else len(errors)
         print(f"{args.config}: {count} error(s), configuration is NOT valid")
         return EXIT_FAILED
-    problems = run_needs(result.config.options)
-    for problem in problems:
-        print(f"{args.config}: {problem}")
-    if problems:
-        print(f"{args.config}: {len(problems)} error(s): `run` would not work as configured")
+    needs = run_needs(result.config.options)
+    for need in needs:
+        print(f"{args.config}: {need}")
+    if needs:
+        print(f"{args.config}: {len(needs)} error(s): `run` would not work as configured")
         return EXIT_FAILED
     print(f"{args.config}: OK: {summarize(result.config)}")
     return EXIT_OK
