@@ -111,6 +111,8 @@ class AddressResolver:
     def prefetch(self, hosts: list[str], workers: int = 16) -> None:
         """Resolve the names among `hosts` concurrently, at most `workers` at a time, into the
         cache: a dead resolver then costs one timeout, not one per name."""
+        if not self.lookups:  # the file is already rejected: nobody sees what a lookup finds
+            return
         names = sorted(
             {h for h in hosts if not _DOTTED_RE.fullmatch(h) and valid_hostname(h)}
             - set(self._cache)
