@@ -17,11 +17,17 @@ EXIT_TIMEOUT = 3
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Parse and validate a config file; print every error, or a one-line summary."""
+    from ipvswm.config.filecheck import insecure_reason
     from ipvswm.config.parser import parse_file, summarize
 
     result = parse_file(args.config)
     for error in result.errors:
         print(error)
+    insecure = None if args.allow_insecure_config else insecure_reason(args.config)
+    if insecure is not None:
+        print(insecure)
+        print(f"{args.config}: configuration is NOT safe to run")
+        return EXIT_FAILED
     if result.config is None:
         print(f"{args.config}: {len(result.errors)} error(s), configuration is NOT valid")
         return EXIT_FAILED
@@ -33,10 +39,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Validate the config, check no other daemon answers, detach (unless --foreground), run."""
     import asyncio
 
+    from ipvswm.config.filecheck import insecure_reason
     from ipvswm.config.parser import parse_file
     from ipvswm.daemon import Daemon
     from ipvswm.daemonize import daemonize, fail, running_instance
 
+    insecure = None if args.allow_insecure_config else insecure_reason(args.config)
+    if insecure is not None:
+        return fail(f"{insecure}; not starting")
     result = parse_file(args.config)
     if result.config is None:
         for error in result.errors:
@@ -89,8 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--foreground", "-f", action="store_true", help="do not daemonise")
     run.add_argument("--backend", choices=["ipvsadm", "netlink", "dry-run"], default=None)
     run.add_argument("--pid-file", default=None)
+    insecure_help = "accept a config file writable by group/others or owned by another user"
+    run.add_argument("--allow-insecure-config", action="store_true", help=insecure_help)
 
-    with_config(sub.add_parser("check-config", help="validate a config file"))
+    check = with_config(sub.add_parser("check-config", help="validate a config file"))
+    check.add_argument("--allow-insecure-config", action="store_true", help=insecure_help)
     with_config(sub.add_parser("console", help="interactive console to the running daemon"))
     ctl = with_config(sub.add_parser("ctl", help="run one console command"))
     ctl.add_argument("--json", action="store_true", help="reply as JSON")
