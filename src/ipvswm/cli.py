@@ -22,11 +22,17 @@ EXIT_TIMEOUT = 3
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Parse and validate a config file; print every error, or a one-line summary."""
+    from ipvswm.config.filecheck import insecure_reason
     from ipvswm.config.guard import problems
     from ipvswm.config.parser import parse_file, summarize
 
     _warnings_to_stderr()
     result = parse_file(args.config)
+    insecure = None if args.allow_insecure_config else insecure_reason(args.config)
+    if insecure is not None:
+        print(insecure)
+        print(f"{args.config}: configuration is NOT safe to run")
+        return EXIT_FAILED
     errors = result.messages() if result.config is None else problems(result.config)
     for line in errors:
         print(line)
@@ -80,10 +86,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Validate the config, check no other daemon answers, detach (unless --foreground), run."""
     import asyncio
 
+    from ipvswm.config.filecheck import insecure_reason
     from ipvswm.config.parser import parse_file
     from ipvswm.daemon import Daemon
     from ipvswm.daemonize import daemonize, fail, running_instance
 
+    insecure = None if args.allow_insecure_config else insecure_reason(args.config)
+    if insecure is not None:
+        return fail(f"{insecure}; not starting")
     result = parse_file(args.config)
     if result.config is None:
         for line in result.messages():
@@ -160,8 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="write the daemon's pid here after detaching; removed when it exits (default: none)",
     )
+    insecure_help = "accept a config file writable by group/others or owned by another user"
+    run.add_argument("--allow-insecure-config", action="store_true", help=insecure_help)
 
-    with_config(sub.add_parser("check-config", help="validate a config file"))
+    check = with_config(sub.add_parser("check-config", help="validate a config file"))
+    check.add_argument("--allow-insecure-config", action="store_true", help=insecure_help)
     with_config(sub.add_parser("console", help="interactive console to the running daemon"))
     ctl = with_config(
         sub.add_parser(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,33 @@ def test_missing_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["check-config", "-c", path]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{path}:0: cannot read config file: No such file or directory"
+
+
+def test_a_config_others_may_edit_is_refused_unless_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, VALID)
+    os.chmod(path, 0o664)  # group-writable: a group member would choose what IPVSADM= runs
+    assert main(["check-config", "-c", path]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}: writable by group or others (mode 0664)" in out
+    assert f"fix: chmod go-w {path}" in out
+    assert main(["run", "--foreground", "-c", path]) == 1  # refused before anything starts
+    assert f"fix: chmod go-w {path}" in capsys.readouterr().err
+    assert main(["check-config", "--allow-insecure-config", "-c", path]) == 0
+    capsys.readouterr()
+    os.chmod(path, 0o644)
+    assert main(["check-config", "-c", path]) == 0
+
+
+def test_a_config_owned_by_another_user_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file to another user")  # CI and this machine: root
+    path = write(tmp_path, VALID)
+    os.chown(path, 65534, -1)  # nobody
+    assert main(["check-config", "-c", path]) == 1
+    out = capsys.readouterr().out
+    assert "owned by uid 65534, not root or the daemon's user" in out
+    assert f"fix: chown root {path}" in out
