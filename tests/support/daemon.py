@@ -23,12 +23,20 @@ def ipvswm_command() -> list[str]:
     return [sys.executable, "-m", "ipvswm.cli"]
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(address: str) -> int:
-    """A TCP port that was free on `address` a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((address, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port that was free on `address` a moment ago, and never handed out before in this
+    run: Linux may give bind(0) the same port twice in a row once the first socket is closed (a
+    daemon's metrics listener and its console got one port, and the test spoke to the console)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((address, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_until(
