@@ -170,22 +170,27 @@ class Mailer:
         host, port = self._relay
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
+    def _message(self, subject: str, at: float) -> EmailMessage:
+        """A mail with every alert's headers and no body yet."""
+        opts = self._options
+        message = EmailMessage(policy=default_policy)
+        message["Subject"] = subject
+        message["From"] = opts.email_from or f"ipvs-weightman@{self._hostname}"
+        message["To"] = opts.email_to
+        if opts.email_reply_to:
+            message["Reply-To"] = opts.email_reply_to
+        message["Date"] = formatdate(at, usegmt=True)
+        message["Message-ID"] = make_msgid("ipvswm", domain=self._hostname)
+        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
+        message["X-Mailer"] = f"ipvs-weightman {__version__}"
+        return message
+
     def build_message(
         self, change: SorryChange | KeptChange, vs: VirtualService, host_lines: list[str]
     ) -> EmailMessage:
         """The alert mail for a sorry-server or depool-threshold change (pure but for the
         Message-ID)."""
-        opts = self._options
-        message = EmailMessage(policy=default_policy)
-        message["Subject"] = change.subject()
-        message["From"] = opts.email_from or f"ipvs-weightman@{self._hostname}"
-        message["To"] = opts.email_to
-        if opts.email_reply_to:
-            message["Reply-To"] = opts.email_reply_to
-        message["Date"] = formatdate(change.at, usegmt=True)
-        message["Message-ID"] = make_msgid("ipvswm", domain=self._hostname)
-        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
-        message["X-Mailer"] = f"ipvs-weightman {__version__}"
+        message = self._message(change.subject(), change.at)
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(change.at))
         sorry_host = change.sorry_host if isinstance(change, SorryChange) else ""
         sorry = f"sorry server {sorry_host!r}" if sorry_host else "sorry server"
@@ -214,16 +219,7 @@ class Mailer:
         opts = self._options
         if self._closed or not opts.email_to or self._relay_error:
             return
-        message = EmailMessage(policy=default_policy)
-        message["Subject"] = subject
-        message["From"] = opts.email_from or f"ipvs-weightman@{self._hostname}"
-        message["To"] = opts.email_to
-        if opts.email_reply_to:
-            message["Reply-To"] = opts.email_reply_to
-        message["Date"] = formatdate(time.time(), usegmt=True)
-        message["Message-ID"] = make_msgid("ipvswm", domain=self._hostname)
-        message["Auto-Submitted"] = "auto-generated"
-        message["X-Mailer"] = f"ipvs-weightman {__version__}"
+        message = self._message(subject, time.time())
         message.set_content(f"{text}\n\n-- \nipvs-weightman on {self._hostname}\n")
         if not self._queue.full():
             self._queue.put_nowait(message)

@@ -35,7 +35,6 @@ MAX_PERSISTENT = 2678400  # 31 days, the kernel's limit for a persistence timeou
 _INT_RE = re.compile(r"[0-9]{1,12}")
 # Plain decimal seconds, optionally suffixed with `s`; no exponents, signs, `_`, inf or nan.
 _SECONDS_RE = re.compile(r"([0-9]{1,12}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})s?")
-_SHARE_RE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{0,9})?|\.[0-9]{1,9}")
 _FRACTION_RE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{0,9})?|\.[0-9]{1,9}")
 _SCHEDULER_RE = re.compile(r"[a-z]{1,32}")
 _TAG_RE = re.compile(r"[A-Za-z0-9_.-]+")
@@ -91,14 +90,6 @@ def parse_interval(text: str) -> float:
 def parse_delay(text: str) -> float:
     """A delay or duration that may be zero: seconds >= 0."""
     return parse_seconds(text, positive=False)
-
-
-def parse_share(text: str) -> float:
-    """A share of a whole: a decimal from 0 to 1 (e.g. 0.5)."""
-    match = _SHARE_RE.fullmatch(text)
-    if match is None or not 0 <= float(text) <= 1:
-        raise ValueError("expected a decimal from 0 to 1 (e.g. 0.5)")
-    return float(text)
 
 
 def parse_fraction(text: str) -> float:
@@ -301,7 +292,7 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     _g("Config.Path", "config_path", _text),
     _g("Config.CheckPeriod", "config_check_period", parse_interval),
     _g("Config.AutoCheck", "config_auto_check", parse_bool),
-    _g("Config.MaxRemovedShare", "config_max_removed_share", parse_share),
+    _g("Config.MaxRemovedShare", "config_max_removed_share", parse_fraction),
     _g("Config.ForgetAfter", "config_forget_after", parse_delay),
     _g("Log.Path", "log_path", _text),
     _g("Log.SysLog", "log_syslog", parse_bool),
