@@ -87,6 +87,9 @@ class EngineMachine(RuleBasedStateMachine):
         self.engine = Engine(self.cfg, self.now)
         self.host_reasons: dict[str, frozenset[str]] = dict.fromkeys(HOSTS, frozenset())
         self.pair_reasons: dict[PairId, frozenset[str]] = {}
+        # Reasons of pairs a reload removed: the engine keeps them and restores them when the
+        # pair comes back (issue 10 item 2).
+        self.kept_reasons: dict[PairId, frozenset[str]] = {}
         self.enabled_at: dict[PairId, float] = {}  # last command that left the pair with no reason
         self.target_status: dict[CheckTarget, CheckStatus] = {}
         self.last_pass: dict[CheckTarget, float] = {}
@@ -267,6 +270,8 @@ class EngineMachine(RuleBasedStateMachine):
                 kernel = _with_d(kernel, in_kernel)
             for tag in D_WEIGHTS:
                 pid = ("d", tag)
+                if pid in self.kept_reasons:
+                    self.pair_reasons[pid] = self.kept_reasons.pop(pid)
                 if tag in in_kernel:
                     self.enabled_at.pop(pid, None)
                     check = self._pairs()[pid]
@@ -279,6 +284,8 @@ class EngineMachine(RuleBasedStateMachine):
             self.mailed_on["d"] = False
         elif had_d and not with_d:
             for tag in D_WEIGHTS:
+                if self.pair_reasons.get(("d", tag)):
+                    self.kept_reasons[("d", tag)] = self.pair_reasons[("d", tag)]
                 for gone in (self.pair_reasons, self.enabled_at, self.adopted, self.kernel_weight):
                     gone.pop(("d", tag), None)
             del self.unchecked["d"], self.mailed_on["d"]
