@@ -149,7 +149,7 @@ class Daemon:
             await self._shutdown()
             return 1
         self._install_signals()
-        self.sync = KernelSync(make_backend(self.backend_name, opts.ipvsadm))
+        self.sync = KernelSync(make_backend(self.backend_name, opts.ipvsadm), self.stopping)
         actual = await self._first_read()
         if actual is None:  # stopped before the kernel could be read
             await self._shutdown()
@@ -279,7 +279,7 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         if self.owner is not None:
-            self.owner.close()
+            await self.owner.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

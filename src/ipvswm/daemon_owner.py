@@ -1,4 +1,4 @@
-"""The one owner of the engine: takes queued events in batches, commits, then converges the kernel.
+"""The one owner of the engine: takes queued events in batches, commits, then asks the applier.
 
 Order within a batch (SPEC §6): an admin command's state change is committed in its own
 transaction and acknowledged before the kernel is changed for it; if that commit fails the engine
@@ -6,6 +6,9 @@ goes back to the state before the command and the command is refused. State chan
 checks are committed once per batch; if that fails they are kept and retried with the next batch,
 and the kernel still follows the checks (a dead server must lose its weight even when the disk is
 full). `applied_weight` bookkeeping is advisory and rides along with the next commit.
+
+The kernel follows in the applier task (daemon_applier): the owner never waits for the kernel, so
+a hung ipvsadm delays neither the next commit nor its answer (issue 10 item 11).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ipvswm.cluster.keys import describe_event
 from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
 from ipvswm.config.model import Config
 from ipvswm.console.control import ReloadOutcome
+from ipvswm.daemon_applier import KernelApplier
 from ipvswm.daemon_queue import (
     AdminRequest,
     Batch,
@@ -36,9 +40,9 @@ from ipvswm.engine.engine import Engine
 from ipvswm.engine.outputs import Decision, KeptChange, SorryChange, Step
 from ipvswm.engine.state import Phase, StateChanges
 from ipvswm.events import ConfigLoaded, EngineEvent, Tick
-from ipvswm.kernel.backend import BackendError
-from ipvswm.kernel.sync import SyncOutcome, describe_op
-from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.backend import FailureKind
+from ipvswm.kernel.sync import SyncOutcome
+from ipvswm.kernel.table import ServiceKey, Table
 from ipvswm.logs import CHECK_STATUS
 
 if TYPE_CHECKING:
@@ -56,8 +60,8 @@ class Owner:
         self.d = daemon
         self.unsaved = StateChanges()  # committed with the next transaction
         self.ramp_steps: dict[tuple[str, str], int] = {}  # steps logged below level 1, per pair
-        self.last_read_begun = time.monotonic()
         self._wakeup: asyncio.TimerHandle | None = None
+        self.applier: KernelApplier | None = None  # from start(): the one task changing the kernel
 
     @property
     def engine(self) -> Engine:
@@ -88,9 +92,13 @@ class Owner:
                 self.flush()
                 return
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Stop the timer and the applier (what it has under way may end), then commit."""
         if self._wakeup is not None:
             self._wakeup.cancel()
+        if self.applier is not None:
+            await self.applier.close()
+            self.flush()
 
     async def start(self, step: Step) -> None:
         """Take the engine's start-up step, then bring the kernel to the desired table."""
@@ -103,8 +111,11 @@ class Owner:
         for kept in step.kept:
             self._kept(kept)
         self.unsaved = merge_changes(self.unsaved, step.changes)
-        await self._converge(None, "start-up")
+        assert self.d.sync is not None
+        self.applier = KernelApplier(self.d.sync, self, self.d.stopping)
+        await self.applier.converge(None, "start-up")
         self.flush()
+        self.applier.start()
         self._schedule_wakeup()
 
     # --- taking items ---------------------------------------------------------------------
@@ -298,20 +309,16 @@ class Owner:
             batch.wake_resync_waiters(False)
             return
         self._publish_metrics()  # the decided state, while the kernel is being changed
-        # A waiter needs a read begun after it asked (several waiters share one read).
-        stale = self.last_read_begun < batch.oldest_wait
-        fresh = not stale
-        if batch.full_resync or (batch.resync_waiters and stale):
-            fresh = await self._resync()
-            if not fresh and batch.touched:
-                await self._converge(batch.touched, "")  # the read failed: use the cached table
-        elif batch.touched:
-            await self._converge(batch.touched, "")
-        batch.wake_resync_waiters(fresh)
+        assert self.applier is not None
+        asked = self.applier.ask(
+            batch.touched,
+            resync=batch.full_resync,
+            waiters=batch.resync_waiters,
+            oldest_wait=batch.oldest_wait,
+        )
         self._schedule_wakeup()
-        self._publish_metrics()  # and the kernel as it now is
-        old, self.d.changed = self.d.changed, asyncio.Event()
-        old.set()
+        if not asked:  # else `changed` is set once the kernel followed (KernelApplier.applied)
+            self.applied()
 
     def _commit(self, changes: StateChanges) -> None:
         """Commit this batch's changes with whatever earlier commits left unsaved."""
@@ -338,56 +345,37 @@ class Owner:
         if d.metrics_server is not None:
             d.metrics.update_state(d.config, d.engine_snapshot(), d.kernel_table())
 
-    def _count(self, outcome: SyncOutcome) -> None:
+    # --- for the kernel applier (ApplierHost) ------------------------------------------------
+
+    def plan(self) -> tuple[Table, frozenset[ServiceKey]]:
+        """The desired table and the managed services, as decided now."""
+        return self.engine.desired_table(), self.engine.managed()
+
+    def booked(self, outcome: SyncOutcome) -> None:
+        """Count a convergence and book what the kernel now holds for the next commit."""
         if outcome.ops or outcome.errors:
             self.d.metrics.kernel_apply(len(outcome.ops), len(outcome.errors))
         if outcome.backend_failure is not None:
             self.d.metrics.backend_error(outcome.backend_failure)
-
-    async def _converge(self, keys: set[ServiceKey] | None, reason: str) -> None:
-        sync = self.d.sync
-        assert sync is not None
-        engine = self.engine
-        outcome = await sync.converge(engine.desired_table(), engine.managed(), keys, reason=reason)
-        self._count(outcome)
-        self._note_kernel()
-
-    def _note_kernel(self) -> None:
-        """Book what the kernel now holds (applied weights, services gone) for the next commit."""
         actual = self.d.sync.actual if self.d.sync is not None else None
         if actual is not None:
             engine = self.engine
             recorded = merge_changes(engine.record_applied(actual), engine.confirm_absent(actual))
             self.unsaved = merge_changes(self.unsaved, recorded)
 
-    async def _resync(self) -> bool:
-        """Re-read the table and correct every difference; False if the read failed."""
-        sync = self.d.sync
-        assert sync is not None
-        begun = time.monotonic()
-        try:
-            await sync.read()
-        except BackendError as exc:
-            log.error("resync: cannot read the IPVS table (%s): %s", exc.kind.value, exc.message)
-            self.d.metrics.backend_error(exc.kind)
-            return False
-        self.last_read_begun = begun
+    def resynced(self, failure: FailureKind | None) -> None:
+        """A full read ended: count a failure, or note the time and commit the bookkeeping."""
+        if failure is not None:
+            self.d.metrics.backend_error(failure)
+            return
         self.d.last_resync = time.time()
-        engine = self.engine
-        outcome = await sync.converge(
-            engine.desired_table(), engine.managed(), None, reason="resync"
-        )
-        if outcome.ops:
-            log.warning(
-                "resync: the kernel differed from the desired table; %d operation(s) to correct it",
-                len(outcome.ops),
-            )
-            for op in outcome.ops:
-                log.warning("resync: %s", describe_op(op))
-        self._count(outcome)
-        self._note_kernel()
         self.flush()
-        return True
+
+    def applied(self) -> None:
+        """Publish the kernel as it now is and wake whoever waits for a change."""
+        self._publish_metrics()
+        old, self.d.changed = self.d.changed, asyncio.Event()
+        old.set()
 
     def _schedule_wakeup(self) -> None:
         if self._wakeup is not None:

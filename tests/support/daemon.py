@@ -101,12 +101,12 @@ class DaemonProcess:
 
     # --- process ---------------------------------------------------------------------------
 
-    def start(self, timeout: float = 20.0) -> DaemonProcess:
+    def start(self, timeout: float = 60.0, extra: tuple[str, ...] = ()) -> DaemonProcess:
         """Start and wait until it logs that it is running and its console answers."""
         offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.stderr, "ab") as err:
             self.proc = subprocess.Popen(
-                [*ipvswm_command(), "run", "--foreground", "-c", str(self.config)],
+                [*ipvswm_command(), "run", "--foreground", "-c", str(self.config), *extra],
                 env=self.env,
                 stdout=err,
                 stderr=err,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, KernelBackend
@@ -58,10 +58,17 @@ class SyncOutcome:
 
 
 class KernelSync:
-    """Owns the cached actual table; only the daemon's owner task calls it."""
+    """Owns the cached actual table; only the daemon's kernel applier calls it.
 
-    def __init__(self, backend: KernelBackend) -> None:
+    `stopping` is checked before every apply: once the daemon stops, no operation is begun
+    (SPEC §6); what was decided stays in the state DB and is applied at the next start.
+    """
+
+    def __init__(
+        self, backend: KernelBackend, stopping: Callable[[], bool] = lambda: False
+    ) -> None:
         self.backend = backend
+        self.stopping = stopping
         self.actual: Table | None = None  # None until the first successful read
         self.calls = 0  # backend calls that could change the table
         self.failures = 0
@@ -93,7 +100,7 @@ class KernelSync:
             except BackendError as exc:
                 return self._failed(exc)
         outcome = await self._converge_once(desired, managed, keys, reason)
-        if outcome.ok:
+        if outcome.ok or self.stopping():
             return outcome
         try:
             await self.read()
@@ -121,6 +128,9 @@ class KernelSync:
             )
         if not ops:
             self._recovered(keys)
+            return SyncOutcome()
+        if self.stopping():
+            log.info("kernel: %d operation(s) not applied: the daemon is stopping", len(ops))
             return SyncOutcome()
         for op in ops:
             # Removals are always logged: they are how unknown destinations leave a managed VS.
