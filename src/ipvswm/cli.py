@@ -109,7 +109,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     config_path = os.path.abspath(args.config)  # a daemon works from "/": reloads need it
     if not args.foreground:
         daemonize(os.path.abspath(args.pid_file) if args.pid_file else None)
-    daemon = Daemon(config_path, result.config, foreground=args.foreground, backend=args.backend)
+    daemon = Daemon(
+        config_path,
+        result.config,
+        foreground=args.foreground,
+        backend=args.backend,
+        force=args.force,
+    )
     return asyncio.run(daemon.run())
 
 
@@ -172,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     insecure_help = "accept a config file writable by group/others or owned by another user"
     run.add_argument("--allow-insecure-config", action="store_true", help=insecure_help)
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="start even if the file would remove every virtual service ipvswm manages in the"
+        " kernel, or more than Config.MaxRemovedShare of their destinations (refused otherwise)",
+    )
 
     check = with_config(sub.add_parser("check-config", help="validate a config file"))
     check.add_argument("--allow-insecure-config", action="store_true", help=insecure_help)

@@ -32,6 +32,7 @@ from ipvswm.console.authority import is_loopback
 from ipvswm.console.control import ReloadOutcome
 from ipvswm.console.server import ConsoleError, ConsoleServer
 from ipvswm.daemon_control import DaemonControl
+from ipvswm.daemon_guard import check_start
 from ipvswm.daemon_owner import Owner
 from ipvswm.daemon_queue import (
     AdminRequest,
@@ -69,11 +70,13 @@ class Daemon:
         *,
         foreground: bool = True,
         backend: str | None = None,
+        force: bool = False,
     ) -> None:
         self.config_path = config_path
         self.config = config
         self.foreground = foreground
         self.backend_name = backend or config.options.ipvs_backend
+        self.force = force  # start even if the file would empty the table (daemon_guard)
         self.started_at = time.time()
         # The version of the file `config` came from (taken now: start-up may take a while, and
         # an edit made meanwhile must still be noticed by the watcher).
@@ -155,6 +158,13 @@ class Daemon:
             await self._shutdown()
             return 0
         self.engine = Engine(self.config, time.time(), snapshot, actual)
+        refused = check_start(self.engine, actual, self.config.options.config_max_removed_share)
+        if refused is not None and not self.force:
+            log.error("cannot start: %s: %s", self.config_path, refused)
+            await self._shutdown()
+            return 1
+        if refused is not None:
+            log.warning("start-up forced (--force): %s", refused.partition("; ")[0])
         self.owner = Owner(self)
         self.owner.unsaved = self.engine.record_applied(actual)
         self.started.set()  # from here the console answers from the real state
