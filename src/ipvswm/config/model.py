@@ -165,7 +165,7 @@ class GlobalOptions:
     management_socket_ip: str = "127.0.0.1"
     management_socket_port: int = 9000
     management_socket_path: str = "/run/ipvswm.sock"
-    management_fifo_path: str = "/tmp/fifo"
+    management_fifo_path: str = "/run/ipvswm.fifo"  # unset in a file: beside the Unix socket
     management_socket_token: str = ""  # required for a console not on loopback (`auth TOKEN`)
     management_socket_allow_users: tuple[str, ...] = ()  # may change state, besides root
     management_socket_allow_groups: tuple[str, ...] = ()

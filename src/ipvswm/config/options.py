@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from ipvswm.config.checkopts import (
     parse_http_method,
     parse_match_text,
 )
-from ipvswm.config.model import CheckKind, Method, Proto, StatusRange
+from ipvswm.config.model import CheckKind, GlobalOptions, Method, Proto, StatusRange
 from ipvswm.config.resolve import split_host_port, valid_hostname
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -244,6 +245,23 @@ def cluster_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
             ("Cluster.Etcd.User", "Cluster.Etcd.User and Cluster.Etcd.PasswordFile go together")
         )
     return problems
+
+
+def with_default_fifo(values: dict[str, Any], defaults: GlobalOptions) -> dict[str, Any]:
+    """The options with `Management.Fifo.Path` derived when the file does not set it.
+
+    Beside the Unix socket (`/run/ipvswm.sock` gives `/run/ipvswm.fifo`), or beside the DB when
+    the Unix socket is off: every instance has its own socket and DB, so two daemons on one
+    machine never share a FIFO (the original's `/tmp/fifo` was shared, and in a world-writable
+    directory). `defaults` is a `GlobalOptions()` for the values the file leaves out.
+    """
+    if "management_fifo_path" in values:
+        return values
+    base = values.get("management_socket_path", defaults.management_socket_path) or values.get(
+        "db", defaults.db
+    )
+    fifo = os.path.splitext(base)[0] + ".fifo"
+    return {**values, "management_fifo_path": fifo if fifo != base else base + ".fifo"}
 
 
 MIN_TOKEN = 16

@@ -59,6 +59,7 @@ from ipvswm.config.options import (
     port_field,
     show,
     valid_tag,
+    with_default_fifo,
 )
 from ipvswm.config.reader import ConfigReadError, read_config_bytes
 from ipvswm.config.resolve import AddressResolver, Resolver, split_host_port, system_resolver
@@ -235,7 +236,8 @@ class _Parser:
                 (n for k, n in self.global_lines.items() if k.startswith("Cluster.")), default=0
             )
             self.error(line, message)
-        options = dataclasses.replace(GlobalOptions(), **self.global_values)
+        defaults = GlobalOptions()
+        options = dataclasses.replace(defaults, **with_default_fifo(self.global_values, defaults))
         services = [vs for n, t in self.vs_lines if (vs := self.service(n, t, options))]
         self.vs_addresses = {vs.tag: vs.address for vs in services}
         hosts = [host for n, t in self.host_lines if (host := self.host(n, t))]

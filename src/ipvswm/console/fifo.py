@@ -2,7 +2,11 @@
 
 One command per line, from any number of writers in turn (`echo "set host web1 off" > fifo`);
 replies go to the log. The FIFO is ours and 0600, checked at every (re)open; it never blocks the
-loop, and no line of a writer that has written and closed is lost.
+loop, and no line of a writer that has written and closed is lost (issue 10 item 13): a line read
+while the daemon starts is held until the state is loaded and the kernel read, and beyond
+MAX_QUEUED waiting lines the FIFO is simply not read (writers wait) instead of lines dropped.
+Blank lines are skipped. Once a stop begins the FIFO is closed, so later writers wait for the next
+daemon; a line already read then is logged as not run.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 import os
 import stat
 
-from ipvswm.console.commands import Reply
+from ipvswm.console.commands import STARTING, Reply
 from ipvswm.console.render import printable
 from ipvswm.console.session import Session
 
@@ -138,8 +142,9 @@ class FifoReader:
     writer that comes meanwhile neither gets EPIPE nor has its lines thrown away with the pipe.
     """
 
-    MAX_QUEUED = 1000
+    MAX_QUEUED = 1000  # lines waiting to run; beyond, the FIFO is not read until they drain
     READS_PER_WAKEUP = 16  # 1 MiB at most per loop wake-up; the rest on the next one
+    READY_WAIT = 60.0  # seconds per wait for the daemon to be ready (repeated until it is)
 
     def __init__(self, path: str, session: Session, max_line: int) -> None:
         self.path = path
@@ -147,8 +152,9 @@ class FifoReader:
         self.max_line = max_line
         self._fd: int | None = None
         self._splitter = LineSplitter(max_line)
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(self.MAX_QUEUED)
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()  # bounded by pausing reads
         self._worker: asyncio.Task[None] | None = None
+        self._paused = False  # not reading: MAX_QUEUED lines wait
 
     async def start(self) -> bool:
         """Create (mode 0600) or check the FIFO and read it; False (logged, with the fix) if not."""
@@ -173,19 +179,35 @@ class FifoReader:
 
     def _watch(self, fd: int) -> None:
         self._fd = fd
+        self._paused = False
         asyncio.get_running_loop().add_reader(fd, self._readable)
 
     def _close_fd(self) -> None:
         if self._fd is not None:
-            asyncio.get_running_loop().remove_reader(self._fd)
+            if not self._paused:
+                asyncio.get_running_loop().remove_reader(self._fd)
             os.close(self._fd)
             self._fd = None
+
+    def _pause(self) -> None:
+        """Stop reading: the pipe fills and its writers wait (backpressure, nothing dropped)."""
+        if self._fd is not None and not self._paused:
+            asyncio.get_running_loop().remove_reader(self._fd)
+            self._paused = True
+
+    def _resume(self) -> None:
+        if self._fd is not None and self._paused:
+            self._paused = False
+            asyncio.get_running_loop().add_reader(self._fd, self._readable)
 
     def _readable(self) -> None:
         """Read what is there; at end of input (no writer left, nothing unread) start over."""
         # Read until the pipe is empty: a writer that came and went while the reader was being
         # replaced raises no hang-up on the new reader, only this read of 0 bytes tells its end.
         for _ in range(self.READS_PER_WAKEUP):
+            if self._queue.qsize() >= self.MAX_QUEUED:
+                self._pause()  # the worker resumes reading once the backlog is down
+                return
             assert self._fd is not None
             try:
                 data = os.read(self._fd, 65536)
@@ -203,10 +225,8 @@ class FifoReader:
 
     def _queue_lines(self, items: list[bytes | None]) -> None:
         for item in items:
-            try:
+            if item is None or item.strip():  # a blank line is no command: not queued
                 self._queue.put_nowait(item)
-            except asyncio.QueueFull:
-                fifo_log.warning("fifo: too many queued commands, dropping one")
 
     def _reopen(self) -> None:
         """A new reader, checked again, in place of the old one, which is closed only after."""
@@ -222,6 +242,11 @@ class FifoReader:
     async def _work(self) -> None:
         while True:
             raw = await self._queue.get()
+            if self._paused and self._queue.qsize() <= self.MAX_QUEUED // 2:
+                self._resume()
+            if not await self._until_ready():
+                self._stopped(raw)
+                continue
             text, reply = decode_line(self.session, raw, self.max_line)
             if text is not None:
                 if not text.strip():
@@ -232,6 +257,33 @@ class FifoReader:
                 fifo_log.info("fifo> (unreadable line)")
             for line in reply.lines:
                 fifo_log.info("fifo: %s", printable(line))
+
+    async def _until_ready(self) -> bool:
+        """Hold a line while the daemon starts; False once it stops."""
+        while True:
+            problem = await self.session.control.wait_ready(self.READY_WAIT)
+            if problem is None:
+                return True
+            if problem != STARTING:
+                return False
+
+    def _stopped(self, raw: bytes | None) -> None:
+        """The daemon stops: read no more (later writers wait for the next one); say what is
+        not run, so no line is lost without a word."""
+        if self._fd is not None:
+            self._queue_lines(self._splitter.feed(self._drain()))
+            self._close_fd()
+        shown = "(unreadable line)" if raw is None else printable(raw.decode("utf-8", "replace"))
+        fifo_log.warning("fifo: not run, the daemon is stopping: %s", shown)
+
+    def _drain(self) -> bytes:
+        """What the pipe holds now (it is closed next)."""
+        assert self._fd is not None
+        data = b""
+        with contextlib.suppress(OSError):
+            while chunk := os.read(self._fd, 65536):
+                data += chunk
+        return data
 
     async def close(self) -> None:
         self._close_fd()
