@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-kernel demo lint typecheck unit bench clean
+.PHONY: test test-kernel test-stress demo lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: lint typecheck
 # The VM tier: a stock Debian kernel in QEMU with real IPVS, ipvsadm and traffic (tests/kernel/).
 test-kernel: $(STAMP)
 	$(BIN)/python tests/kernel/vm.py -- sh tests/kernel/tier.sh
+
+# The suite 3 times in a row beside `stress --cpu 2`: one summary line per run (issue 10 item 17).
+test-stress: $(STAMP)
+	sh tests/stress.sh 3
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
