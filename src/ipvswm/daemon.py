@@ -244,6 +244,7 @@ class Daemon:
                 opts.config_check_period,
                 self._auto_reload,
                 seen=self.config_signature,
+                events=True,  # inotify: a rename or a writer's close applied at once
             )
             self.watcher.start()
         if opts.metrics_listen:
