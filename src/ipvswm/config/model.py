@@ -70,6 +70,9 @@ class CheckSpec:
     # EXEC: the program and its arguments (`%a`/`%p` not yet substituted); exit codes as weights.
     argv: tuple[str, ...] = ()
     dynamic: bool = False
+    # Start to start of the checks confirming a first failure while fall > 1 (HAProxy's
+    # `fastinter`); never longer than `interval`.
+    fast_interval: float = 1.0
 
     def passes_status(self, status: int) -> bool:
         """Whether an HTTP status is one of the expected ones."""
