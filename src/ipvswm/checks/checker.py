@@ -55,7 +55,8 @@ def next_gap(spec: CheckSpec, fails: int) -> float:
 class Checker:
     """Runs `target`'s check every interval (start to start, never overlapping) and reports.
 
-    The first check starts after a random offset in [0, interval) so checks spread out. The
+    The first check starts after a random offset in [0, interval) so checks spread out (in a
+    shorter window for a checker whose pairs carry no weight yet, `start`). The
     status goes to PASS after `rise` consecutive passes and to FAIL after `fall` consecutive
     failures (from UNKNOWN too); the checks confirming a failure run `fast_interval` apart
     (`next_gap`). Results are sent to the sink; logging them is the sink's job.
@@ -154,19 +155,25 @@ class Checker:
         """The checker's task (None before `start()`, and always on the callback path)."""
         return self._task
 
-    def start(self) -> None:
-        """Start the checker on the running loop (once)."""
+    def start(self, first_within: float | None = None) -> None:
+        """Start the checker on the running loop (once).
+
+        `first_within`: the first check starts at a random offset in [0, first_within) instead
+        of [0, interval) (a checker whose pairs carry no weight yet); later ones keep the
+        interval from there."""
         if self._started:
             return
         self._started = True
         loop = asyncio.get_running_loop()
+        interval = self.target.spec.interval
+        spread = interval if first_within is None else min(first_within, interval)
+        offset = self._rng.random() * spread
         if self._prepared is None or not self._prepared.plain:
-            self._task = loop.create_task(self._run(), name=f"checker {self.target}")
+            self._task = loop.create_task(self._run(offset), name=f"checker {self.target}")
             return
         self._loop = loop
-        interval = self.target.spec.interval
         # The random offset, on the slot grid: start to start, later starts stay on it.
-        self._next = slot_of(loop.time() + self._rng.random() * interval, interval)
+        self._next = slot_of(loop.time() + offset, interval)
         self._timer = loop.call_at(self._next, self._begin)
 
     def cancel(self) -> None:
@@ -231,10 +238,9 @@ class Checker:
 
     # --- the task path ---------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def _run(self, offset: float) -> None:
         loop = asyncio.get_running_loop()
-        interval = self.target.spec.interval
-        next_start = loop.time() + self._rng.random() * interval
+        next_start = loop.time() + offset
         while True:
             delay = next_start - loop.time()
             if delay > 0:

@@ -215,6 +215,9 @@ class GlobalOptions:
     cluster_etcd_user: str = ""
     cluster_etcd_password_file: str = ""
     check_depool_threshold: float = 0.0
+    # Seconds an ipvsadm call of up to kernel.ipvsadm.OPS_PER_TIMEOUT operations may take; a
+    # larger batch gets proportionally more (issue 16).
+    ipvs_timeout: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -331,6 +331,7 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     _g("Cluster.Etcd.User", "cluster_etcd_user", _text),
     _g("Cluster.Etcd.PasswordFile", "cluster_etcd_password_file", _text),
     _g("Check.DepoolThreshold", "check_depool_threshold", parse_fraction),
+    _g("IPVS.Timeout", "ipvs_timeout", parse_interval),
 )
 """Every global key, in SPEC order."""
 
