@@ -131,7 +131,9 @@ class VirtualService:
     method: Method = Method.NAT
     persistent: int | None = None  # seconds
     name: str = ""  # the address as written in the file (a hostname stays readable in logs)
-    line: int = 0
+    # Where it stands in the file, for messages only: a line added above changes no VS, so a
+    # reload that only adds comments is a no-op (issue 16 goal 4).
+    line: int = field(default=0, compare=False)
     # Failing checks may take pairs out only while those left carry this share (0..1) of the
     # eligible target weight (SPEC §4, depool threshold); 0 = no limit.
     depool_threshold: float = 0.0
@@ -146,7 +148,7 @@ class Host:
     port: int | None = None  # overrides the VS's real-server port for this host
     weights: tuple[tuple[str, int], ...] = ()  # (vs tag, weight) in file order
     name: str = ""
-    line: int = 0
+    line: int = field(default=0, compare=False)  # for messages only, as VirtualService.line
 
 
 @dataclass(frozen=True, slots=True)
