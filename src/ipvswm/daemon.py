@@ -44,6 +44,7 @@ from ipvswm.daemon_queue import (
     merge_changes,
 )
 from ipvswm.engine.engine import Engine
+from ipvswm.engine.layout import unweighted_targets
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent, CheckResult, ForgetHost
 from ipvswm.kernel.backend import BackendError
@@ -152,7 +153,9 @@ class Daemon:
             await self._shutdown()
             return 1
         self._install_signals()
-        self.sync = KernelSync(make_backend(self.backend_name, opts.ipvsadm), self.stopping)
+        self.sync = KernelSync(
+            make_backend(self.backend_name, opts.ipvsadm, opts.ipvs_timeout), self.stopping
+        )
         actual = await self._first_read()
         if actual is None:  # stopped before the kernel could be read
             await self._shutdown()
@@ -174,7 +177,9 @@ class Daemon:
             await self.owner.start(self.engine.startup_step())
             self.checks = CheckSet(self._on_check_result)
             EXEC_SLOTS.set_limit(self.config.options.check_exec_max_concurrent)
-            self.checks.update(self.config.check_targets())
+            # Checks of pairs the start-up left without weight run first, at once.
+            unweighted = unweighted_targets(self.config, self.kernel_table())
+            self.checks.update(self.config.check_targets(), unweighted)
             await self._start_services()
             sdnotify.ready("running")
             log.info("ipvswm running: %s", self.control.summary())
@@ -254,6 +259,7 @@ class Daemon:
                 opts.config_check_period,
                 self._auto_reload,
                 seen=self.config_signature,
+                events=True,  # inotify: a rename or a writer's close applied at once
             )
             self.watcher.start()
         if opts.metrics_listen:

@@ -37,6 +37,7 @@ from ipvswm.daemon_queue import (
 )
 from ipvswm.engine.admin import NOTHING_TO_DO
 from ipvswm.engine.engine import Engine
+from ipvswm.engine.layout import unweighted_targets
 from ipvswm.engine.outputs import Decision, KeptChange, SorryChange, Step
 from ipvswm.engine.state import Phase, StateChanges
 from ipvswm.events import ConfigLoaded, EngineEvent, Tick
@@ -251,7 +252,10 @@ class Owner:
         old, d.config = d.config, config
         targets = config.check_targets()
         EXEC_SLOTS.set_limit(config.options.check_exec_max_concurrent)
-        added, removed = d.checks.update(targets)
+        # The checks of pairs this reload adds (not in the kernel yet) run first, at once.
+        fresh = {t for t in targets if t not in d.checks}
+        first = unweighted_targets(config, d.kernel_table(), fresh) if fresh else set()
+        added, removed = d.checks.update(targets, first)
         d.metrics.retain_checks(targets)
         if d.logs is not None and old.options != config.options:
             d.logs.reconfigure(config.options)

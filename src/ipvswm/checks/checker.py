@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from ipvswm.checks.probe import LoopCheck, PreparedCheck, Probe, ProbeOutcome, probe
-from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import CheckSpec, CheckTarget
 from ipvswm.events import CheckResult, CheckStatus
 
 logger = logging.getLogger(__name__)
@@ -39,12 +39,27 @@ def slot_of(when: float, interval: float) -> float:
     return math.ceil(when / slot - 1e-6) * slot
 
 
+def next_gap(spec: CheckSpec, fails: int) -> float:
+    """Start to start from this check to the next: `fast_interval` while a failure is being
+    confirmed (1 <= consecutive failures < fall), else `interval`.
+
+    A failure waits on average half an interval to be seen; with fall=3 and whole intervals
+    between the confirming checks it would take two more. HAProxy's `fastinter` confirms at a
+    short interval instead; once the status is FAIL (or a check passes) the interval is normal.
+    """
+    if 0 < fails < spec.fall:
+        return min(spec.fast_interval, spec.interval)
+    return spec.interval
+
+
 class Checker:
     """Runs `target`'s check every interval (start to start, never overlapping) and reports.
 
-    The first check starts after a random offset in [0, interval) so checks spread out. The
+    The first check starts after a random offset in [0, interval) so checks spread out (in a
+    shorter window for a checker whose pairs carry no weight yet, `start`). The
     status goes to PASS after `rise` consecutive passes and to FAIL after `fall` consecutive
-    failures (from UNKNOWN too). Results are sent to the sink; logging them is the sink's job.
+    failures (from UNKNOWN too); the checks confirming a failure run `fast_interval` apart
+    (`next_gap`). Results are sent to the sink; logging them is the sink's job.
 
     Plain HTTP and TCP checks with the built-in probe run on loop callbacks alone: one timer
     starts each check and the check's end schedules the next, so a check costs no task wake-up,
@@ -140,19 +155,25 @@ class Checker:
         """The checker's task (None before `start()`, and always on the callback path)."""
         return self._task
 
-    def start(self) -> None:
-        """Start the checker on the running loop (once)."""
+    def start(self, first_within: float | None = None) -> None:
+        """Start the checker on the running loop (once).
+
+        `first_within`: the first check starts at a random offset in [0, first_within) instead
+        of [0, interval) (a checker whose pairs carry no weight yet); later ones keep the
+        interval from there."""
         if self._started:
             return
         self._started = True
         loop = asyncio.get_running_loop()
+        interval = self.target.spec.interval
+        spread = interval if first_within is None else min(first_within, interval)
+        offset = self._rng.random() * spread
         if self._prepared is None or not self._prepared.plain:
-            self._task = loop.create_task(self._run(), name=f"checker {self.target}")
+            self._task = loop.create_task(self._run(offset), name=f"checker {self.target}")
             return
         self._loop = loop
-        interval = self.target.spec.interval
         # The random offset, on the slot grid: start to start, later starts stay on it.
-        self._next = slot_of(loop.time() + self._rng.random() * interval, interval)
+        self._next = slot_of(loop.time() + offset, interval)
         self._timer = loop.call_at(self._next, self._begin)
 
     def cancel(self) -> None:
@@ -211,16 +232,15 @@ class Checker:
         if loop is None:
             return  # cancelled, e.g. by the sink
         # Start to start; after an overrun the next check starts in the next slot, on a new grid.
-        interval = self.target.spec.interval
-        self._next = max(self._next + interval, slot_of(loop.time(), interval))
+        gap = next_gap(self.target.spec, self._fails)
+        self._next = max(self._next + gap, slot_of(loop.time(), gap))
         self._timer = loop.call_at(self._next, self._begin)
 
     # --- the task path ---------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def _run(self, offset: float) -> None:
         loop = asyncio.get_running_loop()
-        interval = self.target.spec.interval
-        next_start = loop.time() + self._rng.random() * interval
+        next_start = loop.time() + offset
         while True:
             delay = next_start - loop.time()
             if delay > 0:
@@ -228,7 +248,7 @@ class Checker:
             outcome = await self._check_once()
             self._record(outcome)
             # Start to start; after an overrun the next check starts right away, on a new grid.
-            next_start = max(next_start + interval, loop.time())
+            next_start = max(next_start + next_gap(self.target.spec, self._fails), loop.time())
 
     async def _check_once(self) -> ProbeOutcome:
         """One probe; a bug in it becomes a failed result instead of killing the checker."""

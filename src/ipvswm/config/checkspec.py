@@ -167,6 +167,12 @@ def build_spec(
             problems.append(f"option expect: bad value {show(expect_text)}: {exc}")
     if opts.get("http_method") == "HEAD" and "body" in opts:
         problems.append("option body needs method=GET (a HEAD response has no body)")
+    interval = opts.get("interval", g.check_interval)
+    if opts.get("fast_interval", 0.0) > interval:
+        problems.append(
+            f"option fast_interval={opts['fast_interval']:g} is longer than the check interval"
+            f" ({interval:g}s): it would slow the checks that confirm a failure"
+        )
     if problems:
         return None, problems
     spec = CheckSpec(
@@ -187,6 +193,9 @@ def build_spec(
         dns_type=form.dns_type,
         argv=argv,
         dynamic=opts.get("dynamic", False),
+        # The default (1 s) counts as the interval where that is shorter (checker.next_gap); a
+        # longer value given is refused above.
+        fast_interval=opts.get("fast_interval", 1.0),
         **expect,
     )
     return spec, []

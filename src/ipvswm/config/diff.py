@@ -13,6 +13,7 @@ RESTART_OPTIONS = (
     "db",
     "ipvs_backend",
     "ipvsadm",
+    "ipvs_timeout",
     "metrics_listen",
     "cluster_etcd",
     "cluster_name",

@@ -70,6 +70,9 @@ class CheckSpec:
     # EXEC: the program and its arguments (`%a`/`%p` not yet substituted); exit codes as weights.
     argv: tuple[str, ...] = ()
     dynamic: bool = False
+    # Start to start of the checks confirming a first failure while fall > 1 (HAProxy's
+    # `fastinter`); never longer than `interval`.
+    fast_interval: float = 1.0
 
     def passes_status(self, status: int) -> bool:
         """Whether an HTTP status is one of the expected ones."""
@@ -128,7 +131,9 @@ class VirtualService:
     method: Method = Method.NAT
     persistent: int | None = None  # seconds
     name: str = ""  # the address as written in the file (a hostname stays readable in logs)
-    line: int = 0
+    # Where it stands in the file, for messages only: a line added above changes no VS, so a
+    # reload that only adds comments is a no-op (issue 16 goal 4).
+    line: int = field(default=0, compare=False)
     # Failing checks may take pairs out only while those left carry this share (0..1) of the
     # eligible target weight (SPEC §4, depool threshold); 0 = no limit.
     depool_threshold: float = 0.0
@@ -143,7 +148,7 @@ class Host:
     port: int | None = None  # overrides the VS's real-server port for this host
     weights: tuple[tuple[str, int], ...] = ()  # (vs tag, weight) in file order
     name: str = ""
-    line: int = 0
+    line: int = field(default=0, compare=False)  # for messages only, as VirtualService.line
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +217,9 @@ class GlobalOptions:
     cluster_etcd_user: str = ""
     cluster_etcd_password_file: str = ""
     check_depool_threshold: float = 0.0
+    # Seconds an ipvsadm call of up to kernel.ipvsadm.OPS_PER_TIMEOUT operations may take; a
+    # larger batch gets proportionally more (issue 16).
+    ipvs_timeout: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

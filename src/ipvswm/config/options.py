@@ -349,6 +349,7 @@ GLOBAL_KEYS: tuple[GlobalKey, ...] = (
     _g("Cluster.Etcd.User", "cluster_etcd_user", _text),
     _g("Cluster.Etcd.PasswordFile", "cluster_etcd_password_file", _text),
     _g("Check.DepoolThreshold", "check_depool_threshold", parse_fraction),
+    _g("IPVS.Timeout", "ipvs_timeout", parse_interval),
 )
 """Every global key, in SPEC order."""
 
@@ -386,6 +387,7 @@ VS_OPTIONS: dict[str, VsOption] = {
     "body": VsOption(parse_match_text),
     "send": VsOption(parse_match_text),
     "dynamic": VsOption(parse_bool, flag=True),
+    "fast_interval": VsOption(parse_interval),
 }
 """VS options by lower-case key."""
 _MAX_SHOWN = 60  # longest value quoted back in a message

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from ipvswm.config.model import CheckTarget, Config, Host, Method, Pair, VirtualService
@@ -39,6 +39,33 @@ def dest_port(vs: VirtualService, port: int) -> int:
     """With dr/tun the kernel forces the destination port to the VS port; follow it, or the
     reconciler would fight the kernel forever."""
     return port if vs.method is Method.NAT else vs.port
+
+
+def unweighted_targets(
+    config: Config, table: Table, among: Collection[CheckTarget] | None = None
+) -> set[CheckTarget]:
+    """The checks (of `among`, default all) none of whose pairs carries weight in `table`
+    (absent counts as 0).
+
+    Their first check runs at once (checks.checkset.first_window): nothing is served through
+    them until it passes, while a checker with a weighted pair can wait for its turn.
+    """
+    weighted: set[CheckTarget] = set()
+    unweighted: set[CheckTarget] = set()
+    by_tag = {vs.tag: vs for vs in config.services}
+    for pair in config.pairs():
+        if pair.check is None or pair.check in weighted:
+            continue
+        if among is not None and pair.check not in among:
+            continue
+        vs = by_tag[pair.vs]
+        dest = table.destination(service_key(vs), DestKey(pair.address, dest_port(vs, pair.port)))
+        if dest is not None and dest.weight > 0:
+            weighted.add(pair.check)
+            unweighted.discard(pair.check)
+        else:
+            unweighted.add(pair.check)
+    return unweighted
 
 
 class Layout:

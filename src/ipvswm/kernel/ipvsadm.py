@@ -55,6 +55,22 @@ _KERNEL_MESSAGES: dict[str, tuple[type, ...]] = {
 }
 
 
+OPS_PER_TIMEOUT = 1000
+"""A `-R` batch gets the call timeout (`IPVS.Timeout`) per this many operations started."""
+
+MAX_BATCH_OPS = 10_000
+"""A larger batch is sent as several `-R` calls of at most this many operations, in order."""
+
+
+def batch_timeout(timeout: float, ops: int) -> float:
+    """The bound of one `-R` call of `ops` operations: `timeout` per OPS_PER_TIMEOUT begun.
+
+    A fixed bound killed large start-up batches on a slow ipvsadm (then retried through a
+    resync, which re-sent adds already made); the call's work grows with its lines.
+    """
+    return timeout * max(1, -(-ops // OPS_PER_TIMEOUT))
+
+
 @dataclass(frozen=True, slots=True)
 class Completed:
     """A finished ipvsadm call."""
@@ -73,8 +89,12 @@ class IpvsadmBackend:
         self.binary = binary
         self.timeout = timeout
 
-    async def run(self, args: Sequence[str], stdin: str = "") -> Completed:
-        """Run the binary once (with our own environment). Raises BackendError."""
+    async def run(
+        self, args: Sequence[str], stdin: str = "", bound: float | None = None
+    ) -> Completed:
+        """Run the binary once (with our own environment), killed after `bound` seconds
+        (default: the backend's timeout). Raises BackendError."""
+        limit = self.timeout if bound is None else bound
         argv = [self.binary, *args]
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -91,7 +111,7 @@ class IpvsadmBackend:
         except OSError as exc:
             raise BackendError(FailureKind.OTHER, f"cannot run {self.binary}: {exc}") from exc
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(limit):
                 out, err = await proc.communicate(stdin.encode())
         except TimeoutError:
             _kill_group(proc.pid)
@@ -99,7 +119,7 @@ class IpvsadmBackend:
                 proc.kill()
             await proc.communicate()
             raise BackendError(
-                FailureKind.TIMEOUT, f"{self.binary} {args[0]} hung; killed after {self.timeout}s"
+                FailureKind.TIMEOUT, f"{self.binary} {args[0]} hung; killed after {limit:g}s"
             ) from None
         assert proc.returncode is not None
         result = Completed(
@@ -139,19 +159,24 @@ class IpvsadmBackend:
             else:  # never sent: it would abort the whole batch
                 log.warning("ipvsadm: not sending %s: %s", render_line(op), problem)
                 errors.append(OpError(op, FailureKind.ARGUMENT, problem))
-        if sent:
-            lines = [render_line(op) for op in sent]
-            for line in lines:
-                log.debug("ipvsadm -R: %s", line)
-            result = await self.run(["-R"], "".join(line + "\n" for line in lines))
-            log.debug(
-                "ipvsadm -R: exit %d, stdout %r, stderr %r",
-                result.returncode,
-                result.stdout,
-                result.stderr,
-            )
-            errors += interpret_batch(sent, result.returncode, result.stderr)
+        for start in range(0, len(sent), MAX_BATCH_OPS):
+            errors += await self._restore(sent[start : start + MAX_BATCH_OPS])
         return ApplyResult(len(ops), tuple(errors))
+
+    async def _restore(self, ops: Sequence[Op]) -> list[OpError]:
+        """One `ipvsadm -R` call of these ops, bounded by `batch_timeout`."""
+        lines = [render_line(op) for op in ops]
+        for line in lines:
+            log.debug("ipvsadm -R: %s", line)
+        stdin = "".join(line + "\n" for line in lines)
+        result = await self.run(["-R"], stdin, batch_timeout(self.timeout, len(lines)))
+        log.debug(
+            "ipvsadm -R: exit %d, stdout %r, stderr %r",
+            result.returncode,
+            result.stdout,
+            result.stderr,
+        )
+        return interpret_batch(ops, result.returncode, result.stderr)
 
 
 def interpret_batch(ops: Sequence[Op], returncode: int, stderr: str) -> list[OpError]:
