@@ -126,3 +126,43 @@ def test_an_agent_keeps_its_opinion_until_it_missed_several_polls() -> None:
     silent = [polls for reply, polls in seen if reply is None]
     assert answered == list(range(1, len(answered) + 1))  # every answer is reported
     assert silent[0] == answered[-1] + MISSES  # the first misses are not: the drain stands
+
+
+def test_unknown_words_are_logged_once_per_episode(caplog: pytest.LogCaptureFixture) -> None:
+    async def main(server: AgentServer) -> None:
+        target = AgentTarget(server.address, server.port)
+        seen: list[AgentResult] = []
+        enough = asyncio.Event()
+
+        def sink(r: AgentResult) -> None:
+            seen.append(r)
+            if len(seen) == 3:
+                server.answer("40%")
+            if len(seen) >= 6:
+                enough.set()
+
+        agents = AgentSet(sink)
+        agents.update({target: AgentPoll(target, 0.02, 1.0, 1.0)})
+        try:
+            await asyncio.wait_for(enough.wait(), 30)
+        finally:
+            await agents.close()
+
+    with AgentServer("127.0.0.234", answer="sleepy, 40%") as server:
+        asyncio.run(main(server))
+    logged = [r.getMessage() for r in caplog.records if "unknown word" in r.getMessage()]
+    assert logged == [f"agent 127.0.0.234:{server.port}: ignored unknown word(s): sleepy"]
+
+
+def test_a_poll_asked_differently_restarts_its_poller() -> None:
+    async def main() -> list[tuple[int, int]]:
+        target = AgentTarget("127.0.0.234", 9)  # never answers (discard port, nothing listens)
+        agents = AgentSet(lambda r: None)
+        out = [agents.update({target: AgentPoll(target, 5.0, 1.0, 1.0)})]
+        out.append(agents.update({target: AgentPoll(target, 5.0, 1.0, 1.0)}))
+        out.append(agents.update({target: AgentPoll(target, 2.0, 1.0, 1.0)}))
+        out.append(agents.update({}))
+        await agents.close()
+        return out
+
+    assert asyncio.run(main()) == [(1, 0), (0, 0), (1, 1), (0, 1)]

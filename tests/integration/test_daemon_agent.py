@@ -89,3 +89,23 @@ def test_two_vss_with_the_same_host_and_agent_port_share_one_poll(
             wait_weight(emu, api, 5)
         finally:
             assert daemon.stop() == 0
+
+
+def test_a_reload_that_adds_an_agent_starts_its_poll(
+    farm: ThreadedRealServers, emu: Emulator, tmp_path: Path
+) -> None:
+    web = farm.start("127.0.0.238")
+    with AgentServer("127.0.0.238", answer="30%") as agent:
+        body = f"! www 192.0.2.72:80 /health\nweb1 {rs(web)} www=100\n"
+        daemon = DaemonProcess(tmp_path, body, env=emu.env, options={"IPVSADM": str(emu.binary)})
+        daemon.start()
+        key = f"192.0.2.72:80 {rs(web)}"
+        try:
+            wait_weight(emu, key, 100)
+            assert agent.count()[0] == 0
+            daemon.write_config(body.replace("/health", f"/health agent={agent.port}"))
+            wait_weight(emu, key, 30)
+            daemon.write_config(body)  # and one that removes it: the check alone decides
+            wait_weight(emu, key, 100)
+        finally:
+            assert daemon.stop() == 0
