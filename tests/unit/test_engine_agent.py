@@ -230,3 +230,15 @@ def test_a_steady_agent_costs_no_re_evaluation() -> None:
     say(d.at(T0 + 3), WEB1, "50% # same, new words")
     step = d.steps[-1]
     assert step.decisions == () and not step.changes and not step.touched
+
+
+def test_a_pair_whose_check_becomes_none_on_a_reload_is_not_held_by_its_old_failure() -> None:
+    from ipvswm.events import ConfigLoaded
+
+    cfg = config([vs("web")], [host("web1", WEB1, ("web", 100))])
+    d = healthy(cfg)
+    d.at(T0 + 2).check("web", "web1", False)
+    assert wp(d, "web", "web1") == (0, Phase.AWAIT_PASS)
+    unchecked = config([vs("web", check=NO_CHECK)], [host("web1", WEB1, ("web", 100))])
+    d.at(T0 + 3).feed(ConfigLoaded(unchecked))
+    assert wp(d, "web", "web1") == (100, Phase.ENABLED)

@@ -82,6 +82,11 @@ class AgentBook:
         target = self._of.get(pid)
         return None if target is None else self._opinions.get(target)
 
+    def failing(self, pid: PairId) -> bool:
+        """Whether the pair's agent says it is down (a pair without check is then checked)."""
+        reply = self.opinion(pid)
+        return reply is not None and reply.failed
+
     def before(self, pid: PairId, state: PairState, target: int) -> tuple[PairState, int]:
         """The pair's state and T once its agent is heard: a failure, or a scaled T."""
         if pid not in self._of:

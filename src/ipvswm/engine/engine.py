@@ -452,7 +452,7 @@ class Engine:
         ctx = Context(
             target=target,
             host_reasons=self._hosts.get(pair.host, _NO_HOST).reasons,
-            checked=pair.check is not None or state.check_status is CheckStatus.FAIL,
+            checked=pair.check is not None or self._agents.failing(pid),
             fresh=fresh,
             adopted=self._adopted.get(pid, 0),
             trigger_time=opts.ramping_trigger_time,
