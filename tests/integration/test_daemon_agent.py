@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_daemon_metrics import Scraper, pair, value
 from tests.support.agentserver import AgentServer
-from tests.support.daemon import DaemonProcess, wait_until
+from tests.support.daemon import DaemonProcess, free_port, wait_until
 from tests.support.emulator import Emulator, wait_weight
 from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
 
@@ -32,8 +33,11 @@ def test_the_kernel_weight_follows_the_agent(
             f"web1 {rs(web1)} www=100\n"
             f"web2 {rs(web2)} www=40 agent=off\n"
         )
-        daemon = DaemonProcess(tmp_path, body, env=emu.env, options={"IPVSADM": str(emu.binary)})
+        port = free_port("127.0.0.1")
+        options = {"IPVSADM": str(emu.binary), "Metrics.Listen": f"127.0.0.1:{port}"}
+        daemon = DaemonProcess(tmp_path, body, env=emu.env, options=options)
         daemon.start()
+        scraper = Scraper(port)
         key1, key2 = f"192.0.2.70:80 {rs(web1)}", f"192.0.2.70:80 {rs(web2)}"
         try:
             wait_weight(emu, key1, 75)  # ceil(100 x 75 / 100)
@@ -43,6 +47,13 @@ def test_the_kernel_weight_follows_the_agent(
             daemon.wait_log("vs www host web1: weight 75 -> 0, ENABLED -> DRAINING (agent: drain")
             code, reply = daemon.ctl("show", "vs", "www")
             assert code == 0 and "DRAINING" in str(reply), reply
+            wait_until(
+                lambda: pair(scraper.status(), "www", "web1")["phase"] == "DRAINING", 10, "/status"
+            )
+            drained = value(
+                scraper.metrics(), "ipvswm_pair_phase", vs="www", host="web1", phase="DRAINING"
+            )
+            assert drained == 1
             agent.answer("up")
             wait_weight(emu, key1, 100)
             agent.answer("60%")
