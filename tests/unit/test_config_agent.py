@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipvswm.config.agent import agent_polls
+from ipvswm.config.diff import describe_diff
 from ipvswm.config.model import AgentTarget, Config
 from ipvswm.config.parser import parse_text
 
@@ -107,3 +108,15 @@ def test_an_exec_check_stops_its_arguments_at_the_agent_option() -> None:
     cfg = parse("! www 192.0.2.1:80 exec:/bin/true %a agent=9777\nweb1 127.0.0.2 www=1\n")
     assert cfg.services[0].check.argv == ("/bin/true", "%a")
     assert cfg.services[0].agent_port == 9777
+
+
+def test_config_diff_names_agent_changes() -> None:
+    old = parse("! www 192.0.2.1:80 /health\nweb1 127.0.0.2 www=100\nweb2 127.0.0.3 www=1\n")
+    new = parse(
+        "! www 192.0.2.1:80 /health agent=9777\nweb1 127.0.0.2 www=100\n"
+        "web2 127.0.0.3 www=1 agent=off\n"
+    )
+    assert describe_diff(old, new) == [
+        "vs www host web1: no agent -> agent 127.0.0.2:9777 every 5s",
+        "agent polls: 1 to start, 0 to stop",
+    ]
