@@ -166,3 +166,8 @@ def test_a_poll_asked_differently_restarts_its_poller() -> None:
         return out
 
     assert asyncio.run(main()) == [(1, 0), (0, 0), (1, 1), (0, 1)]
+
+
+def test_an_agent_on_ipv6_loopback() -> None:
+    with AgentServer("::1", answer="10%") as server:
+        assert asyncio.run(outcome(poll_of(server))) == AgentReply(pct=10, word="10%")
