@@ -478,6 +478,8 @@ class _Parser:
         """The host options (`agent=`, `agent_interval=`) of a host line (None if one is wrong),
         and its other items. A VS tagged like an option keeps the original meaning: a weight."""
         options: dict[str, Any] = {}
+        if not any("agent" in token.lower() for token in tokens):
+            return options, tokens  # the common line: weights only (parsing stays as fast)
         rest: list[str] = []
         failed = False
         for item in (part for token in tokens for part in token.split(",") if part):
