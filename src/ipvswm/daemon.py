@@ -18,10 +18,12 @@ from typing import Any
 
 from ipvswm import instance_lock, sdnotify
 from ipvswm.alerts import Mailer
+from ipvswm.checks.agent import AgentSet
 from ipvswm.checks.checkset import CheckSet
 from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
 from ipvswm.cluster.adapter import ClusterStartError, ClusterStore
 from ipvswm.cluster.memory import Memory
+from ipvswm.config.agent import agent_polls
 from ipvswm.config.guard import refusal
 from ipvswm.config.model import Config
 from ipvswm.config.parser import ParseResult, parse_bytes, unreadable
@@ -46,7 +48,7 @@ from ipvswm.daemon_queue import (
 from ipvswm.engine.engine import Engine
 from ipvswm.engine.layout import unweighted_targets
 from ipvswm.engine.state import StateSnapshot
-from ipvswm.events import AdminEvent, CheckResult, ForgetHost
+from ipvswm.events import AdminEvent, AgentResult, CheckResult, ForgetHost
 from ipvswm.kernel.backend import BackendError
 from ipvswm.kernel.backends import make_backend
 from ipvswm.kernel.sync import KernelSync
@@ -87,6 +89,7 @@ class Daemon:
         self.engine: Engine | None = None
         self.sync: KernelSync | None = None
         self.checks: CheckSet | None = None
+        self.agents: AgentSet | None = None  # agent feedback pollers (config.agent)
         self.store: Store | None = None
         self.logs: LogControl | None = None
         self.metrics = Metrics()
@@ -180,6 +183,8 @@ class Daemon:
             # Checks of pairs the start-up left without weight run first, at once.
             unweighted = unweighted_targets(self.config, self.kernel_table())
             self.checks.update(self.config.check_targets(), unweighted)
+            self.agents = AgentSet(self._on_agent_result)
+            self.agents.update(agent_polls(self.config))
             await self._start_services()
             sdnotify.ready("running")
             log.info("ipvswm running: %s", self.control.summary())
@@ -303,6 +308,8 @@ class Daemon:
             await self.watcher.close()
         if self.checks is not None:
             await self.checks.close()
+        if self.agents is not None:
+            await self.agents.close()
         if self.console is not None:
             await self.console.close()
         if self.metrics_server is not None:
@@ -348,6 +355,10 @@ class Daemon:
             result.ended - result.started,
             f" ({result.cause})" if result.cause else "",
         )
+        if not self._stopping.is_set():
+            self.queue.put_nowait(result)
+
+    def _on_agent_result(self, result: AgentResult) -> None:
         if not self._stopping.is_set():
             self.queue.put_nowait(result)
 

@@ -22,6 +22,7 @@ from ipvswm.alerts import host_lines
 from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
 from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.cluster.keys import describe_event
+from ipvswm.config.agent import agent_polls
 from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
 from ipvswm.config.model import Config
 from ipvswm.console.control import ReloadOutcome
@@ -257,6 +258,8 @@ class Owner:
         first = unweighted_targets(config, d.kernel_table(), fresh) if fresh else set()
         added, removed = d.checks.update(targets, first)
         d.metrics.retain_checks(targets)
+        if d.agents is not None:
+            d.agents.update(agent_polls(config))
         if d.logs is not None and old.options != config.options:
             d.logs.reconfigure(config.options)
         d.mailer.reconfigure(config.options)

@@ -10,7 +10,7 @@ from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.config.model import Config
 from ipvswm.console.control import ReloadOutcome
 from ipvswm.engine.state import StateChanges
-from ipvswm.events import AdminEvent, CheckResult, ForgetHost, Tick
+from ipvswm.events import AdminEvent, AgentResult, CheckResult, ForgetHost, Tick
 from ipvswm.kernel.table import ServiceKey
 
 
@@ -45,7 +45,7 @@ class StopRequest:
 
 QueueItem = (
     CheckResult | AdminRequest | ReloadRequest | ResyncRequest | StopRequest | Tick | SharedUpdate
-)
+) | AgentResult
 
 
 def merge_changes(into: StateChanges, more: StateChanges) -> StateChanges:

@@ -34,6 +34,7 @@ td.host small { color:#666; font-family:monospace; }
 .phase { display:inline-block; padding:1px 6px; border-radius:4px; color:#fff; font-size:12px; }
 .phase.ENABLED { background:var(--ok); } .phase.RAMPING { background:var(--ramp); }
 .phase.AWAIT_PASS { background:var(--await); } .phase.DISABLED { background:var(--off); }
+.phase.DRAINING { background:#805ad5; } .phase.FAILING_KEPT { background:#c05621; }
 tr.DISABLED td { background:#fff5f5; }
 .bar { position:relative; height:14px; min-width:90px; background:#eee; border-radius:3px; }
 .bar .desired { position:absolute; left:0; top:0; bottom:0; background:#9ae6b4; border-radius:3px; }

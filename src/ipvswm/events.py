@@ -9,7 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ipvswm.config.model import CheckTarget, Config
+from ipvswm.checks.agentline import AgentReply
+from ipvswm.config.model import AgentTarget, CheckTarget, Config
 from ipvswm.kernel.table import Table
 
 
@@ -109,4 +110,15 @@ class Tick:
     """Time passed (ramps advance)."""
 
 
-EngineEvent = CheckResult | AdminEvent | ForgetHost | ConfigLoaded | Tick
+@dataclass(frozen=True, slots=True)
+class AgentResult:
+    """One poll of one agent (shared by every pair it feeds): its answer, or none."""
+
+    target: AgentTarget
+    reply: AgentReply | None  # None: no answer (unreachable, timeout, unreadable): no opinion
+    started: float  # wall-clock seconds
+    ended: float
+    cause: str = ""  # why there is no answer ("connect refused", ...)
+
+
+EngineEvent = CheckResult | AdminEvent | ForgetHost | ConfigLoaded | Tick | AgentResult

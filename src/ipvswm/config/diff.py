@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ipvswm.config.model import Config, GlobalOptions
+from ipvswm.config.agent import agent_polls
+from ipvswm.config.model import Config, GlobalOptions, Pair
 
 # Options read once at start: a reload that changes them says a restart is needed.
 RESTART_OPTIONS = (
@@ -79,12 +80,18 @@ def describe_diff(old: Config, new: Config) -> list[str]:
             )
         if a_pair.weight != b_pair.weight:
             lines.append(f"vs {key[0]} host {key[1]}: weight {a_pair.weight} -> {b_pair.weight}")
+        if (a_pair.agent, a_pair.agent_interval) != (b_pair.agent, b_pair.agent_interval):
+            lines.append(f"vs {key[0]} host {key[1]}: {_agent(a_pair)} -> {_agent(b_pair)}")
 
     old_checks = {p.check for p in old_pairs.values() if p.check is not None}
     new_checks = {p.check for p in new_pairs.values() if p.check is not None}
     started, stopped = new_checks - old_checks, old_checks - new_checks
     if started or stopped:
         lines.append(f"checkers: {len(started)} to start, {len(stopped)} to stop")
+    old_agents, new_agents = set(agent_polls(old).values()), set(agent_polls(new).values())
+    if old_agents != new_agents:
+        begun, ended = len(new_agents - old_agents), len(old_agents - new_agents)
+        lines.append(f"agent polls: {begun} to start, {ended} to stop")
     lines.extend(_option_changes(old.options, new.options))
     return lines
 
@@ -100,6 +107,12 @@ def _option_changes(old: GlobalOptions, new: GlobalOptions) -> list[str]:
                 continue
             lines.append(f"option {name}: {_show(before)} -> {_show(after)}{note}")
     return lines
+
+
+def _agent(pair: Pair) -> str:
+    if pair.agent is None:
+        return "no agent"
+    return f"{pair.agent} every {pair.agent_interval:g}s"
 
 
 def _show(value: object) -> str:

@@ -137,6 +137,10 @@ class VirtualService:
     # Failing checks may take pairs out only while those left carry this share (0..1) of the
     # eligible target weight (SPEC §4, depool threshold); 0 = no limit.
     depool_threshold: float = 0.0
+    # Agent feedback (SPEC §11, HAProxy's agent-check): the agent's port on each real server,
+    # and seconds between two polls (None: the check's interval).
+    agent_port: int | None = None
+    agent_interval: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,21 @@ class Host:
     weights: tuple[tuple[str, int], ...] = ()  # (vs tag, weight) in file order
     name: str = ""
     line: int = field(default=0, compare=False)  # for messages only, as VirtualService.line
+    # Host options (`agent=PORT|off`, `agent_interval=S`): they win over the VS's; 0 = off.
+    agent_port: int | None = None
+    agent_interval: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTarget:
+    """One agent to poll: one connection per distinct (real-server address, agent port)."""
+
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        addr = f"[{self.address}]" if ":" in self.address else self.address
+        return f"agent {addr}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +180,8 @@ class Pair:
     port: int  # effective real-server port
     weight: int  # configured weight (0 = drained by config)
     check: CheckTarget | None  # None when the VS's check is `-` (always passing)
+    agent: AgentTarget | None = None  # the agent whose answers scale or drain the pair
+    agent_interval: float = 0.0  # seconds between two polls of that agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +280,8 @@ class Config:
                     port=port,
                     weight=weight,
                     check=check_target(vs.check, host.address, port),
+                    agent=agent_target(vs, host),
+                    agent_interval=host.agent_interval or vs.agent_interval or vs.check.interval,
                 )
 
     def check_targets(self) -> frozenset[CheckTarget]:
@@ -272,3 +295,9 @@ def check_target(spec: CheckSpec, address: str, rs_port: int) -> CheckTarget | N
         return None
     port = spec.url_port if spec.url_port is not None else rs_port
     return CheckTarget(address=address, port=port, spec=spec)
+
+
+def agent_target(vs: VirtualService, host: Host) -> AgentTarget | None:
+    """The agent of a pair: the host's `agent=` if given (0 = off), else the VS's."""
+    port = host.agent_port if host.agent_port is not None else vs.agent_port
+    return AgentTarget(host.address, port) if port else None

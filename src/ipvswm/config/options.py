@@ -388,6 +388,8 @@ VS_OPTIONS: dict[str, VsOption] = {
     "send": VsOption(parse_match_text),
     "dynamic": VsOption(parse_bool, flag=True),
     "fast_interval": VsOption(parse_interval),
+    "agent": VsOption(parse_port),
+    "agent_interval": VsOption(parse_interval),
 }
 """VS options by lower-case key."""
 _MAX_SHOWN = 60  # longest value quoted back in a message

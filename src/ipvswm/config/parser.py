@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ipvswm.config.agent import HOST_OPTIONS, parse_host_option
 from ipvswm.config.checkspec import build_spec, parse_check_column, split_exec_args
 from ipvswm.config.model import (
     CheckKind,
@@ -430,6 +431,8 @@ class _Parser:
             name=name,
             line=number,
             depool_threshold=opts.get("depool_threshold", g.check_depool_threshold),
+            agent_port=opts.get("agent"),
+            agent_interval=opts.get("agent_interval"),
         )
         return vs if self.unique_service(vs) else None
 
@@ -462,13 +465,41 @@ class _Parser:
         where = f"host '{tag}'"
         where_to = self.address(number, where, text, (0, 1))
         unique = where_to is not None and self.unique_host(tag, number, where_to[0], where_to[2])
+        options, items = self.host_options(number, where, items)
         weights = self.weights(number, where, items)
-        if where_to is None or weights is None or not unique:
+        if where_to is None or weights is None or options is None or not unique:
             return None
         address, name, ports = where_to
         if not self.same_family(tag, number, address, weights):
             return None
-        return Host(tag, address, ports[0] if ports else None, weights, name, number)
+        return Host(tag, address, ports[0] if ports else None, weights, name, number, **options)
+
+    def host_options(
+        self, number: int, where: str, tokens: list[str]
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        """The host options (`agent=`, `agent_interval=`) of a host line (None if one is wrong),
+        and its other items. A VS tagged like an option keeps the original meaning: a weight."""
+        options: dict[str, Any] = {}
+        if not any("agent" in token.lower() for token in tokens):
+            return options, tokens  # the common line: weights only (parsing stays as fast)
+        rest: list[str] = []
+        failed = False
+        for item in (part for token in tokens for part in token.split(",") if part):
+            key, eq, text = item.partition("=")
+            if not eq or key.lower() not in HOST_OPTIONS or key in self.vs_tags:
+                rest.append(item)
+                continue
+            try:
+                name, value = parse_host_option(key.lower(), text)
+            except ValueError as exc:
+                self.error(number, f"{where}: option {key.lower()}: bad value {show(text)}: {exc}")
+                failed = True
+                continue
+            if name in options:
+                self.error(number, f"{where}: option '{key.lower()}' given twice")
+                failed = True
+            options[name] = value
+        return (None if failed else options), rest
 
     def weights(
         self, number: int, where: str, tokens: list[str]

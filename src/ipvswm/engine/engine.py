@@ -7,10 +7,10 @@ The engine is owned by one task; nothing here is thread-safe or needs to be.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from ipvswm.config.model import CheckTarget, Config
-from ipvswm.engine import admin, kept
+from ipvswm.engine import admin, agent, kept
 from ipvswm.engine.builder import RampSchedule, StepBuilder
 from ipvswm.engine.checkpoint import copy_attributes
 from ipvswm.engine.depool import rebalance
@@ -37,6 +37,7 @@ from ipvswm.engine.state import (
     Phase,
     StateChanges,
     StateSnapshot,
+    TargetCheck,
     VsState,
 )
 from ipvswm.events import CheckResult, CheckStatus, ConfigLoaded, EngineEvent, ForgetHost, Tick
@@ -48,18 +49,6 @@ FORGET_NOTE = (
     " ('forget host {0}' drops it)"
 )
 Cause = str | Callable[[PairState], str]
-
-
-@dataclass(frozen=True, slots=True)
-class TargetCheck:
-    """The latest news from one checker, shared by every pair it feeds."""
-
-    status: CheckStatus = CheckStatus.UNKNOWN
-    cause: str = ""
-    last_pass_started: float | None = None
-    last_started: float | None = None
-    last_ended: float | None = None
-    weight_pct: int | None = None  # what the check set (exec: dynamic), None: full weight
 
 
 class Engine:
@@ -84,6 +73,7 @@ class Engine:
         self._stale: list[set[PairId]] = [set(pids) for pids in layout.by_tid]  # not fresh yet
         self._awaiting: list[set[PairId]] = [set() for _ in layout.by_tid]  # in AWAIT_PASS
         self._adopted: dict[PairId, int] = {}
+        self._agents = agent.AgentBook(layout, snap.pairs)  # what each pair's agent says
         self._ramps = RampSchedule()
         self._entries: dict[ServiceKey, ServiceEntry] = {}
         self._dirty: set[str] = set(layout.vss)
@@ -155,6 +145,9 @@ class Engine:
             for pid in self._ramps.due(now):
                 if pid in self._pairs:
                     self._settle(pid, self._pairs[pid], now, ramp_cause, b)
+        elif isinstance(event, agent.AgentResult):
+            for pid in self._agents.take(event):
+                self._settle(pid, self._pairs[pid], now, self._agents.cause(event), b)
         elif isinstance(event, ConfigLoaded):
             self._reload(event.config, event.kernel, now, b)
         elif isinstance(event, ForgetHost):
@@ -346,6 +339,7 @@ class Engine:
                 self._vss[tag] = b.vss[tag] = VsState(True, now)
                 self._notices.quiet_start(tag)
         self._layout = layout = new
+        self._agents = agent.AgentBook(new, self._pairs, self._agents)
         self._checks = checks
         self._stale = stale
         self._awaiting = [set() for _ in new.by_tid]
@@ -452,18 +446,19 @@ class Engine:
                 )
             fresh = pid not in self._stale[tid]
         target = pair.weight if state.override is None else state.override
-        target = scaled_weight(target, pct)  # a check's percentage scales T (override sets it)
+        # The override sets T, a check's percentage scales it, then the agent (engine.agent).
+        state, target = self._agents.before(pid, state, scaled_weight(target, pct))
         opts = self._layout.config.options
         ctx = Context(
             target=target,
             host_reasons=self._hosts.get(pair.host, _NO_HOST).reasons,
-            checked=pair.check is not None,
+            checked=pair.check is not None or self._agents.failing(pid),
             fresh=fresh,
             adopted=self._adopted.get(pid, 0),
             trigger_time=opts.ramping_trigger_time,
             ramp_duration=opts.ramping_duration,
         )
-        new = evaluate(state, ctx, now)
+        new = self._agents.after(pid, evaluate(state, ctx, now), fresh)
         if not fresh and new.phase is Phase.DISABLED:
             self._adopted[pid] = 0  # the kernel will have 0 from now on
         old = self._pairs[pid]

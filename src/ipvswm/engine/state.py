@@ -17,10 +17,23 @@ class Phase(enum.Enum):
     RAMPING = "RAMPING"
     ENABLED = "ENABLED"
     FAILING_KEPT = "FAILING_KEPT"  # its check fails, but the depool threshold keeps it in
+    DRAINING = "DRAINING"  # its agent says drain (or maint, 0%): weight 0, not a failure
 
 
 PairId = tuple[str, str]
 """(vs tag, host tag)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetCheck:
+    """The latest news from one checker, shared by every pair it feeds."""
+
+    status: CheckStatus = CheckStatus.UNKNOWN
+    cause: str = ""
+    last_pass_started: float | None = None
+    last_started: float | None = None
+    last_ended: float | None = None
+    weight_pct: int | None = None  # what the check set (exec: dynamic), None: full weight
 
 
 @dataclass(frozen=True, slots=True)
