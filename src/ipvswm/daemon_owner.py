@@ -19,6 +19,7 @@ from ipvswm.alerts import host_lines
 from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
 from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.cluster.keys import describe_event
+from ipvswm.cluster.sharing import configured_here
 from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
 from ipvswm.config.model import Config
 from ipvswm.console.control import ReloadOutcome
@@ -35,7 +36,7 @@ from ipvswm.engine.admin import NOTHING_TO_DO
 from ipvswm.engine.engine import Engine
 from ipvswm.engine.outputs import Decision, KeptChange, SorryChange, Step
 from ipvswm.engine.state import Phase, StateChanges
-from ipvswm.events import ConfigLoaded, EngineEvent, Tick
+from ipvswm.events import ConfigLoaded, EngineEvent, ForgetHost, Tick
 from ipvswm.kernel.backend import BackendError
 from ipvswm.kernel.sync import SyncOutcome, describe_op
 from ipvswm.kernel.table import ServiceKey
@@ -167,9 +168,13 @@ class Owner:
         a console's (this director's own checks still decide when a pair carries weight)."""
         cluster = self.d.cluster
         for change in update.changes:
+            if change.forgotten and not configured_here(self.d.config, change):
+                continue  # kept state here, if any: the ForgetHost that follows drops it
             step = self._step(change.event, now, batch)
             what = describe_event(change.event)
-            if step.error is not None:
+            if step.error is not None and isinstance(change.event, ForgetHost):
+                log.info("from director %s: %s (nothing kept here)", change.node, what)
+            elif step.error is not None:
                 log.warning(
                     "from director %s: %s: not applied here (%s)",
                     change.node,

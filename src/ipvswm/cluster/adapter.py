@@ -36,7 +36,9 @@ from ipvswm.cluster.etcd import (
     WatchEvent,
 )
 from ipvswm.cluster.memory import Memory
-from ipvswm.config.model import GlobalOptions
+from ipvswm.cluster.sharing import forget_scope
+from ipvswm.config.model import Config, GlobalOptions
+from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent
 
 log = logging.getLogger(__name__)
@@ -189,7 +191,7 @@ class ClusterStore:
             rel = key[len(self.prefix) :]
             if rel.startswith(keys.MEMBER):
                 members[rel[len(keys.MEMBER) :]] = _member(rel[len(keys.MEMBER) :], value)
-            elif rel.startswith(keys.HOST):
+            elif rel.startswith((keys.HOST, keys.FORGET)):
                 shared[rel] = value
         changes = keys.diff(self.shared, shared)
         deletes = set(self.shared) - set(shared)
@@ -236,18 +238,19 @@ class ClusterStore:
             self.revision = max(self.revision, event.revision)
             if rel.startswith(keys.MEMBER):
                 self._on_member(rel[len(keys.MEMBER) :], event.value)
-            elif rel.startswith(keys.HOST):
+            elif rel.startswith((keys.HOST, keys.FORGET)):
                 touched_hosts.add(rel.split("/")[1] if rel.count("/") >= 1 else "")
         if not touched_hosts:
             self._publish()
             return None
         bases = tuple(keys.host_base(h) for h in touched_hosts)
-        old = {k: v for k, v in self.shared.items() if k.startswith(bases)}
+        forgets = {keys.forget_key(h) for h in touched_hosts}
+        old = {k: v for k, v in self.shared.items() if k.startswith(bases) or k in forgets}
         puts: dict[str, str] = {}
         deletes: set[str] = set()
         for event in events:
             rel = event.key[len(self.prefix) :]
-            if not rel.startswith(keys.HOST):
+            if not rel.startswith((keys.HOST, keys.FORGET)):
                 continue
             if event.value is None:
                 self.shared.pop(rel, None)
@@ -257,7 +260,7 @@ class ClusterStore:
                 self.shared[rel] = event.value
                 puts[rel] = event.value
                 deletes.discard(rel)
-        new = {k: v for k, v in self.shared.items() if k.startswith(bases)}
+        new = {k: v for k, v in self.shared.items() if k.startswith(bases) or k in forgets}
         # This director's own commands were applied (and acknowledged) before they got here.
         changes = [c for c in keys.diff(old, new) if c.node != self.node]
         self._publish()
@@ -301,6 +304,13 @@ class ClusterStore:
     ) -> str | None:
         """Write an admin command to the store; None once committed, else the refusal."""
         return await self.commit_ops(keys.ops_for(event, self.node, time.time(), vss_of))
+
+    async def commit_forget(self, host: str, config: Config, snap: StateSnapshot) -> str | None:
+        """Share a `forget host H` typed here (nothing to share if the engine keeps nothing)."""
+        share, vss = forget_scope(config, snap, host)
+        if not share:
+            return None
+        return await self.commit_ops(keys.forget_ops(host, self.node, time.time(), vss))
 
     async def commit_ops(self, relative: list[Op]) -> str | None:
         """Commit a transaction of relative keys; None once committed, else the refusal."""

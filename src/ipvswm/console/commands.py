@@ -150,7 +150,8 @@ async def _admin(cmd: SetHost | SetWeight, control: Control, session: Session) -
 
 
 async def _forget(cmd: Forget, control: Control, session: Session) -> Reply:
-    answer = await control.forget(cmd.host)
+    # `local` only when given, as for `set host` (a Control without a cluster store).
+    answer = await (control.forget(cmd.host, local=True) if cmd.local else control.forget(cmd.host))
     if answer is not None and answer.startswith("#"):
         return failed(answer)
     log.info("console %s: forget host %s (%s)", session.name, cmd.host, answer)

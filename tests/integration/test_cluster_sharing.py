@@ -1,0 +1,91 @@
+"""Director pairs, the rest of issue 12: `forget host` shared, hosts a reload adds, `local` marks
+and two directors under one `Cluster.Node`. Real etcd, real daemons (see test_cluster.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_cluster import (
+    FULL,
+    PREFIX,
+    VIP,
+    Director,
+    etcd,
+    servers,
+    start_pair,
+    stop_all,
+)
+from tests.support.daemon import wait_until
+from tests.support.etcd import Etcd
+from tests.support.realservers import ThreadedRealServer
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["etcd", "servers"]  # the fixtures, shared with test_cluster.py
+
+
+def body(servers: dict[str, ThreadedRealServer], *tags: str) -> str:
+    """A config body with only the hosts `tags`."""
+    return f"! www {VIP} /health\n" + "".join(
+        f"{t} {servers[t].address}:{servers[t].port} www={FULL}\n" for t in tags
+    )
+
+
+def reload(d: Director, text: str) -> None:
+    d.daemon.write_config(text)
+    d.ok("config", "reload", "force")
+
+
+def kept(d: Director) -> list[str]:
+    data = d.ok("show", "hosts")
+    items = data.get("kept", [])
+    assert isinstance(items, list)
+    return sorted(str(item["host"]) for item in items)
+
+
+def test_forget_host_on_one_director_forgets_it_on_the_other(
+    tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
+) -> None:
+    a, b = start_pair(tmp_path, servers, etcd)
+    try:
+        a.ok("set", "host", "web2", "off", "for", "reason", "deploy")
+        b.wait_weight("web2", 0)
+        for d in (a, b):  # web2 leaves both configs: both keep its admin state
+            reload(d, body(servers, "web1"))
+            wait_until(lambda d=d: kept(d) == ["web2"], 10, f"{d.node}: web2 kept")
+        offset = b.daemon.log_size()
+        a.ok("forget", "host", "web2")
+        b.daemon.wait_log("from director A: forget host web2", offset=offset)
+        assert kept(b) == []
+        assert kept(a) == []
+        stored = etcd.keys(PREFIX)
+        assert not any(k.startswith(f"{PREFIX}host/web2/") for k in stored), stored
+        assert f"{PREFIX}forget/web2" in stored
+        # web2 comes back on B: nothing of the forgotten deploy reason is restored.
+        reload(b, body(servers, "web1", "web2"))
+        b.wait_weight("web2", FULL)
+        assert b.pair("web2")["host_reasons"] == []
+        assert "from director A: set host web2" not in b.daemon.log_text(offset)
+    finally:
+        stop_all(a, b)
+
+
+def test_forget_host_is_refused_without_the_store_unless_local(
+    tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
+) -> None:
+    a, b = start_pair(tmp_path, servers, etcd)
+    try:
+        a.ok("set", "host", "web2", "off", "for", "reason", "deploy")
+        reload(a, body(servers, "web1"))
+        wait_until(lambda: kept(a) == ["web2"], 10, "A: web2 kept")
+        etcd.kill()
+        code, reply = a.ctl("forget", "host", "web2")
+        assert code == 1, reply
+        assert str(reply["data"]["error"]).startswith("# cluster store unreachable (")  # type: ignore[index]
+        assert kept(a) == ["web2"]
+        a.ok("forget", "host", "web2", "local")
+        assert kept(a) == []
+    finally:
+        stop_all(a, b)
