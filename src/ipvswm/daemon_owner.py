@@ -19,7 +19,7 @@ from ipvswm.alerts import host_lines
 from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
 from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.cluster.keys import describe_event
-from ipvswm.cluster.sharing import configured_here
+from ipvswm.cluster.sharing import configured_here, late_changes
 from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
 from ipvswm.config.model import Config
 from ipvswm.console.control import ReloadOutcome
@@ -188,6 +188,20 @@ class Owner:
         if cluster is not None:
             cluster.applied(update)
 
+    def _take_late_shared(self, old: Config, now: float, batch: Batch) -> None:
+        """The shared state of hosts/pairs the reload added: in force at once, as at start-up."""
+        assert self.d.cluster is not None
+        cluster = self.d.cluster
+        for change in late_changes(cluster.shared, cluster.local, old, self.d.config):
+            step = self._step(change.event, now, batch)
+            what, who = describe_event(change.event), change.node
+            if step.error is not None:
+                log.warning(
+                    "cluster store: %s: not applied here (%s)", what, step.error.lstrip("# ")
+                )
+            elif step.note != NOTHING_TO_DO:
+                log.info("cluster store: %s (shared by %s, added by the reload)", what, who)
+
     def _step(self, event: EngineEvent, now: float, batch: Batch) -> Step:
         try:
             step = self.engine.handle(event, now)
@@ -243,6 +257,8 @@ class Owner:
             d.metrics.reload(False)
             return ReloadOutcome(ok=False, errors=(step.error,))
         old, d.config = d.config, config
+        if d.cluster is not None:
+            self._take_late_shared(old, now, batch)
         targets = config.check_targets()
         EXEC_SLOTS.set_limit(config.options.check_exec_max_concurrent)
         added, removed = d.checks.update(targets)

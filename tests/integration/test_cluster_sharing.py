@@ -89,3 +89,31 @@ def test_forget_host_is_refused_without_the_store_unless_local(
         assert kept(a) == []
     finally:
         stop_all(a, b)
+
+
+def test_a_host_a_reload_adds_gets_the_shared_state_at_once(
+    tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
+) -> None:
+    a = Director(tmp_path / "A", "A", servers, etcd.endpoints).start()
+    b = Director(tmp_path / "B", "B", {"web1": servers["web1"]}, etcd.endpoints).start()
+    try:
+        a.wait_weight("web2", FULL)
+        offset = b.daemon.log_size()
+        a.ok("set", "host", "web2", "off", "for", "reason", "deploy")
+        a.ok("set", "host", "web2", "weight", "3")
+        b.daemon.wait_log("from director A: set host web2 weight 3", offset=offset)
+        view = b.ok("show", "cluster")["cluster"]
+        assert isinstance(view, dict)
+        assert view["shared_keys"] == 2  # the reason and the override: known, not applied
+        b.servers = servers
+        reload(b, body(servers, "web1", "web2"))
+        # Applied with the reload itself (no reconnect, no full read): before its first check.
+        web2 = b.pair("web2")
+        assert web2["host_reasons"] == ["deploy"]
+        assert web2["override"] == 3
+        b.daemon.wait_log("cluster store: set host web2 off for reason deploy (shared by A")
+        b.daemon.wait_log(f"check {servers['web2'].address}:{servers['web2'].port}")
+        b.wait_weight("web2", 0)
+        assert b.pair("web2")["phase"] == "DISABLED"
+    finally:
+        stop_all(a, b)
