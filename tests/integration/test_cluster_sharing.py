@@ -72,21 +72,36 @@ def test_forget_host_on_one_director_forgets_it_on_the_other(
         stop_all(a, b)
 
 
-def test_forget_host_is_refused_without_the_store_unless_local(
+def test_without_the_store_forget_is_refused_and_local_changes_are_marked_in_show_hosts(
     tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
 ) -> None:
     a, b = start_pair(tmp_path, servers, etcd)
     try:
         a.ok("set", "host", "web2", "off", "for", "reason", "deploy")
+        a.ok("set", "host", "web1", "off", "for", "reason", "shared")
         reload(a, body(servers, "web1"))
         wait_until(lambda: kept(a) == ["web2"], 10, "A: web2 kept")
         etcd.kill()
         code, reply = a.ctl("forget", "host", "web2")
         assert code == 1, reply
-        assert str(reply["data"]["error"]).startswith("# cluster store unreachable (")  # type: ignore[index]
+        error = str(reply["data"]["error"])  # type: ignore[index]
+        assert error.startswith("# cluster store unreachable ("), error
         assert kept(a) == ["web2"]
         a.ok("forget", "host", "web2", "local")
         assert kept(a) == []
+        # `local` changes are marked where the host is shown: added, removed, overridden here.
+        a.ok("set", "host", "web1", "off", "for", "reason", "disk", "local")
+        a.ok("set", "host", "web1", "on", "reason", "shared", "local")
+        a.ok("set", "host", "web1", "weight", "4", "local")
+        [host] = a.ok("show", "hosts", "web1")["hosts"]  # type: ignore[misc]
+        assert host["local"] == ["reason disk", "without reason shared", "override on vs www"]
+        text = a.daemon.command("show hosts web1")
+        assert (
+            "web1 local (this director only, not shared):"
+            " reason disk, without reason shared, override on vs www"
+        ) in text, text
+        [other] = b.ok("show", "hosts", "web1")["hosts"]  # type: ignore[misc]
+        assert "local" not in other
     finally:
         stop_all(a, b)
 

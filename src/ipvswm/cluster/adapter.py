@@ -36,7 +36,7 @@ from ipvswm.cluster.etcd import (
     WatchEvent,
 )
 from ipvswm.cluster.memory import Memory
-from ipvswm.cluster.sharing import forget_scope
+from ipvswm.cluster.sharing import forget_scope, local_marks
 from ipvswm.config.model import Config, GlobalOptions
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent
@@ -337,8 +337,10 @@ class ClusterStore:
         written, deleted, prefixes = keys.touched_keys(ops)
         overrides = {k for k in written if k.endswith("/override")}
         cleared = {k for k in overrides if '"weight": null' in _value(ops, k)}
-        local = (self.local | written) - deleted - cleared
-        local = {k for k in local if not k.startswith(tuple(prefixes))}
+        gone = deleted | {k for k in self.local | set(self.shared) if k.startswith(tuple(prefixes))}
+        local = (self.local - gone - cleared) | (written - cleared)
+        # Removed (or reset) here while the store still has it: differs on purpose too.
+        local |= {k for k in gone | cleared if k in self.shared}
         self._set_local(local)
 
     def _forget_local(self, ops: list[Op]) -> None:
@@ -434,6 +436,7 @@ class ClusterStore:
                 for m in sorted(self.members.values(), key=lambda m: m.node)
             ],
             "local": sorted(self.local),
+            "local_marks": local_marks(self.local, self.shared),
         }
 
 

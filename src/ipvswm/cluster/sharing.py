@@ -5,12 +5,14 @@
 - `configured_here`: whether a shared change concerns a host/pair this director has; a deletion
   made by another director's `forget host` is skipped where its parts are not configured (the
   `ForgetHost` that follows drops this director's own kept state of them).
+- `local_marks`: the changes made here with `local`, in words, for `show hosts`.
 - `late_changes`: the shared state of hosts and pairs that a reload adds, so they get the
   reasons and overrides the other directors gave them at once, not at the next full read.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterable, Mapping
 
 from ipvswm.cluster import keys
@@ -48,6 +50,28 @@ def configured_here(config: Config, change: keys.SharedChange) -> bool:
         return True
     have = {vs for vs, _ in found.weights}
     return event.vss is None or all(vs in have for vs in event.vss)
+
+
+def local_marks(local: Iterable[str], shared: Mapping[str, str]) -> dict[str, list[str]]:
+    """The `local` changes in force here, by host, in the console's words (for `show hosts`).
+
+    A reason the store does not have was added here only; one it has was removed here only.
+    """
+    marks: dict[str, list[str]] = {}
+    for key in sorted(local):
+        parts = key.split("/")
+        if len(parts) < 3 or parts[0] != "host":
+            continue
+        where = f" on vs {parts[3]}" if len(parts) >= 5 and parts[2] == "vs" else ""
+        if parts[-1] == "override":
+            text = f"override{where}"
+        elif parts[-2] == "reason":
+            reason = urllib.parse.unquote(parts[-1])
+            text = f"{'without ' if key in shared else ''}reason {reason}{where}"
+        else:
+            continue
+        marks.setdefault(parts[1], []).append(text)
+    return marks
 
 
 def pair_ids(config: Config) -> set[PairId]:

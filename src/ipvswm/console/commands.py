@@ -37,6 +37,7 @@ from ipvswm.console.command_types import (
 )
 from ipvswm.console.control import Control, ReloadOutcome
 from ipvswm.console.grammar import help_lines
+from ipvswm.console.marks import with_local_marks
 from ipvswm.console.render import printable
 from ipvswm.engine.state import Phase
 from ipvswm.events import (
@@ -305,6 +306,8 @@ def _show_hosts(cmd: ShowHosts, control: Control) -> Reply:
         kept = sorted(snap.kept)
     now = time.time()
     lines, data = render.show_hosts(views, order, now)
+    view = control.cluster_view() if hasattr(control, "cluster_view") else None
+    lines, data = with_local_marks((lines, data), view)
     keep_for = config.options.config_forget_after
     kept_lines, kept_data = render.kept_hosts(snap, kept, keep_for)
     return Reply(lines=lines + kept_lines, data={**data, **kept_data})
