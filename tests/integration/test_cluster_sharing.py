@@ -3,6 +3,7 @@ and two directors under one `Cluster.Node`. Real etcd, real daemons (see test_cl
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,43 @@ def test_a_host_a_reload_adds_gets_the_shared_state_at_once(
         assert b.pair("web2")["phase"] == "DISABLED"
     finally:
         stop_all(a, b)
+
+
+def test_two_directors_with_one_cluster_node_are_detected_and_refuse_shared_changes(
+    tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
+) -> None:
+    first = Director(tmp_path / "A1", "A", servers, etcd.endpoints).start()
+    twin = Director(tmp_path / "A2", "A", servers, etcd.endpoints).start()
+
+    def duplicate(d: Director) -> object:
+        view = d.ok("show", "cluster")["cluster"]
+        assert isinstance(view, dict)
+        return view["duplicate"]
+
+    try:
+        for d in (first, twin):
+            wait_until(lambda d=d: duplicate(d) is not None, 20, f"{d.daemon.tmp.name}: duplicate")
+            d.daemon.wait_log("cluster: another director also uses Cluster.Node=A (pid ")
+            assert "DUPLICATE: another director also uses Cluster.Node=A" in d.daemon.command(
+                "show cluster"
+            )
+            url = f"http://127.0.0.1:{d.metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                assert "ipvswm_cluster_duplicate_node 1.0" in response.read().decode()
+        assert f"pid {first.daemon.proc.pid if first.daemon.proc else 0} " in str(duplicate(twin))
+        code, reply = twin.ctl("set", "host", "web1", "off", "for", "reason", "twin")
+        assert code == 1, reply
+        error = str(reply["data"]["error"])  # type: ignore[index]
+        assert error.startswith("# another director also uses Cluster.Node=A ("), error
+        assert not any("/reason/" in k for k in etcd.keys(PREFIX))
+        twin.ok("set", "host", "web1", "off", "for", "reason", "twin", "local")
+        twin.wait_weight("web1", 0)
+        # The twin goes: the episode ends on the first one, shared commands work again.
+        twin.daemon.stop()
+        wait_until(lambda: duplicate(first) is None, 20, "the duplicate gone")
+        first.daemon.wait_log("cluster: no other director uses Cluster.Node=A any more")
+        assert first.daemon.log_text().count("another director also uses Cluster.Node=A (") == 1
+        first.ok("set", "host", "web1", "off", "for", "reason", "deploy")
+        assert f"{PREFIX}host/web1/reason/deploy" in etcd.keys(PREFIX)
+    finally:
+        stop_all(first, twin)

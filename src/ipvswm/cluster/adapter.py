@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 
 from ipvswm.cluster import keys
 from ipvswm.cluster.etcd import (
@@ -36,6 +34,7 @@ from ipvswm.cluster.etcd import (
     WatchEvent,
 )
 from ipvswm.cluster.memory import Memory
+from ipvswm.cluster.presence import ClusterGauges, Member, Presence, member_of
 from ipvswm.cluster.sharing import forget_scope, local_marks
 from ipvswm.config.model import Config, GlobalOptions
 from ipvswm.engine.state import StateSnapshot
@@ -43,7 +42,6 @@ from ipvswm.events import AdminEvent
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL = 10  # a director that stops renewing is gone from `show cluster` after this long
 RETRY_MAX = 5.0
 START_TIMEOUT = 5.0
 
@@ -61,36 +59,6 @@ class SharedUpdate:
     deletes: set[str]
     revision: int
     full: bool = False  # a full read: `puts` is the whole shared state
-
-
-@dataclass(slots=True)
-class Member:
-    """A director seen in the store."""
-
-    node: str
-    since: float | None
-    present: bool = True
-    seen: float = field(default_factory=time.time)
-
-
-class ClusterGauges:
-    """The store's state and the propagation lag, on the daemon's metrics registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.up = Gauge(
-            "ipvswm_cluster_store_up", "1 if the cluster store answers.", registry=registry
-        )
-        self.revision = Gauge(
-            "ipvswm_cluster_revision", "Store revision this director is at.", registry=registry
-        )
-        self.lag = Gauge(
-            "ipvswm_cluster_propagation_lag_seconds",
-            "Time from a command on another director to its application here (last one).",
-            registry=registry,
-        )
-        self.members = Gauge(
-            "ipvswm_cluster_members", "Directors present in the store.", registry=registry
-        )
 
 
 def read_password(path: str) -> str:
@@ -147,7 +115,7 @@ class ClusterStore:
         self._alert = alert
         self._gauges = ClusterGauges(registry) if registry is not None else None
         self._pending: list[SharedUpdate] = []
-        self._lease = 0
+        self.presence = Presence(self.client, self.prefix, self.node, self._lost, self._publish)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -169,7 +137,7 @@ class ClusterStore:
     def run(self) -> None:
         """Start the watch and the presence keep-alive in the background."""
         self._tasks.append(asyncio.create_task(self._watch_loop(), name="cluster-watch"))
-        self._tasks.append(asyncio.create_task(self._presence_loop(), name="cluster-presence"))
+        self._tasks.append(asyncio.create_task(self.presence.run(), name="cluster-presence"))
 
     async def close(self) -> None:
         """Stop; revoke the lease so the others see this director leave at once."""
@@ -177,9 +145,9 @@ class ClusterStore:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._lease and self.up:
+        if self.presence.lease and self.up:
             with contextlib.suppress(EtcdError, TimeoutError):
-                await asyncio.wait_for(self.client.revoke(self._lease), 1.0)
+                await asyncio.wait_for(self.client.revoke(self.presence.lease), 1.0)
         await self.client.close()
         self.memory.close()
 
@@ -190,7 +158,7 @@ class ClusterStore:
         for key, value in values.items():
             rel = key[len(self.prefix) :]
             if rel.startswith(keys.MEMBER):
-                members[rel[len(keys.MEMBER) :]] = _member(rel[len(keys.MEMBER) :], value)
+                members[rel[len(keys.MEMBER) :]] = member_of(rel[len(keys.MEMBER) :], value)
             elif rel.startswith((keys.HOST, keys.FORGET)):
                 shared[rel] = value
         changes = keys.diff(self.shared, shared)
@@ -275,27 +243,9 @@ class ClusterStore:
                 log.info("cluster: director %s left (its lease ended)", node)
         else:
             known = self.members.get(node)
-            self.members[node] = _member(node, value)
+            self.members[node] = member_of(node, value)
             if node != self.node and (known is None or not known.present):
                 log.info("cluster: director %s present", node)
-
-    async def _presence_loop(self) -> None:
-        while not self._closing:
-            try:
-                if not self._lease:
-                    self._lease = await self.client.grant(LEASE_TTL)
-                    value = json.dumps(
-                        {"node": self.node, "pid": os.getpid(), "since": round(time.time(), 3)}
-                    )
-                    member_key = f"{self.prefix}{keys.MEMBER}{self.node}"
-                    await self.client.txn([Put(member_key, value, self._lease)])
-                elif await self.client.keepalive(self._lease) <= 0:
-                    self._lease = 0  # expired while we were away: a new one at once
-                    continue
-            except EtcdError as exc:
-                self._lease = 0 if "lease not found" in str(exc) else self._lease
-                self._lost(str(exc))
-            await asyncio.sleep(LEASE_TTL / 3)
 
     # --- admin commands -------------------------------------------------------------------
 
@@ -314,6 +264,12 @@ class ClusterStore:
 
     async def commit_ops(self, relative: list[Op]) -> str | None:
         """Commit a transaction of relative keys; None once committed, else the refusal."""
+        if self.presence.duplicate is not None:
+            return (
+                f"# another director also uses Cluster.Node={self.node}"
+                f" ({self.presence.duplicate}): nothing changed (rename one of them;"
+                " add 'local' to change this director only)"
+            )
         ops: list[Op] = [
             Put(self.prefix + op.key, op.value)
             if isinstance(op, Put)
@@ -421,6 +377,7 @@ class ClusterStore:
             self._gauges.up.set(1 if self.up else 0)
             self._gauges.revision.set(self.revision)
             self._gauges.members.set(sum(1 for m in self.members.values() if m.present))
+            self._gauges.duplicate.set(0 if self.presence.duplicate is None else 1)
 
     def view(self) -> dict[str, object]:
         """For `show cluster` and /status."""
@@ -437,13 +394,8 @@ class ClusterStore:
             ],
             "local": sorted(self.local),
             "local_marks": local_marks(self.local, self.shared),
+            "duplicate": self.presence.duplicate,
         }
-
-
-def _member(node: str, value: str) -> Member:
-    data = keys._load(value)
-    since = data.get("since")
-    return Member(node, float(since) if isinstance(since, int | float) else None)
 
 
 def _value(ops: list[Op], key: str) -> str:

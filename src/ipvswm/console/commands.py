@@ -344,6 +344,11 @@ def _show_cluster(control: Control) -> Reply:
             lines.append(
                 f"  member {member['node']}: gone (last seen {now - member['seen']:.0f}s ago)"
             )
+    if view.get("duplicate"):
+        lines.append(
+            f"  DUPLICATE: another director also uses Cluster.Node={view['node']}"
+            f" ({view['duplicate']}): shared admin commands are refused until one is renamed"
+        )
     local = view.get("local")
     for key in local if isinstance(local, list) else []:
         lines.append(f"  local only (not shared): {key}")
