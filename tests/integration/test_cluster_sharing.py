@@ -111,8 +111,9 @@ def test_a_host_a_reload_adds_gets_the_shared_state_at_once(
     tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
 ) -> None:
     a = Director(tmp_path / "A", "A", servers, etcd.endpoints).start()
-    b = Director(tmp_path / "B", "B", {"web1": servers["web1"]}, etcd.endpoints).start()
+    b = Director(tmp_path / "B", "B", {"web1": servers["web1"]}, etcd.endpoints)
     try:
+        b.start()
         a.wait_weight("web2", FULL)
         offset = b.daemon.log_size()
         a.ok("set", "host", "web2", "off", "for", "reason", "deploy")
@@ -139,7 +140,7 @@ def test_two_directors_with_one_cluster_node_are_detected_and_refuse_shared_chan
     tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
 ) -> None:
     first = Director(tmp_path / "A1", "A", servers, etcd.endpoints).start()
-    twin = Director(tmp_path / "A2", "A", servers, etcd.endpoints).start()
+    twin = Director(tmp_path / "A2", "A", servers, etcd.endpoints)
 
     def duplicate(d: Director) -> object:
         view = d.ok("show", "cluster")["cluster"]
@@ -147,6 +148,7 @@ def test_two_directors_with_one_cluster_node_are_detected_and_refuse_shared_chan
         return view["duplicate"]
 
     try:
+        twin.start()
         for d in (first, twin):
             wait_until(lambda d=d: duplicate(d) is not None, 20, f"{d.daemon.tmp.name}: duplicate")
             d.daemon.wait_log("cluster: another director also uses Cluster.Node=A (pid ")
