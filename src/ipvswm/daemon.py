@@ -384,12 +384,17 @@ class Daemon:
             self.cluster.note_local(event, self.vss_of)
         return answer
 
-    async def forget(self, host: str) -> str | None:
-        """`forget host H`: drop the kept admin state of H's removed parts, once committed."""
+    async def forget(self, host: str, local: bool = False) -> str | None:
+        """`forget host H`: drop the kept admin state of H's removed parts, once committed
+        (with a cluster store, there first, unless `local`)."""
         if self.engine is None:
             return "# the daemon is starting: the kernel table has not been read yet"
         if self._stopping.is_set():
             return "# the daemon is stopping"
+        if self.cluster is not None and not local:
+            refused = await self.cluster.commit_forget(host, self.config, self.engine_snapshot())
+            if refused is not None:
+                return refused
         reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self.queue.put_nowait(AdminRequest(ForgetHost(host), reply))
         return await reply

@@ -70,8 +70,8 @@ class DaemonControl:
         cluster = self._daemon.cluster
         return cluster.view() if cluster is not None else None
 
-    async def forget(self, host: str) -> str | None:
-        return await self._daemon.forget(host)
+    async def forget(self, host: str, local: bool = False) -> str | None:
+        return await self._daemon.forget(host, local)
 
     async def reload(self, force: bool = False) -> ReloadOutcome:
         return await self._daemon.reload_from_file("console", force)

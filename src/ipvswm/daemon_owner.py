@@ -22,6 +22,7 @@ from ipvswm.alerts import host_lines
 from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
 from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.cluster.keys import describe_event
+from ipvswm.cluster.sharing import configured_here, late_changes
 from ipvswm.config.agent import agent_polls
 from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
 from ipvswm.config.model import Config
@@ -41,7 +42,7 @@ from ipvswm.engine.engine import Engine
 from ipvswm.engine.layout import unweighted_targets
 from ipvswm.engine.outputs import Decision, KeptChange, SorryChange, Step
 from ipvswm.engine.state import Phase, StateChanges
-from ipvswm.events import ConfigLoaded, EngineEvent, Tick
+from ipvswm.events import ConfigLoaded, EngineEvent, ForgetHost, Tick
 from ipvswm.kernel.backend import FailureKind
 from ipvswm.kernel.sync import SyncOutcome
 from ipvswm.kernel.table import ServiceKey, Table
@@ -180,9 +181,13 @@ class Owner:
         a console's (this director's own checks still decide when a pair carries weight)."""
         cluster = self.d.cluster
         for change in update.changes:
+            if change.forgotten and not configured_here(self.d.config, change):
+                continue  # kept state here, if any: the ForgetHost that follows drops it
             step = self._step(change.event, now, batch)
             what = describe_event(change.event)
-            if step.error is not None:
+            if step.error is not None and isinstance(change.event, ForgetHost):
+                log.info("from director %s: %s (nothing kept here)", change.node, what)
+            elif step.error is not None:
                 log.warning(
                     "from director %s: %s: not applied here (%s)",
                     change.node,
@@ -195,6 +200,20 @@ class Owner:
                 cluster.observe_lag(time.time() - change.at)
         if cluster is not None:
             cluster.applied(update)
+
+    def _take_late_shared(self, old: Config, now: float, batch: Batch) -> None:
+        """The shared state of hosts/pairs the reload added: in force at once, as at start-up."""
+        assert self.d.cluster is not None
+        cluster = self.d.cluster
+        for change in late_changes(cluster.shared, cluster.local, old, self.d.config):
+            step = self._step(change.event, now, batch)
+            what, who = describe_event(change.event), change.node
+            if step.error is not None:
+                log.warning(
+                    "cluster store: %s: not applied here (%s)", what, step.error.lstrip("# ")
+                )
+            elif step.note != NOTHING_TO_DO:
+                log.info("cluster store: %s (shared by %s, added by the reload)", what, who)
 
     def _step(self, event: EngineEvent, now: float, batch: Batch) -> Step:
         try:
@@ -251,6 +270,8 @@ class Owner:
             d.metrics.reload(False)
             return ReloadOutcome(ok=False, errors=(step.error,))
         old, d.config = d.config, config
+        if d.cluster is not None:
+            self._take_late_shared(old, now, batch)
         targets = config.check_targets()
         EXEC_SLOTS.set_limit(config.options.check_exec_max_concurrent)
         # The checks of pairs this reload adds (not in the kernel yet) run first, at once.

@@ -95,7 +95,12 @@ class Director:
         wait_until(lambda: self.weight(tag) == weight, timeout, f"{self.node}: {tag} at {weight}")
 
     def start(self) -> Director:
-        self.daemon.start()
+        try:
+            self.daemon.start()
+        except AssertionError:  # a start that timed out (a loaded machine) leaves no process
+            if self.daemon.proc is not None:
+                self.daemon.kill()
+            raise
         return self
 
     def ctl(self, *words: str) -> tuple[int, dict[str, object]]:
@@ -120,7 +125,11 @@ def start_pair(
     tmp: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd, **extra: str
 ) -> tuple[Director, Director]:
     a = Director(tmp / "A", "A", servers, etcd.endpoints, extra).start()
-    b = Director(tmp / "B", "B", servers, etcd.endpoints, extra).start()
+    try:
+        b = Director(tmp / "B", "B", servers, etcd.endpoints, extra).start()
+    except BaseException:
+        stop_all(a)
+        raise
     for d in (a, b):
         d.wait_weight("web1", FULL)
         d.wait_weight("web2", FULL)

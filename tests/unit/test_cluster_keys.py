@@ -131,3 +131,21 @@ def test_readme_two_directors_config_is_valid() -> None:
     assert result.errors == ()
     assert result.config is not None
     assert result.config.options.cluster_name == "site1"
+
+
+def test_forget_is_shared_last_and_its_deletions_are_marked() -> None:
+    from ipvswm.events import ForgetHost
+
+    shared = apply({}, ops_for(SetHostOff("web2", frozenset({"deploy"})), "A", 1, vss_of))
+    shared = apply(shared, ops_for(SetOverride("web2", 4, ("www",)), "A", 1, vss_of))
+    after = apply(shared, forget_ops("web2", "B", 2.0))
+    assert set(after) == {"forget/web2"}
+    changes = diff(shared, after)
+    assert changes[-1].event == ForgetHost("web2")
+    assert (changes[-1].node, changes[-1].at) == ("B", 2.0)
+    assert all(c.forgotten and c.node == "B" for c in changes[:-1])
+    assert describe_event(changes[-1].event) == "forget host web2"
+    # Only the removed pairs of a host still configured: its host-level reason stays.
+    pairs = apply(shared, forget_ops("web2", "B", 3.0, ("www",)))
+    assert "host/web2/reason/deploy" in pairs and "host/web2/vs/www/override" not in pairs
+    assert diff(after, dict(after)) == []  # an old forget is not applied again

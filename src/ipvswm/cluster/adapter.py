@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 
 from ipvswm.cluster import keys
 from ipvswm.cluster.etcd import (
@@ -36,12 +34,14 @@ from ipvswm.cluster.etcd import (
     WatchEvent,
 )
 from ipvswm.cluster.memory import Memory
-from ipvswm.config.model import GlobalOptions
+from ipvswm.cluster.presence import ClusterGauges, Member, Presence, member_of
+from ipvswm.cluster.sharing import forget_scope, local_marks
+from ipvswm.config.model import Config, GlobalOptions
+from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL = 10  # a director that stops renewing is gone from `show cluster` after this long
 RETRY_MAX = 5.0
 START_TIMEOUT = 5.0
 
@@ -59,36 +59,6 @@ class SharedUpdate:
     deletes: set[str]
     revision: int
     full: bool = False  # a full read: `puts` is the whole shared state
-
-
-@dataclass(slots=True)
-class Member:
-    """A director seen in the store."""
-
-    node: str
-    since: float | None
-    present: bool = True
-    seen: float = field(default_factory=time.time)
-
-
-class ClusterGauges:
-    """The store's state and the propagation lag, on the daemon's metrics registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.up = Gauge(
-            "ipvswm_cluster_store_up", "1 if the cluster store answers.", registry=registry
-        )
-        self.revision = Gauge(
-            "ipvswm_cluster_revision", "Store revision this director is at.", registry=registry
-        )
-        self.lag = Gauge(
-            "ipvswm_cluster_propagation_lag_seconds",
-            "Time from a command on another director to its application here (last one).",
-            registry=registry,
-        )
-        self.members = Gauge(
-            "ipvswm_cluster_members", "Directors present in the store.", registry=registry
-        )
 
 
 def read_password(path: str) -> str:
@@ -145,7 +115,7 @@ class ClusterStore:
         self._alert = alert
         self._gauges = ClusterGauges(registry) if registry is not None else None
         self._pending: list[SharedUpdate] = []
-        self._lease = 0
+        self.presence = Presence(self.client, self.prefix, self.node, self._lost, self._publish)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -167,7 +137,7 @@ class ClusterStore:
     def run(self) -> None:
         """Start the watch and the presence keep-alive in the background."""
         self._tasks.append(asyncio.create_task(self._watch_loop(), name="cluster-watch"))
-        self._tasks.append(asyncio.create_task(self._presence_loop(), name="cluster-presence"))
+        self._tasks.append(asyncio.create_task(self.presence.run(), name="cluster-presence"))
 
     async def close(self) -> None:
         """Stop; revoke the lease so the others see this director leave at once."""
@@ -175,9 +145,9 @@ class ClusterStore:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._lease and self.up:
+        if self.presence.lease and self.up:
             with contextlib.suppress(EtcdError, TimeoutError):
-                await asyncio.wait_for(self.client.revoke(self._lease), 1.0)
+                await asyncio.wait_for(self.client.revoke(self.presence.lease), 1.0)
         await self.client.close()
         self.memory.close()
 
@@ -188,8 +158,8 @@ class ClusterStore:
         for key, value in values.items():
             rel = key[len(self.prefix) :]
             if rel.startswith(keys.MEMBER):
-                members[rel[len(keys.MEMBER) :]] = _member(rel[len(keys.MEMBER) :], value)
-            elif rel.startswith(keys.HOST):
+                members[rel[len(keys.MEMBER) :]] = member_of(rel[len(keys.MEMBER) :], value)
+            elif rel.startswith((keys.HOST, keys.FORGET)):
                 shared[rel] = value
         changes = keys.diff(self.shared, shared)
         deletes = set(self.shared) - set(shared)
@@ -236,18 +206,19 @@ class ClusterStore:
             self.revision = max(self.revision, event.revision)
             if rel.startswith(keys.MEMBER):
                 self._on_member(rel[len(keys.MEMBER) :], event.value)
-            elif rel.startswith(keys.HOST):
+            elif rel.startswith((keys.HOST, keys.FORGET)):
                 touched_hosts.add(rel.split("/")[1] if rel.count("/") >= 1 else "")
         if not touched_hosts:
             self._publish()
             return None
         bases = tuple(keys.host_base(h) for h in touched_hosts)
-        old = {k: v for k, v in self.shared.items() if k.startswith(bases)}
+        forgets = {keys.forget_key(h) for h in touched_hosts}
+        old = {k: v for k, v in self.shared.items() if k.startswith(bases) or k in forgets}
         puts: dict[str, str] = {}
         deletes: set[str] = set()
         for event in events:
             rel = event.key[len(self.prefix) :]
-            if not rel.startswith(keys.HOST):
+            if not rel.startswith((keys.HOST, keys.FORGET)):
                 continue
             if event.value is None:
                 self.shared.pop(rel, None)
@@ -257,7 +228,7 @@ class ClusterStore:
                 self.shared[rel] = event.value
                 puts[rel] = event.value
                 deletes.discard(rel)
-        new = {k: v for k, v in self.shared.items() if k.startswith(bases)}
+        new = {k: v for k, v in self.shared.items() if k.startswith(bases) or k in forgets}
         # This director's own commands were applied (and acknowledged) before they got here.
         changes = [c for c in keys.diff(old, new) if c.node != self.node]
         self._publish()
@@ -272,27 +243,9 @@ class ClusterStore:
                 log.info("cluster: director %s left (its lease ended)", node)
         else:
             known = self.members.get(node)
-            self.members[node] = _member(node, value)
+            self.members[node] = member_of(node, value)
             if node != self.node and (known is None or not known.present):
                 log.info("cluster: director %s present", node)
-
-    async def _presence_loop(self) -> None:
-        while not self._closing:
-            try:
-                if not self._lease:
-                    self._lease = await self.client.grant(LEASE_TTL)
-                    value = json.dumps(
-                        {"node": self.node, "pid": os.getpid(), "since": round(time.time(), 3)}
-                    )
-                    member_key = f"{self.prefix}{keys.MEMBER}{self.node}"
-                    await self.client.txn([Put(member_key, value, self._lease)])
-                elif await self.client.keepalive(self._lease) <= 0:
-                    self._lease = 0  # expired while we were away: a new one at once
-                    continue
-            except EtcdError as exc:
-                self._lease = 0 if "lease not found" in str(exc) else self._lease
-                self._lost(str(exc))
-            await asyncio.sleep(LEASE_TTL / 3)
 
     # --- admin commands -------------------------------------------------------------------
 
@@ -302,8 +255,21 @@ class ClusterStore:
         """Write an admin command to the store; None once committed, else the refusal."""
         return await self.commit_ops(keys.ops_for(event, self.node, time.time(), vss_of))
 
+    async def commit_forget(self, host: str, config: Config, snap: StateSnapshot) -> str | None:
+        """Share a `forget host H` typed here (nothing to share if the engine keeps nothing)."""
+        share, vss = forget_scope(config, snap, host)
+        if not share:
+            return None
+        return await self.commit_ops(keys.forget_ops(host, self.node, time.time(), vss))
+
     async def commit_ops(self, relative: list[Op]) -> str | None:
         """Commit a transaction of relative keys; None once committed, else the refusal."""
+        if self.presence.duplicate is not None:
+            return (
+                f"# another director also uses Cluster.Node={self.node}"
+                f" ({self.presence.duplicate}): nothing changed (rename one of them;"
+                " add 'local' to change this director only)"
+            )
         ops: list[Op] = [
             Put(self.prefix + op.key, op.value)
             if isinstance(op, Put)
@@ -327,8 +293,10 @@ class ClusterStore:
         written, deleted, prefixes = keys.touched_keys(ops)
         overrides = {k for k in written if k.endswith("/override")}
         cleared = {k for k in overrides if '"weight": null' in _value(ops, k)}
-        local = (self.local | written) - deleted - cleared
-        local = {k for k in local if not k.startswith(tuple(prefixes))}
+        gone = deleted | {k for k in self.local | set(self.shared) if k.startswith(tuple(prefixes))}
+        local = (self.local - gone - cleared) | (written - cleared)
+        # Removed (or reset) here while the store still has it: differs on purpose too.
+        local |= {k for k in gone | cleared if k in self.shared}
         self._set_local(local)
 
     def _forget_local(self, ops: list[Op]) -> None:
@@ -409,6 +377,7 @@ class ClusterStore:
             self._gauges.up.set(1 if self.up else 0)
             self._gauges.revision.set(self.revision)
             self._gauges.members.set(sum(1 for m in self.members.values() if m.present))
+            self._gauges.duplicate.set(0 if self.presence.duplicate is None else 1)
 
     def view(self) -> dict[str, object]:
         """For `show cluster` and /status."""
@@ -424,13 +393,9 @@ class ClusterStore:
                 for m in sorted(self.members.values(), key=lambda m: m.node)
             ],
             "local": sorted(self.local),
+            "local_marks": local_marks(self.local, self.shared),
+            "duplicate": self.presence.duplicate,
         }
-
-
-def _member(node: str, value: str) -> Member:
-    data = keys._load(value)
-    since = data.get("since")
-    return Member(node, float(since) if isinstance(since, int | float) else None)
 
 
 def _value(ops: list[Op], key: str) -> str:

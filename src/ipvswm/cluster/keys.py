@@ -7,12 +7,15 @@ Pure: no I/O. Under the prefix `/ipvswm/NAME/` (`Cluster.Name`):
     host/H/vs/V/reason/R     a pair-level reason
     host/H/vs/V/on           the last pair-level enable
     host/H/vs/V/override     an override                    {"node", "at", "weight": N|null}
+    forget/H                 the last `forget host H`       {"node", "at", "vss": [V…]|null}
     member/NODE              a director's presence (lease)  {"node", "pid", "since"}
 
 One key per reason and per override, so two operators adding different reasons at once both win
 (no read-modify-write). An enable writes its `on` key with the explicit ramp (null without `in N`)
 in the same transaction as the deletions, so a director applying the deletions knows the ramp and
-who typed it. `forget host H` deletes `host/H/`. Reasons are %-quoted (they may hold a `/`).
+who typed it. `forget host H` deletes `host/H/` (or, for a host still configured where it was
+typed, the `host/H/vs/V/` of its removed pairs) and writes `forget/H` in the same transaction, so
+the other directors drop their own kept state of H too. Reasons are %-quoted (they may hold a `/`).
 
 `ops_for` turns an admin event into a transaction; `diff` turns two versions of the shared keys
 (what a director believed, what the store holds) into the admin events that lead from one to the
@@ -27,11 +30,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ipvswm.cluster.etcd import Delete, Op, Put
-from ipvswm.events import AdminEvent, SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
+from ipvswm.events import (
+    AdminEvent,
+    ForgetHost,
+    SetHostOff,
+    SetHostOn,
+    SetOverride,
+    SetPairsOff,
+    SetPairsOn,
+)
 
 ROOT = "/ipvswm/"
 MEMBER = "member/"
 HOST = "host/"
+FORGET = "forget/"
 
 
 def cluster_prefix(name: str) -> str:
@@ -84,9 +96,21 @@ def ops_for(
     return ops
 
 
-def forget_ops(host: str) -> list[Op]:
-    """`forget host H`: every shared key of the host goes."""
-    return [Delete(host_base(host), prefix=True)]
+def forget_key(host: str) -> str:
+    """The (relative) key that records the last `forget host H`."""
+    return f"{FORGET}{host}"
+
+
+def forget_ops(
+    host: str, node: str = "?", now: float = 0.0, vss: tuple[str, ...] | None = None
+) -> list[Op]:
+    """`forget host H`: every shared key of the host goes (`vss`: only those of these pairs),
+    and `forget/H` says who forgot it, for the other directors' own kept state."""
+    bases = [host_base(host)] if vss is None else [host_base(host, vs) for vs in vss]
+    ops: list[Op] = [Delete(base, prefix=True) for base in bases]
+    listed = None if vss is None else list(vss)
+    ops.append(Put(forget_key(host), _meta(node, now, vss=listed)))
+    return ops
 
 
 # --- reading keys back ------------------------------------------------------------------------
@@ -96,9 +120,10 @@ def forget_ops(host: str) -> list[Op]:
 class SharedChange:
     """One admin event learnt from the store, with who made it and when (their clock)."""
 
-    event: AdminEvent
+    event: AdminEvent | ForgetHost
     node: str
     at: float | None
+    forgotten: bool = False  # a deletion made by `forget host` (see `diff`)
 
 
 @dataclass(slots=True)
@@ -148,43 +173,69 @@ def _who(value: str | None) -> tuple[str, float | None]:
 
 
 def diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[SharedChange]:
-    """The admin events that take a director from the shared keys `old` to `new`."""
+    """The admin events that take a director from the shared keys `old` to `new`.
+
+    A `forget host H` comes last for its host, and the deletions it made are attributed to its
+    author and marked `forgotten` (a director where those parts are not configured skips them).
+    """
     before, after = _parse(old), _parse(new)
+    forgets = {
+        key[len(FORGET) :]: value
+        for key, value in new.items()
+        if key.startswith(FORGET) and old.get(key) != value
+    }
     changes: list[SharedChange] = []
     for host, vs in sorted(before.keys() | after.keys(), key=lambda s: (s[0], s[1] or "")):
         was = before.get((host, vs), _Subject({}))
         now = after.get((host, vs), _Subject({}))
-        added = now.reasons.keys() - was.reasons.keys()
-        removed = was.reasons.keys() - now.reasons.keys()
-        if added:
-            node, at = _who(now.reasons[min(added)])
-            reasons = frozenset(added)
-            off: AdminEvent = (
-                SetHostOff(host, reasons) if vs is None else SetPairsOff(host, (vs,), reasons)
+        if host in forgets and (host, vs) not in after:
+            node, at = _who(forgets[host])
+            changes.extend(
+                SharedChange(c.event, node, at, forgotten=True)
+                for c in _changes(host, vs, was, now)
             )
-            changes.append(SharedChange(off, node, at))
-        if removed:
-            on_value = now.on if now.on is not None else was.on
-            node, at = _who(on_value)
-            ramp = _load(now.on).get("ramp")
-            ramp_s = float(ramp) if isinstance(ramp, int | float) else None
-            gone = frozenset(removed)
-            on: AdminEvent = (
-                SetHostOn(host, gone, ramp_s)
-                if vs is None
-                else SetPairsOn(host, (vs,), gone, ramp_s)
-            )
-            changes.append(SharedChange(on, node, at))
-        if vs is not None and now.override != was.override:
-            weight = _load(now.override).get("weight")
-            node, at = _who(now.override if now.override is not None else was.override)
-            value = weight if isinstance(weight, int) and not isinstance(weight, bool) else None
-            changes.append(SharedChange(SetOverride(host, value, (vs,)), node, at))
+            continue
+        changes.extend(_changes(host, vs, was, now))
+    for host in sorted(forgets):
+        node, at = _who(forgets[host])
+        changes.append(SharedChange(ForgetHost(host), node, at))
     return changes
 
 
-def describe_event(event: AdminEvent) -> str:
+def _changes(host: str, vs: str | None, was: _Subject, now: _Subject) -> list[SharedChange]:
+    """The admin events that take one host (vs None) or one pair from `was` to `now`."""
+    changes: list[SharedChange] = []
+    added = now.reasons.keys() - was.reasons.keys()
+    removed = was.reasons.keys() - now.reasons.keys()
+    if added:
+        node, at = _who(now.reasons[min(added)])
+        reasons = frozenset(added)
+        off: AdminEvent = (
+            SetHostOff(host, reasons) if vs is None else SetPairsOff(host, (vs,), reasons)
+        )
+        changes.append(SharedChange(off, node, at))
+    if removed:
+        on_value = now.on if now.on is not None else was.on
+        node, at = _who(on_value)
+        ramp = _load(now.on).get("ramp")
+        ramp_s = float(ramp) if isinstance(ramp, int | float) else None
+        gone = frozenset(removed)
+        on: AdminEvent = (
+            SetHostOn(host, gone, ramp_s) if vs is None else SetPairsOn(host, (vs,), gone, ramp_s)
+        )
+        changes.append(SharedChange(on, node, at))
+    if vs is not None and now.override != was.override:
+        weight = _load(now.override).get("weight")
+        node, at = _who(now.override if now.override is not None else was.override)
+        value = weight if isinstance(weight, int) and not isinstance(weight, bool) else None
+        changes.append(SharedChange(SetOverride(host, value, (vs,)), node, at))
+    return changes
+
+
+def describe_event(event: AdminEvent | ForgetHost) -> str:
     """An admin event in the console's words, for `from director NODE: …` log lines."""
+    if isinstance(event, ForgetHost):
+        return f"forget host {event.host}"
     where = ""
     if not isinstance(event, SetHostOff | SetHostOn) and event.vss is not None:
         where = f" for vs {','.join(event.vss)}"

@@ -89,6 +89,7 @@ class Forget:
     """`forget host H`: drop the kept admin state of H's removed parts."""
 
     host: str
+    local: bool = False  # with a cluster store: this director only (issue 12)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from ipvswm.console.command_types import (
 )
 from ipvswm.console.control import Control, ReloadOutcome
 from ipvswm.console.grammar import help_lines
+from ipvswm.console.marks import with_local_marks
 from ipvswm.console.render import printable
 from ipvswm.engine.state import Phase
 from ipvswm.events import (
@@ -150,7 +151,8 @@ async def _admin(cmd: SetHost | SetWeight, control: Control, session: Session) -
 
 
 async def _forget(cmd: Forget, control: Control, session: Session) -> Reply:
-    answer = await control.forget(cmd.host)
+    # `local` only when given, as for `set host` (a Control without a cluster store).
+    answer = await (control.forget(cmd.host, local=True) if cmd.local else control.forget(cmd.host))
     if answer is not None and answer.startswith("#"):
         return failed(answer)
     log.info("console %s: forget host %s (%s)", session.name, cmd.host, answer)
@@ -304,6 +306,8 @@ def _show_hosts(cmd: ShowHosts, control: Control) -> Reply:
         kept = sorted(snap.kept)
     now = time.time()
     lines, data = render.show_hosts(views, order, now)
+    view = control.cluster_view() if hasattr(control, "cluster_view") else None
+    lines, data = with_local_marks((lines, data), view)
     keep_for = config.options.config_forget_after
     kept_lines, kept_data = render.kept_hosts(snap, kept, keep_for)
     return Reply(lines=lines + kept_lines, data={**data, **kept_data})
@@ -340,6 +344,11 @@ def _show_cluster(control: Control) -> Reply:
             lines.append(
                 f"  member {member['node']}: gone (last seen {now - member['seen']:.0f}s ago)"
             )
+    if view.get("duplicate"):
+        lines.append(
+            f"  DUPLICATE: another director also uses Cluster.Node={view['node']}"
+            f" ({view['duplicate']}): shared admin commands are refused until one is renamed"
+        )
     local = view.get("local")
     for key in local if isinstance(local, list) else []:
         lines.append(f"  local only (not shared): {key}")

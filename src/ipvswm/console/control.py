@@ -62,8 +62,9 @@ class Control(Protocol):
         """
         ...
 
-    async def forget(self, host: str) -> str | None:
-        """`forget host H` (this director only for now); answers as `submit` does."""
+    async def forget(self, host: str, local: bool = False) -> str | None:
+        """`forget host H` (with a cluster store, on every director unless `local`); answers as
+        `submit` does."""
         ...
 
     async def reload(self, force: bool = False) -> ReloadOutcome:

@@ -252,8 +252,9 @@ def _set_on_off(w: _Words, host: str, on: bool) -> Command:
 def _p_forget(w: _Words) -> Command:
     w.expect("host")
     host = w.tag("host")
+    local = w.accept("local") is not None
     w.end()
-    return Forget(host)
+    return Forget(host, local)
 
 
 def _p_show(w: _Words) -> Command:
@@ -359,7 +360,7 @@ COMMANDS: tuple[Entry, ...] = (
             "override the configured weight (default: back to the configured weight)"),
            ("set host H ... local",
             "with a cluster store: change this director only (not shared)"))),
-    Entry(("forget",), "forget host H",
+    Entry(("forget",), "forget host H [local]",
           "drop the admin state kept for H's hosts/pairs removed from the config", _p_forget),
     Entry(("show",), "show vs [V]", "the virtual services (or VS V with its pairs)", _p_show,
           (("show host[s] [H1,H2] [for|in V1,V2]", "pairs of hosts, then a summary per host"),
