@@ -94,6 +94,10 @@ class DaemonControl:
         if self._daemon.logs is not None:
             self._daemon.logs.set_level(level)
 
+    def log_level_in_force(self) -> int | None:
+        logs = self._daemon.logs
+        return logs.log_level if logs is not None else None
+
     def status(self) -> dict[str, object]:
         daemon = self._daemon
         config = daemon.config
