@@ -151,8 +151,10 @@ class DaemonControl:
 
     def status_document(self) -> dict[str, object]:
         """The /status JSON document."""
+        from ipvswm.dashboard import cluster_status
         from ipvswm.metrics import status_document
 
         document = dict(status_document(self.config(), self.snapshot(), self.kernel()))
         document["daemon"] = self.status()
+        document["cluster"] = cluster_status(self._daemon.cluster)
         return document
