@@ -48,6 +48,7 @@ from ipvswm.config.model import Config, GlobalOptions, VirtualService
 from ipvswm.engine.outputs import KeptChange, SorryChange
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.kernel.table import Table
+from ipvswm.timestamps import utc_text
 from ipvswm.views import pair_views, service_key
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ class Mailer:
         """The alert mail for a sorry-server or depool-threshold change (pure but for the
         Message-ID)."""
         message = self._message(change.subject(), change.at)
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(change.at))
+        when = utc_text(change.at)
         sorry_host = change.sorry_host if isinstance(change, SorryChange) else ""
         sorry = f"sorry server {sorry_host!r}" if sorry_host else "sorry server"
         where = f"{service_key(vs)}" + (

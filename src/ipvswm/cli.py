@@ -197,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     ctl.add_argument("--json", action="store_true", help="reply as JSON")
+    ctl.add_argument(
+        "--names",
+        choices=["hosts", "vs"],
+        default=None,
+        help="print the running daemon's host or VS tags, one a line, and nothing on failure"
+        " (for shell completion)",
+    )
     ctl.add_argument("words", nargs=argparse.REMAINDER, help="the console command")
     with_config(sub.add_parser("dump", help="print the persistent state"))
     top = with_config(
@@ -236,6 +243,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "ctl":
         from ipvswm.console.client import ctl_main
 
+        if args.names is not None:
+            from ipvswm.console.client import names_main
+
+            return names_main(args.config, args.names)
         words = [w for w in args.words if w != "--"]
         if not words:
             print("ipvswm ctl: a console command is needed (e.g. 'show hosts')", file=sys.stderr)

@@ -94,6 +94,10 @@ class DaemonControl:
         if self._daemon.logs is not None:
             self._daemon.logs.set_level(level)
 
+    def log_level_in_force(self) -> int | None:
+        logs = self._daemon.logs
+        return logs.log_level if logs is not None else None
+
     def status(self) -> dict[str, object]:
         daemon = self._daemon
         config = daemon.config
@@ -147,8 +151,10 @@ class DaemonControl:
 
     def status_document(self) -> dict[str, object]:
         """The /status JSON document."""
+        from ipvswm.dashboard import cluster_status
         from ipvswm.metrics import status_document
 
         document = dict(status_document(self.config(), self.snapshot(), self.kernel()))
         document["daemon"] = self.status()
+        document["cluster"] = cluster_status(self._daemon.cluster)
         return document

@@ -7,6 +7,13 @@ never as HTML, so a tag or a check cause cannot inject markup. Read-only: the pa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ipvswm.cluster.keys import describe_event
+
+if TYPE_CHECKING:
+    from ipvswm.cluster.adapter import ClusterStore
+
 POLL_MS = 500  # "within a second of a change": two polls a second, each a cheap JSON document
 
 PAGE = """<!doctype html>
@@ -44,6 +51,14 @@ tr.DISABLED td { background:#fff5f5; }
 .check.unknown, .check.none { color:#777; }
 .progress { height:4px; background:#eee; margin-top:2px; } .progress i { display:block; height:4px;
   background:var(--ramp); }
+#cluster { margin:8px 8px 0; padding:6px 10px; background:#fff; border:1px solid #ddd;
+  border-radius:6px; display:flex; flex-wrap:wrap; gap:4px 12px; align-items:baseline; }
+#cluster[hidden] { display:none; }
+.member { padding:1px 6px; border-radius:4px; font-size:12px; color:#fff; }
+.member.connected { background:var(--ok); } .member.disconnected { background:var(--off); }
+.member.unknown { background:#777; }
+.store.down { color:var(--off); font-weight:bold; } .peer { color:#444; }
+.localonly { color:var(--ramp); }
 @media (max-width: 640px) {
   thead { display:none; } tr { display:block; border-top:1px solid #ddd; padding:4px 0; }
   td { display:flex; justify-content:space-between; gap:8px; border:0; padding:2px 10px; }
@@ -56,6 +71,7 @@ tr.DISABLED td { background:#fff5f5; }
 <span id="updated">loading…</span><span id="stale"></span>
 <span><a style="color:#9cf" href="/status">/status</a> · <a style="color:#9cf"
 href="/metrics">/metrics</a></span></header>
+<section id="cluster" hidden></section>
 <main id="services"></main>
 <script>
 "use strict";
@@ -127,14 +143,46 @@ function serviceCard(vs, now) {
   table.append(body); section.append(table);
   return section;
 }
+function ago(now, t) {
+  return t === null || t === undefined ? "" : Math.max(0, Math.round(now - t)) + " s ago";
+}
+function iso(t) { return new Date(t * 1000).toISOString(); }
+function renderCluster(c, now) {
+  const box = document.getElementById("cluster");
+  if (!c) { box.hidden = true; box.replaceChildren(); return; }
+  box.hidden = false;
+  box.dataset.store = c.store_up ? "up" : "down";
+  const parts = [el("b", "", "cluster " + c.name), el("span", "", "this director " + c.node)];
+  parts.push(el("span", "store " + (c.store_up ? "up" : "down"), "store " + c.endpoint + ": " +
+    c.store + " · revision " + c.revision + " · " + c.shared_keys + " shared key(s)"));
+  for (const m of c.members) {
+    const state = m.connected === null ? "unknown" : m.connected ? "connected" : "disconnected";
+    const chip = el("span", "member " + state);
+    chip.dataset.node = m.node; chip.dataset.state = state;
+    let text = m.present ? "connected" + (m.since ? " since " + iso(m.since) : "")
+      : "disconnected, last seen " + ago(now, m.seen);
+    if (state === "unknown") text = "unknown, store unreachable (last known: " + text + ")";
+    chip.textContent = m.node + (m.self ? " (this director)" : "") + ": " + text;
+    parts.push(chip);
+  }
+  const p = c.last_peer_change;
+  const peer = el("span", "peer", p ? "last change from a peer: " + p.node + ": " + p.what +
+    " (" + (p.at ? "made " + iso(p.at) + ", " : "") + "learnt " + ago(now, p.learnt) + ")"
+    : "no change from a peer yet");
+  peer.id = "peer-change"; parts.push(peer);
+  if (c.local && c.local.length)
+    parts.push(el("span", "localonly", "local only (not shared): " + c.local.join(", ")));
+  box.replaceChildren(...parts);
+}
 function render(doc) {
   const d = doc.daemon || {};
   const now = d.started !== undefined ? d.started + d.uptime : Date.now() / 1000;
   document.getElementById("version").textContent = doc.version;
   document.getElementById("daemon").textContent = (d.backend ? "backend " + d.backend + " · " : "")
     + (d.checkers !== undefined ? d.checks_passing + "/" + d.checkers + " checks passing" : "");
-  document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+  document.getElementById("updated").textContent = "updated " + iso(Date.now() / 1000);
   document.getElementById("stale").textContent = "";
+  renderCluster(doc.cluster, now);
   const main = document.getElementById("services");
   main.replaceChildren(...doc.services.map(vs => serviceCard(vs, now)));
   document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
@@ -153,3 +201,34 @@ poll();
 </script>
 </body></html>
 """.replace("__POLL_MS__", str(POLL_MS))
+
+
+def cluster_status(cluster: ClusterStore | None) -> dict[str, object] | None:
+    """/status's `cluster`: `show cluster`'s view, each member marked connected or not, and the
+    last admin change learnt from another director (None without `Cluster.Etcd`)."""
+    if cluster is None:
+        return None
+    view = cluster.view()
+    members = view.get("members")
+    # With the store unreachable, who is connected is unknown (None): `present` is as last seen.
+    view["members"] = [
+        {
+            **m,
+            "self": m.get("node") == cluster.node,
+            "connected": m["present"] if cluster.up else None,
+        }
+        for m in (members if isinstance(members, list) else [])
+    ]
+    view["store_up"] = cluster.up
+    change = cluster.last_peer
+    view["last_peer_change"] = (
+        None
+        if change is None
+        else {
+            "node": change.node,
+            "what": describe_event(change.event),
+            "at": change.at,
+            "learnt": cluster.last_peer_learnt,
+        }
+    )
+    return view

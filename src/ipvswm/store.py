@@ -7,7 +7,6 @@ state dataclasses later need no schema change.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import enum
 import json
 import logging
@@ -28,6 +27,7 @@ from ipvswm.engine.state import (
 )
 from ipvswm.kernel.table import Protocol, ServiceKey
 from ipvswm.store_records import StoreError, decode_record, encode_record
+from ipvswm.timestamps import is_time_field, utc_text
 
 __all__ = ["Store", "StoreError", "decode_record", "dump_file", "encode_record", "format_dump"]
 
@@ -267,8 +267,6 @@ def _load(conn: sqlite3.Connection) -> StateSnapshot:
 
 # --- dump ------------------------------------------------------------------------------------
 
-_TIME_SUFFIXES = ("_at", "_since", "_started", "_ended", "_deadline")
-
 
 def _show(name: str, value: Any) -> str:
     if value is None:
@@ -279,12 +277,8 @@ def _show(name: str, value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, frozenset | set):
         return ",".join(sorted(str(v) for v in value)) or "-"
-    if isinstance(value, float) and name.endswith(_TIME_SUFFIXES):
-        try:
-            stamp = datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
-        except (OverflowError, OSError, ValueError):
-            return repr(value)
-        return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    if isinstance(value, float) and is_time_field(name):
+        return utc_text(value)
     if isinstance(value, str):
         return json.dumps(value) if (not value or " " in value) else value
     return str(value)

@@ -4,11 +4,13 @@ real server is made to fail and the row of its pair must change by itself (the D
 never slept for). A screenshot of each state is kept under the artefacts directory the test
 prints (IPVSWM_ARTEFACTS, else tmp/artefacts in the repository).
 
-Addresses: real servers on 127.0.0.160-127.0.0.162; VS 192.0.2.60 (never contacted).
+Addresses: real servers on 127.0.0.160-127.0.0.162 (127.0.0.165-166 for the cluster test); VS
+192.0.2.60 (never contacted). The cluster test runs a real etcd (tests/support/etcd.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -20,6 +22,7 @@ import pytest
 
 from tests.support.daemon import REPO, DaemonProcess, free_port, wait_until
 from tests.support.emulator import Emulator
+from tests.support.etcd import Etcd
 from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
 
 pytestmark = pytest.mark.integration
@@ -115,6 +118,8 @@ def test_dashboard_shows_a_failing_server_by_itself(
             return state is not None and state["phase"] == "ENABLED"
 
         wait_until(lambda: enabled("web1") and enabled("web2"), 30, "both rows ENABLED")
+        # No Cluster.* configured: no cluster panel.
+        assert browser.execute_script("return document.getElementById('cluster').hidden")  # type: ignore[attr-defined]
         browser.save_screenshot(str(out / "dashboard-healthy.png"))  # type: ignore[attr-defined]
         web1.set_mode("failing")
         wait_until(
@@ -148,3 +153,90 @@ def test_dashboard_shows_a_failing_server_by_itself(
         browser.save_screenshot(str(out / "dashboard-sorry.png"))  # type: ignore[attr-defined]
     finally:
         daemon.stop()
+
+
+def cluster_panel(driver: object) -> dict[str, object]:
+    """The cluster panel as the page shows it: members' states, the peer line, its text."""
+    script = (
+        "const c = document.getElementById('cluster');"
+        "const m = {}; for (const e of c.querySelectorAll('.member'))"
+        " m[e.dataset.node] = e.dataset.state;"
+        "const p = document.getElementById('peer-change');"
+        "return {hidden: c.hidden, store: c.dataset.store || '', members: m,"
+        " peer: p ? p.textContent : '', text: c.textContent};"
+    )
+    result: dict[str, object] = driver.execute_script(script)  # type: ignore[attr-defined]
+    return result
+
+
+def test_dashboard_shows_the_cluster(
+    farm: ThreadedRealServers, tmp_path: Path, browser: object
+) -> None:
+    (tmp_path / "etcd").mkdir()
+    etcd = Etcd(tmp_path / "etcd").start()
+    web1, web2 = farm.start("127.0.0.165"), farm.start("127.0.0.166")
+    body = f"! www 192.0.2.60:80 /health\nweb1 {rs(web1)} www=10\nweb2 {rs(web2)} www=10\n"
+    directors: dict[str, DaemonProcess] = {}
+    port = free_port("127.0.0.1")
+    for node in ("A", "B"):
+        (tmp_path / node).mkdir()
+        emu = Emulator(tmp_path / node / "emu")
+        options = {
+            "IPVSADM": emu.binary,
+            "Cluster.Etcd": etcd.endpoints,
+            "Cluster.Name": "pair1",
+            "Cluster.Node": node,
+        }
+        if node == "A":
+            options["Metrics.Listen"] = f"127.0.0.1:{port}"
+        directors[node] = DaemonProcess(tmp_path / node, body, env=emu.env, options=options)
+    out = artefacts()
+    try:
+        for d in directors.values():
+            d.start()
+        base = f"http://127.0.0.1:{port}"
+        browser.get(f"{base}/")  # type: ignore[attr-defined]
+
+        def members(want: dict[str, str]) -> bool:
+            panel = cluster_panel(browser)
+            return not panel["hidden"] and panel["store"] == "up" and panel["members"] == want
+
+        wait_until(lambda: members({"A": "connected", "B": "connected"}), 30, "A and B connected")
+        assert "this director A" in str(cluster_panel(browser)["text"])
+        assert "no change from a peer yet" in str(cluster_panel(browser)["peer"])
+
+        code, reply = directors["B"].ctl("set", "host", "web1", "off", "for", "reason", "deploy")
+        assert code == 0, reply
+        wait_until(
+            lambda: "B: set host web1 off for reason deploy" in str(cluster_panel(browser)["peer"]),
+            15,
+            "the change made on B shown on A's dashboard",
+            step=0.05,
+        )
+        browser.save_screenshot(str(out / "dashboard-cluster.png"))  # type: ignore[attr-defined]
+        with urllib.request.urlopen(f"{base}/status", timeout=10) as response:
+            cluster = json.load(response)["cluster"]
+        assert (cluster["name"], cluster["node"], cluster["store_up"]) == ("pair1", "A", True)
+        assert [(m["node"], m["present"], m["self"]) for m in cluster["members"]] == [
+            ("A", True, True),
+            ("B", True, False),
+        ]
+        change = cluster["last_peer_change"]
+        assert change["node"] == "B" and change["what"] == "set host web1 off for reason deploy"
+
+        directors["B"].stop()  # revokes its lease: A sees it leave at once
+        wait_until(lambda: members({"A": "connected", "B": "disconnected"}), 30, "B disconnected")
+        browser.save_screenshot(str(out / "dashboard-cluster-b-gone.png"))  # type: ignore[attr-defined]
+        etcd.stop()  # the store itself goes: A says so, and keeps its last state
+        wait_until(
+            lambda: cluster_panel(browser)["store"] == "down", 30, "the store shown unreachable"
+        )
+        assert "unreachable" in str(cluster_panel(browser)["text"])
+        assert cluster_panel(browser)["members"] == {"A": "unknown", "B": "unknown"}
+        assert row_state(browser, "www", "web1") is not None
+        browser.save_screenshot(str(out / "dashboard-cluster-store-down.png"))  # type: ignore[attr-defined]
+    finally:
+        for d in directors.values():
+            if d.proc is not None:
+                d.stop()
+        etcd.stop()

@@ -128,3 +128,22 @@ def test_a_ramp_logs_its_start_and_end_at_level_1(tmp_path: Path, emu: Emulator)
         assert "RAMPING -> RAMPING" not in d.log_text(offset)
     finally:
         d.stop()
+
+
+def test_dump_options_shows_the_log_level_in_force_and_labelled_times(
+    daemon: DaemonProcess,
+) -> None:
+    """Issue 15 item 11 against the real daemon: the file's key names, `log level N` in force."""
+    code, reply = daemon.ctl("dump", "options")
+    assert code == 0, reply
+    lines = reply["lines"]
+    assert isinstance(lines, list)
+    assert "Log.Level = 5" in lines and f"DB = {daemon.db}" in lines
+    assert daemon.ctl("log", "level", "2")[0] == 0
+    _, reply = daemon.ctl("dump", "options")
+    lines = reply["lines"]
+    assert isinstance(lines, list)
+    assert "Log.Level = 2  # set at run time by 'log level 2'; the file says 5" in lines
+    _, status = daemon.ctl("dump", "status")
+    started = [line for line in status["lines"] if line.startswith("started = ")]  # type: ignore[union-attr]
+    assert len(started) == 1 and started[0].endswith("Z") and "T" in started[0], started

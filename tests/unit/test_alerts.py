@@ -61,7 +61,7 @@ def test_fail_message() -> None:
     assert message["Message-ID"].endswith("@lb1>")
     body = message.get_content()
     assert "Virtual service 'www' tcp:192.0.2.10:80 (www.example.org)" in body
-    assert "sorry server 'sorry' went in at 2023-11-14 22:13:20 UTC" in body
+    assert "sorry server 'sorry' went in at 2023-11-14T22:13:20.000Z" in body
     assert (
         "  web1 127.0.0.2:80 weight 0 AWAIT_PASS\n  web2 127.0.0.3:80 weight 0 DISABLED\n" in body
     )
@@ -77,7 +77,7 @@ def test_ok_message_defaults() -> None:
     assert message["Reply-To"] is None
     body = message.get_content()
     assert "has real servers with weight again" in body
-    assert "went out at 2023-11-14 22:13:20 UTC, after 12.3s" in body
+    assert "went out at 2023-11-14T22:13:20.000Z, after 12.3s" in body
     assert "(no hosts)" in body
 
 

@@ -135,7 +135,7 @@ async def test_fail_and_ok_mails(
         body = message.get_content().replace("\r\n", "\n")  # as received: CRLF
         assert "  web1 127.0.0.2:80 weight 0 AWAIT_PASS\n" in body
         assert "  web2 127.0.0.3:80 weight 0 DISABLED\n" in body
-    assert "went in at 2023-11-14 22:13:20 UTC" in fail.get_content()
+    assert "went in at 2023-11-14T22:13:20.000Z" in fail.get_content()
     envelope = inbox.envelopes[0]
     assert envelope.mail_from == FROM
     assert envelope.rcpt_tos == ["ops@example.org", "oncall@example.org"]

@@ -170,7 +170,7 @@ async def test_dump_commands(session: Session) -> None:
     assert "pid = 4242" in lines
     assert data["status"] == FakeControl().status()
     _, lines, _ = await run(session, "dump options")
-    assert "  management_socket_port = 9000" in lines
+    assert "Management.Socket.Port = 9000" in lines
     _, lines, data = await run(session, "dump checkers")
     assert lines[0] == "checker 127.0.0.2:80 http://www.example.org/health"
     assert len(data["checks"]) == 2  # type: ignore[arg-type]

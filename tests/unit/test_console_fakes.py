@@ -129,6 +129,9 @@ class FakeControl:
     def set_log_level(self, level: int) -> None:
         self.log_level = level
 
+    def log_level_in_force(self) -> int | None:
+        return self.log_level
+
     def status(self) -> dict[str, object]:
         return {"pid": 4242, "backend": "dry-run", "config": self._config.path, "pairs": 3}
 

@@ -59,7 +59,10 @@ def complete(line: str, config: Path) -> list[str]:
 
 def test_bash_completion(tmp_path: Path) -> None:
     config = tmp_path / "c.conf"
+    # No console anywhere (TCP off, a socket path nobody listens on): tags come from the file
+    # even while some other daemon on this machine answers on the default port.
     config.write_text(
+        f"Management.Socket.Port=0\nManagement.Socket.Path={tmp_path / 'none.sock'}\n"
         "Check.Interval=2\n! www 192.0.2.1:80 /\n! api 192.0.2.2:80 /\n"
         "web1 192.0.2.10 www=1\nweb2 192.0.2.11 api=1\n"
     )

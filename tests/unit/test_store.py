@@ -407,12 +407,12 @@ def test_format_dump_lists_every_record() -> None:
         "hosts (1):",
         "  h1 reasons=maint",
         "pairs (1):",
-        "  web/h1 reasons=a,b enabled_at=1970-01-01 00:00:00.500Z down_since=- ramp_duration=-"
+        "  web/h1 reasons=a,b enabled_at=1970-01-01T00:00:00.500Z down_since=- ramp_duration=-"
         ' ramp_deadline=- override=- check_status=unknown check_cause="" last_pass_started=-'
         " last_check_started=- last_check_ended=- weight=0 phase=DISABLED applied_weight=-"
         " failed_at=-",
         "vss (1):",
-        "  web sorry_on=yes sorry_since=1970-01-02 00:00:00.000Z kept_since=-",
+        "  web sorry_on=yes sorry_since=1970-01-02T00:00:00.000Z kept_since=-",
         "kept admin state of removed hosts (0):",
         "managed services (2):",
         "  tcp:192.0.2.1:80",

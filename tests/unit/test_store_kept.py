@@ -37,4 +37,4 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> 
         assert snap.hosts["web1"].reasons == {"maint"} and snap.kept == {}
         store.save(StateChanges(kept={"web3": ENTRY}))
     assert "kept admin state of removed hosts (1):" in dump_file(db)
-    assert "web3 removed_at=2023-11-14 22:13:20.500Z reasons=maint" in dump_file(db)
+    assert "web3 removed_at=2023-11-14T22:13:20.500Z reasons=maint" in dump_file(db)

@@ -118,6 +118,10 @@ class ClusterStore:
         self.presence = Presence(self.client, self.prefix, self.node, self._lost, self._publish)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        # The last admin change learnt from another director, and when it was learnt (for
+        # /status and the dashboard).
+        self.last_peer: keys.SharedChange | None = None
+        self.last_peer_learnt: float | None = None
 
     # --- start, run, close ----------------------------------------------------------------
 
@@ -163,6 +167,7 @@ class ClusterStore:
                 shared[rel] = value
         changes = keys.diff(self.shared, shared)
         deletes = set(self.shared) - set(shared)
+        self._note_peers(changes)
         self.shared = shared
         self.revision = revision
         for node, member in self.members.items():
@@ -231,8 +236,15 @@ class ClusterStore:
         new = {k: v for k, v in self.shared.items() if k.startswith(bases) or k in forgets}
         # This director's own commands were applied (and acknowledged) before they got here.
         changes = [c for c in keys.diff(old, new) if c.node != self.node]
+        self._note_peers(changes)
         self._publish()
         return SharedUpdate(changes, puts, deletes, self.revision)
+
+    def _note_peers(self, changes: list[keys.SharedChange]) -> None:
+        from_peers = [c for c in changes if c.node != self.node]
+        if from_peers:
+            self.last_peer = from_peers[-1]
+            self.last_peer_learnt = time.time()
 
     def _on_member(self, node: str, value: str | None) -> None:
         if value is None:

@@ -85,13 +85,13 @@ def _scan_endpoint(config_path: str) -> Endpoint:
     )
 
 
-def connect(endpoint: Endpoint) -> socket.socket:
+def connect(endpoint: Endpoint, timeout: float = CONNECT_TIMEOUT) -> socket.socket:
     """The Unix socket if it answers, else TCP."""
     errors = []
     if endpoint.path:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.settimeout(CONNECT_TIMEOUT)
+            sock.settimeout(timeout)
             sock.connect(endpoint.path)
             sock.settimeout(None)
             return sock
@@ -100,7 +100,7 @@ def connect(endpoint: Endpoint) -> socket.socket:
             errors.append(f"{endpoint.path}: {exc.strerror or exc}")
     ip = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(endpoint.ip, endpoint.ip)
     try:
-        sock = socket.create_connection((ip, endpoint.port), timeout=CONNECT_TIMEOUT)
+        sock = socket.create_connection((ip, endpoint.port), timeout=timeout)
         sock.settimeout(None)
         return sock
     except OSError as exc:
@@ -265,3 +265,37 @@ def console_main(config_path: str) -> int:
     finally:
         conn.close()
     return EXIT_OK if interactive else worst
+
+
+NAMES_TIMEOUT = 2.0  # a TAB press must never hang on a daemon that does not answer
+NAMES = {"hosts": ("show hosts", "hosts", "host"), "vs": ("show vs", "vss", "vs")}
+
+
+def names_main(config_path: str, what: str) -> int:
+    """`ipvswm ctl --names hosts|vs`: the running daemon's host or VS tags, one a line.
+
+    For shell completion: silent on any failure (exit 2 when the daemon cannot be reached or
+    does not answer within NAMES_TIMEOUT, 1 when it refuses), so a caller falls back quietly.
+    """
+    command, key, field = NAMES[what]
+    try:
+        endpoint = read_endpoint(config_path)
+        sock = connect(endpoint, NAMES_TIMEOUT)
+        conn = Connection(sock)
+        try:
+            sock.settimeout(NAMES_TIMEOUT)
+            conn.start()
+            reply = conn.send(command)
+            with contextlib.suppress(OSError, Unreachable):
+                conn.send("quit")
+        finally:
+            conn.close()
+    except (Unreachable, OSError, ValueError):
+        return EXIT_USAGE
+    data = reply.get("data")
+    items = data.get(key) if isinstance(data, dict) else None
+    if not reply.get("ok") or not isinstance(items, list):
+        return EXIT_FAILED
+    tags = [item.get(field) for item in items if isinstance(item, dict)]
+    print("\n".join(t for t in tags if isinstance(t, str)), flush=True)
+    return EXIT_OK

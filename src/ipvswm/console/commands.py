@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import Iterable
@@ -260,13 +259,7 @@ def _dump(cmd: Dump, control: Control) -> Reply:
         status = control.status()
         return Reply(lines=render.key_values(status), data={"status": render.jsonable(status)})
     if cmd.what is DumpWhat.OPTIONS:
-        options = config.options
-        if options.management_socket_token:  # a secret: never shown
-            options = dataclasses.replace(options, management_socket_token="(set, not shown)")
-        return Reply(
-            lines=render.dump_fields("options", options)[1:],
-            data={"options": render.jsonable(options)},
-        )
+        return rendered(render.dump_options(config.options, control.log_level_in_force()))
     if cmd.what is DumpWhat.CHECKERS:
         lines: list[str] = []
         for check in control.checks():

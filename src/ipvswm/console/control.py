@@ -84,6 +84,10 @@ class Control(Protocol):
         """Change `Log.Level` at run time."""
         ...
 
+    def log_level_in_force(self) -> int | None:
+        """The `Log.Level` in force now (after any `log level N`); None if logging is not set up."""
+        ...
+
     def status(self) -> dict[str, object]:
         """`dump status`: daemon facts (pid, start time, backend, config path, counts)."""
         ...

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import time
+import json
 from collections.abc import Iterable, Mapping
 
-from ipvswm.config.model import Config, VirtualService
+from ipvswm.config.model import Config, GlobalOptions, VirtualService
+from ipvswm.config.options import GLOBAL_KEYS
 from ipvswm.console.control import CheckView
 from ipvswm.engine.kept import describe as describe_kept
 from ipvswm.engine.layout import resolve_sorry
 from ipvswm.engine.state import HostState, PairState, StateSnapshot, VsState
 from ipvswm.kernel.table import Table
+from ipvswm.timestamps import is_time_field, utc_text
 from ipvswm.views import PairView, pair_views, service_key
 
 Rendered = tuple[list[str], dict[str, object]]
@@ -36,10 +38,8 @@ def addr_port(address: str, port: int) -> str:
 
 
 def when(stamp: float | None) -> str:
-    """A wall-clock time as UTC `YYYY-MM-DD HH:MM:SS`, or `-`."""
-    if stamp is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp))
+    """A wall-clock time as every reader shows it (`timestamps.utc_text`), or `-`."""
+    return utc_text(stamp)
 
 
 def jsonable(value: object) -> object:
@@ -282,15 +282,30 @@ def show_checks(checks: list[CheckView], now: float) -> Rendered:
 
 
 def key_values(values: Mapping[str, object], indent: str = "") -> list[str]:
-    """`key = value` lines, in the mapping's order."""
-    return [f"{indent}{k} = {_plain(v)}" for k, v in values.items()]
+    """`key = value` lines, in the mapping's order (times as `when` shows them)."""
+    return [f"{indent}{k} = {_plain(k, v)}" for k, v in values.items()]
 
 
-def _plain(value: object) -> str:
+def _plain(name: str, value: object) -> str:
+    """One value as text: never a Python repr (nested values are JSON)."""
     shown = jsonable(value)
+    if isinstance(shown, int | float) and not isinstance(shown, bool) and is_time_field(name):
+        return when(shown)
     if isinstance(shown, list):
-        return ",".join(str(v) for v in shown) or "-"
-    return "-" if shown is None or shown == "" else str(shown)
+        if all(isinstance(v, list) and len(v) == 2 for v in shown):  # e.g. a host's weights
+            return ",".join(f"{_scalar(v[0])}:{_scalar(v[1])}" for v in shown) or "-"
+        return ",".join(_scalar(v) for v in shown) or "-"
+    return "-" if shown is None or shown == "" else _scalar(shown)
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))  # `3`, as a config file writes it, not `3.0`
+    return "-" if value is None else str(value)
 
 
 def dump_fields(title: str, value: object, indent: str = "") -> list[str]:
@@ -331,3 +346,24 @@ def dump_vss(config: Config, snap: StateSnapshot, tags: Iterable[str]) -> Render
         lines.append(f"  managed = {int(managed)}")
         items.append({"config": jsonable(vs), "state": jsonable(state), "managed": managed})
     return lines, {"vss": items}
+
+
+def dump_options(options: GlobalOptions, log_level: int | None) -> Rendered:
+    """`dump options`: every global key as the config file spells it, with the value in force.
+
+    `log_level` is the level in force now (a console's `log level N` changes it at run time;
+    None: as the file says). The console token is a secret: never shown.
+    """
+    lines: list[str] = []
+    data: dict[str, object] = {}
+    for key in GLOBAL_KEYS:
+        value: object = getattr(options, key.field)
+        note = ""
+        if key.field == "management_socket_token" and value:
+            value = "(set, not shown)"
+        elif key.field == "log_level" and log_level is not None and log_level != value:
+            note = f"  # set at run time by 'log level {log_level}'; the file says {value}"
+            value = log_level
+        data[key.key] = jsonable(value)
+        lines.append(f"{key.key} = {_plain(key.key, value)}{note}")
+    return lines, {"options": data}
