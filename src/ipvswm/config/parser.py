@@ -287,8 +287,12 @@ class _Parser:
                 )
         for host in config.hosts:
             for tag, _ in host.weights:
-                vs = by_tag.get(tag)
-                if vs is None or vs.method is Method.NAT or host.port in (None, vs.port):
+                served = by_tag.get(tag)
+                if (
+                    served is None
+                    or served.method is Method.NAT
+                    or host.port in (None, served.port)
+                ):
                     continue
                 log.warning(
                     "%s:%d: host '%s': port %d is ignored on virtual service '%s' with method=%s "
@@ -298,8 +302,8 @@ class _Parser:
                     host.tag,
                     host.port,
                     tag,
-                    vs.method.value,
-                    vs.port,
+                    served.method.value,
+                    served.port,
                 )
 
     def console_access(self, g: GlobalOptions) -> None:
