@@ -115,13 +115,13 @@ class Daemon:
         """Run until SIGTERM/SIGINT; returns the exit status."""
         opts = self.config.options
         self.logs = setup_logging(opts, foreground=self.foreground)
-        raise_fd_limit()
         log.info(
             "ipvswm starting: pid %d, config %s, backend %s",
             os.getpid(),
             self.config_path,
             self.backend_name,
         )
+        raise_fd_limit()  # after the "starting" line: a daemon's log begins with that one
         try:
             self._instance_lock = instance_lock.acquire(opts.db)
         except (instance_lock.InstanceLocked, OSError) as exc:

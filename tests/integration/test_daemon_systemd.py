@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import logging.handlers
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -101,6 +102,17 @@ def notify_socket() -> Iterator[tuple[str, Datagrams]]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.fixture
+def low_fd_limit() -> Iterator[None]:
+    """A soft open-files limit of 1024, the usual default (the VM's too), for the daemons this test
+    starts: the daemon raises it, and its first line used to be that one, not "starting"."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = 1024 if hard == resource.RLIM_INFINITY else min(1024, hard - 1)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def site(
     farm: ThreadedRealServers, emu: Emulator, tmp: Path, env: dict[str, str], **opts: str
 ) -> tuple[DaemonProcess, ThreadedRealServer]:
@@ -114,7 +126,7 @@ def site(
 
 
 def test_syslog_lines_carry_ident_pid_and_the_facility(
-    farm: ThreadedRealServers, syslog_udp: Datagrams, tmp_path: Path
+    farm: ThreadedRealServers, syslog_udp: Datagrams, tmp_path: Path, low_fd_limit: None
 ) -> None:
     emu = Emulator(tmp_path / "emu")
     port = syslog_udp.sock.getsockname()[1]
@@ -154,6 +166,7 @@ def test_syslog_lines_carry_ident_pid_and_the_facility(
     start = syslog_udp.find(r"ipvswm starting: pid")
     assert start == [f"{info}ipvswm starting: pid {pid}, config {daemon.config}, backend ipvsadm\0"]
     assert texts.index(start[0]) == 0  # the very first line already goes to syslog
+    assert syslog_udp.find(r"open-files limit raised from \d+ to")
     (decision,) = syslog_udp.find(r"vs www host web1: weight 10 -> 0")
     assert decision.startswith(info + "vs www host web1: weight 10 -> 0, ENABLED -> AWAIT_PASS")
     assert "status 500" in decision

@@ -112,11 +112,18 @@ class DaemonProcess:
                 stderr=err,
                 stdin=subprocess.DEVNULL,
             )
-        wait_until(
-            lambda: "ipvswm running" in self.log_text(offset) or self.proc_exited(),
-            timeout,
-            "the daemon to start",
-        )
+        try:
+            wait_until(
+                lambda: "ipvswm running" in self.log_text(offset) or self.proc_exited(),
+                timeout,
+                "the daemon to start",
+            )
+        except AssertionError:
+            # A daemon that did not start in time must not outlive the test (it would go on
+            # polling its table and holding its ports for the rest of the run).
+            self.proc.kill()
+            self.proc.wait()
+            raise
         if self.proc_exited():
             raise AssertionError(f"daemon exited: {self.stderr.read_text()}\n{self.log_text()}")
         return self

@@ -388,3 +388,32 @@ def test_another_family_only_for_tunnel_destinations_and_it_aborts_a_batch(emu: 
     assert emu.table_text() == "-A -t 10.0.0.1:80 -s wrr\n"
     assert emu.run("-a", "-t", "10.0.0.1:80", "-r", "[2001:db8::9]:80", "-i").exit == 0
     assert "-r [2001:db8::9]:80 -i -w 1" in emu.table_text()
+
+
+def test_a_destination_removed_with_connections_comes_back_with_them(example: Emulator) -> None:
+    """The kernel's destination trash (seen on a real kernel, tests/kernel/README.md): removed by
+    -d, -D or -C while it has connections, a destination re-added to the same service gets its
+    counters back; one removed without connections, or added to another service, starts at 0."""
+    example.require_emulator()  # sets connection counts by hand
+    svc, rip = "tcp:10.0.0.1:80", "192.168.1.10:8080"
+    readd = ["-a", "-t", "10.0.0.1:80", "-r", rip, "-m", "-w", "3"]
+    example.set_connections(svc, rip, 12, 345)
+    assert example.run("-d", "-t", "10.0.0.1:80", "-r", rip).exit == 0
+    assert rip not in example.list_text()  # the trash is not listed
+    assert example.run(*readd).exit == 0
+    assert "192.168.1.10:8080            Masq    3      12         345       \n" in (
+        example.list_text()
+    )
+    # -C and -D trash them too; a re-add takes them out of the trash (once)
+    assert example.run("-C").exit == 0
+    assert example.run("-A", "-t", "10.0.0.1:80", "-s", "rr").exit == 0
+    assert example.run(*readd).exit == 0
+    assert "Masq    3      12         345       \n" in example.list_text()
+    assert example.run("-D", "-t", "10.0.0.1:80").exit == 0
+    assert example.run("-A", "-t", "10.0.0.9:80", "-s", "rr").exit == 0
+    assert example.run("-a", "-t", "10.0.0.9:80", "-r", rip, "-m", "-w", "3").exit == 0
+    assert "Masq    3      0          0         \n" in example.list_text()  # another service
+    example.set_connections("tcp:10.0.0.9:80", rip, 0, 0)
+    assert example.run("-d", "-t", "10.0.0.9:80", "-r", rip).exit == 0
+    assert example.run("-a", "-t", "10.0.0.9:80", "-r", rip, "-m", "-w", "3").exit == 0
+    assert "Masq    3      0          0         \n" in example.list_text()  # nothing was kept

@@ -63,6 +63,14 @@ SAVE_EXAMPLE = """\
             AddDestination(VIP6, Destination(DestKey("2001:db8::2", 8080), Forward.TUNNEL, 1)),
             "-a -t [2001:db8::1]:80 -r [2001:db8::2]:8080 -i -w 1",
         ),
+        (
+            AddDestination(VIP, Destination(RS, Forward.TUNNEL, 2, tun_type="gue", tun_port=6080)),
+            "-a -t 192.0.2.1:80 -r 127.0.0.2:80 -i -w 2 --tun-type gue --tun-port 6080",
+        ),
+        (
+            EditDestination(VIP, Destination(RS, Forward.TUNNEL, 2, tun_type="gre")),
+            "-e -t 192.0.2.1:80 -r 127.0.0.2:80 -i -w 2 --tun-type gre",
+        ),
         (DeleteDestination(VIP, RS), "-d -t 192.0.2.1:80 -r 127.0.0.2:80"),
         (AddService(Service(VIP, "wrr")), "-A -t 192.0.2.1:80 -s wrr"),
         (
@@ -202,3 +210,20 @@ def test_interpret_batch_argument_abort_reports_the_rest() -> None:
 def test_interpret_batch_unknown_message_with_failure_is_reported() -> None:
     errors = interpret_batch([A], 255, "Memory allocation problem\n")
     assert errors and errors[0].op is None
+
+
+def test_parse_save_reads_the_tunnel_type() -> None:
+    text = (
+        "-A -t 10.0.0.1:80 -s rr\n"
+        "-a -t 10.0.0.1:80 -r 192.168.1.12:80 -i -w 0 --tun-type ipip\n"
+        "-a -t 10.0.0.1:80 -r 192.168.1.13:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum\n"
+        "-a -t 10.0.0.1:80 -r 192.168.1.14:80 -i -w 1 --tun-type gre --tun-csum\n"
+    )
+    dests = parse_save(text).services[ServiceKey(Protocol.TCP, "10.0.0.1", 80)].destinations
+    assert [(d.tun_type, d.tun_port) for d in dests.values()] == [
+        (None, 0),  # ipip is the default: the model's None
+        ("gue", 6080),
+        ("gre", 0),
+    ]
+    bad = Destination(RS, Forward.TUNNEL, 1, tun_type="vxlan")
+    assert validate_op(AddDestination(VIP, bad)) == "illegal tunnel type specified"

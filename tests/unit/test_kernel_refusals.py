@@ -134,3 +134,25 @@ def test_netlink_validates_like_ipvsadm() -> None:
         (FailureKind.ARGUMENT, OTHER_FAMILY),
     ]
     assert len(sock.sent) == 1  # only the valid op reached the kernel
+
+
+def test_check_config_warns_that_dr_and_tun_ignore_a_real_server_port(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    text = (
+        "! www 192.0.2.1:80:8080 / method=dr\n"
+        "! tunnel 192.0.2.2:80 / method=tun\n"
+        "! nat 192.0.2.3:80:8080 /\n"
+        "web1 192.0.2.10 www=1\n"
+        "web2 192.0.2.11:8081 tunnel=1 nat=1\n"
+        "web3 192.0.2.12:80 tunnel=1\n"
+    )
+    with caplog.at_level(logging.WARNING, "ipvswm.config.parser"):
+        result = parse_text(text, "t.conf")
+    assert result.config is not None
+    assert [r.getMessage() for r in caplog.records] == [
+        "t.conf:1: virtual service 'www': real-server port 8080 is ignored with method=dr "
+        "(the kernel keeps the VS port 80)",
+        "t.conf:5: host 'web2': port 8081 is ignored on virtual service 'tunnel' with method=tun "
+        "(the kernel keeps the VS port 80)",
+    ]

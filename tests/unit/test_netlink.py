@@ -89,6 +89,8 @@ def test_edits_use_set_commands_never_delete() -> None:
         (VIP, Destination(RS, Forward.MASQ, 5, upper=100, lower=10)),
         (VIP, Destination(RS, Forward.ROUTE, 0)),
         (VIP, Destination(RS, Forward.TUNNEL, 65535)),
+        (VIP, Destination(RS, Forward.TUNNEL, 3, tun_type="gue", tun_port=6080)),
+        (VIP, Destination(RS, Forward.TUNNEL, 3, tun_type="gre")),
         (VIP6, Destination(DestKey("2001:db8::10", 53), Forward.MASQ, 2)),
     ],
 )
@@ -151,3 +153,16 @@ async def test_without_kernel_ipvs_the_backend_reports_no_ipvs() -> None:
         assert exc.kind is FailureKind.NO_IPVS
     else:  # pragma: no cover - only on a director with IPVS loaded
         pytest.skip(f"this kernel has IPVS ({len(table.services)} services)")
+
+
+def test_tunnel_type_and_port_are_sent_as_the_kernel_reads_them() -> None:
+    """TUN_TYPE is ipip=0/gue=1/gre=2; TUN_PORT is big-endian on the wire (the kernel's be16)."""
+    gue = Destination(RS, Forward.TUNNEL, 1, tun_type="gue", tun_port=6080)
+    msg = op_message(AddDestination(VIP, gue))
+    msg["header"]["type"] = 0x1E
+    msg.encode()
+    assert struct.pack("HH", 5, 13) + bytes([1]) in msg.data  # IPVS_DEST_ATTR_TUN_TYPE=13: gue
+    assert struct.pack("HH", 6, 14) + struct.pack(">H", 6080) in msg.data  # TUN_PORT=14
+    plain = round_trip(AddDestination(VIP, Destination(RS, Forward.MASQ, 1)))
+    names = {name for name, _ in plain.get_attr("IPVS_CMD_ATTR_DEST")["attrs"]}
+    assert "IPVS_DEST_ATTR_TUN_TYPE" not in names  # only tunnels carry them

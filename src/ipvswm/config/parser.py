@@ -49,6 +49,7 @@ from ipvswm.config.model import (
     Config,
     GlobalOptions,
     Host,
+    Method,
     Proto,
     VirtualService,
 )
@@ -268,7 +269,45 @@ class _Parser:
                     " ".join(sorted(SCHEDULERS)),
                 )
         config = Config(self.path, options, tuple(services), tuple(hosts))
+        self.ignored_ports(config)
         return ParseResult(config, ())
+
+    def ignored_ports(self, config: Config) -> None:
+        """dr/tun keep the VS port (ipvsadm forces it; the kernel forwards to the VS port
+        whatever a destination holds): a real-server port there is a mistake, so warn."""
+        by_tag = {vs.tag: vs for vs in config.services}
+        for vs in config.services:
+            if vs.method is not Method.NAT and vs.rs_port != vs.port:
+                log.warning(
+                    "%s:%d: virtual service '%s': real-server port %d is ignored with method=%s "
+                    "(the kernel keeps the VS port %d)",
+                    self.path,
+                    vs.line,
+                    vs.tag,
+                    vs.rs_port,
+                    vs.method.value,
+                    vs.port,
+                )
+        for host in config.hosts:
+            for tag, _ in host.weights:
+                served = by_tag.get(tag)
+                if (
+                    served is None
+                    or served.method is Method.NAT
+                    or host.port in (None, served.port)
+                ):
+                    continue
+                log.warning(
+                    "%s:%d: host '%s': port %d is ignored on virtual service '%s' with method=%s "
+                    "(the kernel keeps the VS port %d)",
+                    self.path,
+                    host.line,
+                    host.tag,
+                    host.port,
+                    tag,
+                    served.method.value,
+                    served.port,
+                )
 
     def console_access(self, g: GlobalOptions) -> None:
         """A TCP console reachable from other machines must require a token (SPEC §7)."""

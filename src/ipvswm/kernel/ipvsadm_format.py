@@ -115,6 +115,10 @@ def _dest_options(dest: Destination) -> list[str]:
         args += ["-x", str(dest.upper)]
     if dest.lower:
         args += ["-y", str(dest.lower)]
+    if forward is Forward.TUNNEL and dest.tun_type is not None:
+        args += ["--tun-type", dest.tun_type]
+        if dest.tun_port:
+            args += ["--tun-port", str(dest.tun_port)]
     return args
 
 
@@ -142,6 +146,7 @@ def render_line(op: Op) -> str:
 
 
 OTHER_FAMILY = "Different address family is allowed only for tunneling servers"
+TUN_TYPES = ("ipip", "gue", "gre")
 
 
 def validate_op(op: Op) -> str | None:
@@ -170,6 +175,10 @@ def validate_op(op: Op) -> str | None:
             return "illegal u_threshold specified"
         if not 0 <= d.lower <= THRESHOLD_MAX:
             return "illegal l_threshold specified"
+        if d.tun_type is not None and d.tun_type not in TUN_TYPES:
+            return "illegal tunnel type specified"
+        if not 0 <= d.tun_port <= 65535:
+            return "illegal tunnel port specified"
     return None
 
 
@@ -259,6 +268,8 @@ def parse_dest_line(tokens: list[str]) -> tuple[ServiceKey, Destination]:
     dkey: DestKey | None = None
     forward = Forward.ROUTE
     weight, upper, lower = 1, 0, 0
+    tun_type: str | None = None
+    tun_port = 0
     for opt, value in _pairs(rest):
         if opt == "-r" and value is not None:
             dkey = DestKey(*split_hostport(value))
@@ -270,13 +281,21 @@ def parse_dest_line(tokens: list[str]) -> tuple[ServiceKey, Destination]:
             upper = int(value or 0)
         elif opt == "-y":
             lower = int(value or 0)
+        elif opt == "--tun-type":
+            tun_type = None if value == "ipip" else value  # ipip: the default, as the model has it
+        elif opt == "--tun-port":
+            tun_port = int(value or 0)
         elif opt.startswith("--tun-"):
-            continue  # tunnel encapsulation details are not part of the model
+            continue  # the checksum flags (--tun-nocsum, ...) are not part of the model
         else:
             raise ParseError(f"unknown destination option {opt!r}")
     if dkey is None:
         raise ParseError("destination line without -r")
-    return key, Destination(dkey, forward, weight, upper, lower)
+    if forward is not Forward.TUNNEL:
+        tun_type, tun_port = None, 0
+    return key, Destination(
+        dkey, forward, weight, upper, lower, tun_type=tun_type, tun_port=tun_port
+    )
 
 
 def parse_save(text: str) -> Table:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, OpError
-from ipvswm.kernel.ipvsadm_format import normalise_address, render_line, validate_op
+from ipvswm.kernel.ipvsadm_format import TUN_TYPES, normalise_address, render_line, validate_op
 from ipvswm.kernel.simulate import (
     DEST_EXISTS,
     NO_SCHEDULER,
@@ -148,13 +148,18 @@ def dest_key_attrs(dest: DestKey) -> Attrs:
 
 def dest_attrs(dest: Destination) -> Attrs:
     """All the attributes of a destination, as NEW_DEST and SET_DEST need them."""
-    return [
+    attrs: Attrs = [
         *dest_key_attrs(dest.key),
         ("IPVS_DEST_ATTR_FWD_METHOD", _FORWARD_CODE[dest.forward]),
         ("IPVS_DEST_ATTR_WEIGHT", dest.weight),
         ("IPVS_DEST_ATTR_U_THRESH", dest.upper),
         ("IPVS_DEST_ATTR_L_THRESH", dest.lower),
     ]
+    if dest.forward is Forward.TUNNEL:  # only tunnels carry these (kernels before 5.2 lack them)
+        attrs.append(("IPVS_DEST_ATTR_TUN_TYPE", TUN_TYPES.index(dest.tun_type or "ipip")))
+        # The kernel reads the port in network order; pyroute2 packs this u16 in host order.
+        attrs.append(("IPVS_DEST_ATTR_TUN_PORT", socket.htons(dest.tun_port)))
+    return attrs
 
 
 def op_command(op: Op) -> tuple[int, Attrs]:
@@ -260,14 +265,23 @@ def parse_dest(nla: Any, service_family: int) -> Destination:
     family = _attr(nla, "IPVS_DEST_ATTR_ADDR_FAMILY", service_family)
     address = _address(_attr(nla, "IPVS_DEST_ATTR_ADDR"), family)
     method = _attr(nla, "IPVS_DEST_ATTR_FWD_METHOD", 0) & CONN_F_FWD_MASK
+    forward = _CODE_FORWARD.get(method, Forward.ROUTE)
+    tun_type: str | None = None
+    tun_port = 0
+    if forward is Forward.TUNNEL:
+        code = _attr(nla, "IPVS_DEST_ATTR_TUN_TYPE", 0)
+        tun_type = TUN_TYPES[code] if 0 < code < len(TUN_TYPES) else None
+        tun_port = socket.ntohs(_attr(nla, "IPVS_DEST_ATTR_TUN_PORT", 0))
     return Destination(
         DestKey(address, _attr(nla, "IPVS_DEST_ATTR_PORT", 0)),
-        forward=_CODE_FORWARD.get(method, Forward.ROUTE),
+        forward=forward,
         weight=_attr(nla, "IPVS_DEST_ATTR_WEIGHT", 0),
         upper=_attr(nla, "IPVS_DEST_ATTR_U_THRESH", 0),
         lower=_attr(nla, "IPVS_DEST_ATTR_L_THRESH", 0),
         active=_attr(nla, "IPVS_DEST_ATTR_ACTIVE_CONNS", 0),
         inactive=_attr(nla, "IPVS_DEST_ATTR_INACT_CONNS", 0),
+        tun_type=tun_type,
+        tun_port=tun_port,
     )
 
 

@@ -81,6 +81,10 @@ class Destination:
     lower: int = 0  # `-y` lower connection threshold, 0 = none
     active: int = field(default=0, compare=False)
     inactive: int = field(default=0, compare=False)
+    # A tunnel destination's encapsulation (`--tun-type`): None is ipip, the kernel's default;
+    # "gue" (with `tun_port`, its UDP port) or "gre". Unused for other forwarding methods.
+    tun_type: str | None = None
+    tun_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)
