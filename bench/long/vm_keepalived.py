@@ -397,8 +397,8 @@ def host_load() -> str:
         return " ".join(f.read().split()[:3])
 
 
-def with_no_timer_check(make: Callable[..., list[str]]) -> Callable[..., list[str]]:
-    """vm.qemu_command with `no_timer_check` on the kernel command line.
+def with_append(make: Callable[..., list[str]], extra: str) -> Callable[..., list[str]]:
+    """vm.qemu_command with `extra` on the kernel command line (`--append`, no_timer_check).
 
     On a heavily loaded host (load 25-35 on 2 cores) the guest kernel panicked at boot, twice in
     three boots: "IO-APIC + timer doesn't work!" (its timer check runs out of time under TCG).
@@ -406,7 +406,7 @@ def with_no_timer_check(make: Callable[..., list[str]]) -> Callable[..., list[st
 
     def command(*args: object, **kwargs: object) -> list[str]:
         cmd = make(*args, **kwargs)
-        cmd[cmd.index("-append") + 1] += " no_timer_check"
+        cmd[cmd.index("-append") + 1] += f" {extra}"
         return cmd
 
     return command
@@ -414,7 +414,8 @@ def with_no_timer_check(make: Callable[..., list[str]]) -> Callable[..., list[st
 
 def host(args: argparse.Namespace) -> int:
     """Boot the VM and run the guest side in it; print the host's load around and during it."""
-    vm.qemu_command = with_no_timer_check(vm.qemu_command)
+    if args.append:
+        vm.qemu_command = with_append(vm.qemu_command, args.append)
     done = threading.Event()
 
     def every_minute() -> None:
@@ -440,6 +441,9 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=60.0, help="CPU window per daemon (s)")
     parser.add_argument("--reloads", type=int, default=5, help="SIGHUP reloads per daemon")
     parser.add_argument("--timeout", type=float, default=3600.0, help="VM timeout (s)")
+    parser.add_argument(
+        "--append", default="no_timer_check", help="more kernel arguments ('' for none)"
+    )
     parser.add_argument("--guest", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if max(args.sizes) > ADDRESSES * 20:
