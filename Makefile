@@ -39,5 +39,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# Long benches, not part of `make bench` (bench/README.md, "Long benches"): keepalived vs ipvswm in the VM.
+.PHONY: bench-vm
+bench-vm: $(STAMP)
+	$(BIN)/python bench/long/vm_keepalived.py
+
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
