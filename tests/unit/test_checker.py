@@ -88,8 +88,22 @@ async def test_rise_and_fall(
     assert all(r.cause == ("" if r.passed else "status 503") for r in results)
 
 
+class HeldScript(Script):
+    """A Script whose calls after the scripted outcomes never end (until the checker stops)."""
+
+    async def __call__(self, target: CheckTarget) -> ProbeOutcome:
+        if not self.passes:
+            await asyncio.Event().wait()  # held: no result after the scripted ones
+        return await super().__call__(target)
+
+
 async def test_view_properties() -> None:
-    checker, results = await run([True, True, False], rise=1, fall=2)
+    # The probe holds after the script: a 4th result cannot land between the wait and the stop.
+    sink = Results()
+    checker = Checker(target(rise=1, fall=2), sink, probe=HeldScript([True, True, False]))
+    checker.start()
+    results = await sink.wait(3)
+    await checker.stop()
     assert checker.status is P
     assert checker.last_result == results[-1]
     assert (checker.passes, checker.fails) == (0, 1)
