@@ -1,6 +1,8 @@
 """A real server or a client inside a VM network namespace (run with `ip netns exec NS python`).
 
-peer.py serve NAME PORT     HTTP server answering NAME on every request; prints "ready"
+peer.py serve NAME PORT [FAILFILE]
+                            HTTP server (IPv4 and IPv6) answering NAME on every request, or
+                            status 500 while FAILFILE exists; prints "ready"
 peer.py count VIP PORT N    N requests, each on a new connection; prints {NAME: count} as JSON
 peer.py hold VIP PORT       opens one connection, prints "held", closes it when stdin closes
 """
@@ -8,19 +10,30 @@ peer.py hold VIP PORT       opens one connection, prints "held", closes it when 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def serve(name: str, port: int) -> None:
-    """Answer every GET with this server's name."""
+class DualStackServer(ThreadingHTTPServer):
+    """Listens on `::` for IPv6 and (v4-mapped) IPv4 alike."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def serve(name: str, port: int, failfile: str = "") -> None:
+    """Answer every GET with this server's name (status 500 while `failfile` exists)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             body = name.encode()
-            self.send_response(200)
+            self.send_response(500 if failfile and os.path.exists(failfile) else 200)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Connection", "close")
             self.end_headers()
@@ -29,7 +42,7 @@ def serve(name: str, port: int) -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    server = DualStackServer(("::", port), Handler)
     server.daemon_threads = True
     print("ready", flush=True)
     server.serve_forever()
@@ -48,7 +61,7 @@ def fetch(vip: str, port: int) -> str:
 def main() -> None:
     mode = sys.argv[1]
     if mode == "serve":
-        serve(sys.argv[2], int(sys.argv[3]))
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else "")
     elif mode == "count":
         vip, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
         print(json.dumps(dict(Counter(fetch(vip, port) for _ in range(n)))), flush=True)
@@ -57,9 +70,10 @@ def main() -> None:
         held: list[socket.socket] = []
         for line in sys.stdin:
             words = line.split()
-            if words[0] == "count":
+            if words[0] == "count":  # count PORT N [ADDRESS]: ADDRESS defaults to the VIP
                 port, n = int(words[1]), int(words[2])
-                print(json.dumps(dict(Counter(fetch(vip, port) for _ in range(n)))), flush=True)
+                to = words[3] if len(words) > 3 else vip
+                print(json.dumps(dict(Counter(fetch(to, port) for _ in range(n)))), flush=True)
             elif words[0] == "hold":
                 held.append(socket.create_connection((vip, int(words[1])), timeout=30))
                 print("held", flush=True)
