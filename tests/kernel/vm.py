@@ -208,7 +208,7 @@ def qemu_command(kernel: Path, initramfs: Path, job: Path, memory: str = "2048")
         "-initrd",
         str(initramfs),
         "-append",
-        "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init",
+        "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init no_timer_check",
         "-fsdev",
         "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
         "-device",
