@@ -12,7 +12,8 @@ setsid stress --cpu 2 >/dev/null 2>&1 &  # its own process group: its workers en
 load=$!
 # A private pytest temp root: another pytest on the machine must not clean this run's dirs.
 root=$(mktemp -d)
-trap 'kill -TERM -- "-$load" 2>/dev/null; rm -rf "$root"' EXIT INT TERM
+trap 'kill -TERM -- "-$load" 2>/dev/null; rm -rf "$root"' EXIT
+trap 'exit 143' INT TERM
 status=0
 i=1
 while [ "$i" -le "$runs" ]; do

@@ -161,6 +161,9 @@ class KernelApplier:
     async def _resync(self) -> bool:
         """Re-read the table and correct every difference; False if the read failed."""
         begun = time.monotonic()
+        # Decided before the read: what the owner decides while the read is under way is asked
+        # for next, so only tampering and failed operations show as "the kernel differed".
+        desired, managed = self.host.plan()
         try:
             await self.sync.read()
         except BackendError as exc:
@@ -168,7 +171,6 @@ class KernelApplier:
             self.host.resynced(exc.kind)
             return False
         self.last_read_begun = begun
-        desired, managed = self.host.plan()
         outcome = await self.sync.converge(desired, managed, None, reason="resync")
         if outcome.ops:
             log.warning(
