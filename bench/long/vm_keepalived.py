@@ -441,9 +441,7 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=60.0, help="CPU window per daemon (s)")
     parser.add_argument("--reloads", type=int, default=5, help="SIGHUP reloads per daemon")
     parser.add_argument("--timeout", type=float, default=3600.0, help="VM timeout (s)")
-    parser.add_argument(
-        "--append", default="", help="more kernel arguments ('' for none)"
-    )
+    parser.add_argument("--append", default="", help="more kernel arguments ('' for none)")
     parser.add_argument("--guest", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if max(args.sizes) > ADDRESSES * 20:
