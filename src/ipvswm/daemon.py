@@ -258,15 +258,7 @@ class Daemon:
 
     async def _start_services(self) -> None:
         opts = self.config.options
-        if opts.config_auto_check:
-            self.watcher = ConfigWatcher(
-                self.config_path,
-                opts.config_check_period,
-                self._auto_reload,
-                seen=self.config_signature,
-                events=True,  # inotify: a rename or a writer's close applied at once
-            )
-            self.watcher.start()
+        self.follow_auto_check()
         if opts.metrics_listen:
             warn_if_public(opts.metrics_listen)
             self.metrics_server = MetricsServer(self.metrics, self.control.status_document)
@@ -465,8 +457,24 @@ class Daemon:
         sdnotify.ready("running")
         return outcome
 
+    def follow_auto_check(self) -> None:
+        """Watch the config file while `Config.AutoCheck` is on (at start and after a reload)."""
+        opts = self.config.options
+        if opts.config_auto_check and self.watcher is None:
+            self.watcher = ConfigWatcher(
+                self.config_path,
+                opts.config_check_period,
+                self._auto_reload,
+                seen=self.config_signature,
+                events=True,  # inotify: a rename or a writer's close applied at once
+            )
+            self.watcher.start()
+        # Turned off: the watcher stays (closing it could cancel the very reload that turned it
+        # off, when that reload was automatic) and `_auto_reload` ignores what it notices.
+
     async def _auto_reload(self) -> None:
-        await self.reload_from_file(AUTO_RELOAD)
+        if self.config.options.config_auto_check:  # a reload may just have turned it off
+            await self.reload_from_file(AUTO_RELOAD)
 
     async def _resync_timer(self) -> None:
         while True:

@@ -284,6 +284,7 @@ class Owner:
         if d.logs is not None and old.options != config.options:
             d.logs.reconfigure(config.options)
         d.mailer.reconfigure(config.options)
+        d.follow_auto_check()  # Config.AutoCheck turned on or off by this reload
         for action in actions:
             log.info("config reload: %s", action)
         log.info(
