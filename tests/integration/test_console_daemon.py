@@ -307,7 +307,7 @@ def test_enable_with_a_ramp_is_visible(site: Site) -> None:
     assert field(shown, "Phase") == "RAMPING"
     desired = int(field(shown, "Weight.Desired"))
     assert 0 < desired < 1000
-    left = re.search(r"Ramp=(\d+\.\d)s\(until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)", shown)
+    left = re.search(r"Ramp=(\d+\.\d)s\(until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\)", shown)
     assert left, shown
     assert 15.0 < float(left.group(1)) <= 20.0
     assert "Combined.TStatus=1-RAMPING" in shown
