@@ -424,6 +424,9 @@ class Daemon:
         """
         try:
             async with self._reload_lock:
+                if why == AUTO_RELOAD and not self.config.options.config_auto_check:
+                    # Queued behind the reload that turned Config.AutoCheck off: not wanted now.
+                    return ReloadOutcome(ok=True)
                 return await self._reload(why, force)
         except Exception:
             log.exception("config reload (%s) failed unexpectedly; keeping the running config", why)
@@ -473,8 +476,7 @@ class Daemon:
         # off, when that reload was automatic) and `_auto_reload` ignores what it notices.
 
     async def _auto_reload(self) -> None:
-        if self.config.options.config_auto_check:  # a reload may just have turned it off
-            await self.reload_from_file(AUTO_RELOAD)
+        await self.reload_from_file(AUTO_RELOAD)  # ignored once Config.AutoCheck is off
 
     async def _resync_timer(self) -> None:
         while True:
