@@ -46,6 +46,10 @@ class AgentPoll:
 
 def agent_polls(config: Config) -> dict[AgentTarget, AgentPoll]:
     """The agents of a config, one poll each, with the shortest interval and timeouts asked."""
+    return dict(config.derived("agent_polls", _agent_polls))
+
+
+def _agent_polls(config: Config) -> dict[AgentTarget, AgentPoll]:
     by_tag = {vs.tag: vs for vs in config.services}
     polls: dict[AgentTarget, AgentPoll] = {}
     for pair in config.pairs():

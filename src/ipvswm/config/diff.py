@@ -64,8 +64,21 @@ def describe_diff(old: Config, new: Config) -> list[str]:
         lines.append(f"add host {tag} {new_hosts[tag].address}")
     for tag in sorted(old_hosts.keys() - new_hosts.keys()):
         lines.append(f"remove host {tag}")
-    old_pairs = {(p.vs, p.host): p for p in old.pairs()}
-    new_pairs = {(p.vs, p.host): p for p in new.pairs()}
+    # Only the pairs of a host or VS that changed can differ: at 50,000 pairs a reload that
+    # changes one weight compares one host's pairs, not every pair.
+    changed_vss = {t for t in old_vs.keys() & new_vs.keys() if old_vs[t] != new_vs[t]}
+    changed_vss |= old_vs.keys() ^ new_vs.keys()
+    suspects = {
+        tag
+        for tag in old_hosts.keys() | new_hosts.keys()
+        if old_hosts.get(tag) != new_hosts.get(tag)
+    }
+    if changed_vss:
+        for entry in (*old.hosts, *new.hosts):
+            if any(vs in changed_vss for vs, _ in entry.weights):
+                suspects.add(entry.tag)
+    old_pairs = {(p.vs, p.host): p for p in old.pairs() if p.host in suspects}
+    new_pairs = {(p.vs, p.host): p for p in new.pairs() if p.host in suspects}
     for vs_tag, host in sorted(new_pairs.keys() - old_pairs.keys()):
         weight = new_pairs[(vs_tag, host)].weight
         lines.append(f"add host {host} to vs {vs_tag} (weight {weight})")
@@ -83,8 +96,7 @@ def describe_diff(old: Config, new: Config) -> list[str]:
         if (a_pair.agent, a_pair.agent_interval) != (b_pair.agent, b_pair.agent_interval):
             lines.append(f"vs {key[0]} host {key[1]}: {_agent(a_pair)} -> {_agent(b_pair)}")
 
-    old_checks = {p.check for p in old_pairs.values() if p.check is not None}
-    new_checks = {p.check for p in new_pairs.values() if p.check is not None}
+    old_checks, new_checks = old.check_targets(), new.check_targets()
     started, stopped = new_checks - old_checks, old_checks - new_checks
     if started or stopped:
         lines.append(f"checkers: {len(started)} to start, {len(stopped)} to stop")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 
 class Proto(enum.Enum):
@@ -243,32 +244,87 @@ class GlobalOptions:
     ipvs_timeout: float = 5.0
 
 
+class _Tagged(Protocol):
+    @property
+    def tag(self) -> str: ...
+
+
+_T = TypeVar("_T", bound=_Tagged)
+_V = TypeVar("_V")
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
-    """A whole, valid configuration file."""
+    """A whole, valid configuration file.
+
+    Immutable, so what is derived from it (its pairs, its check targets, the tag indexes) is
+    computed once and kept: at 50,000 pairs `pairs()` costs about 0.4 s and a reload asks for
+    it several times. `warm()` computes them where that is cheap for the daemon (the parse
+    thread), so the owner task only reads them.
+    """
 
     path: str = ""
     options: GlobalOptions = field(default_factory=GlobalOptions)
     services: tuple[VirtualService, ...] = ()
     hosts: tuple[Host, ...] = ()
+    # Derived values, keyed by name; not part of the value (equality, repr, replace()).
+    _derived: dict[str, object] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def service(self, tag: str) -> VirtualService | None:
         """The virtual service with this tag, if any."""
-        for vs in self.services:
-            if vs.tag == tag:
-                return vs
-        return None
+        return self._services_by_tag().get(tag)
 
     def host(self, tag: str) -> Host | None:
         """The host with this tag, if any."""
-        for host in self.hosts:
-            if host.tag == tag:
-                return host
-        return None
+        by_tag = self._derived.get("hosts")
+        if by_tag is None:
+            by_tag = self._derived["hosts"] = _first_by_tag(self.hosts)
+        assert isinstance(by_tag, dict)
+        return by_tag.get(tag)
 
     def pairs(self) -> Iterator[Pair]:
         """Every (VS, host) pair in file order of hosts, with its effective port and check."""
-        by_tag = {vs.tag: vs for vs in self.services}
+        return iter(self.pair_list())
+
+    def pair_list(self) -> tuple[Pair, ...]:
+        """`pairs()` as a tuple (computed once)."""
+        pairs = self._derived.get("pairs")
+        if pairs is None:
+            pairs = self._derived["pairs"] = tuple(self._make_pairs())
+        assert isinstance(pairs, tuple)
+        return pairs
+
+    def check_targets(self) -> frozenset[CheckTarget]:
+        """The distinct checks of this config: one checker each."""
+        targets = self._derived.get("targets")
+        if targets is None:
+            targets = self._derived["targets"] = frozenset(
+                p.check for p in self.pair_list() if p.check is not None
+            )
+        assert isinstance(targets, frozenset)
+        return targets
+
+    def derived(self, name: str, compute: Callable[[Config], _V]) -> _V:
+        """A value computed from this config once (`compute(self)`), kept under `name`."""
+        if name not in self._derived:
+            self._derived[name] = compute(self)
+        return self._derived[name]  # type: ignore[return-value]
+
+    def warm(self) -> Config:
+        """Compute the derived values now (returns self)."""
+        self.check_targets()
+        self.host("")
+        return self
+
+    def _services_by_tag(self) -> dict[str, VirtualService]:
+        by_tag = self._derived.get("services")
+        if by_tag is None:
+            by_tag = self._derived["services"] = _first_by_tag(self.services)
+        assert isinstance(by_tag, dict)
+        return by_tag
+
+    def _make_pairs(self) -> Iterator[Pair]:
+        by_tag = self._services_by_tag()
         for host in self.hosts:
             for vs_tag, weight in host.weights:
                 vs = by_tag[vs_tag]
@@ -284,9 +340,13 @@ class Config:
                     agent_interval=host.agent_interval or vs.agent_interval or vs.check.interval,
                 )
 
-    def check_targets(self) -> frozenset[CheckTarget]:
-        """The distinct checks of this config: one checker each."""
-        return frozenset(p.check for p in self.pairs() if p.check is not None)
+
+def _first_by_tag(items: tuple[_T, ...]) -> dict[str, _T]:
+    """Index by tag; the first of a repeated tag wins (as a search in file order finds it)."""
+    by_tag: dict[str, _T] = {}
+    for item in items:
+        by_tag.setdefault(item.tag, item)
+    return by_tag
 
 
 def check_target(spec: CheckSpec, address: str, rs_port: int) -> CheckTarget | None:
