@@ -6,8 +6,8 @@ from typing import Any
 
 from ipvswm.config.agent import HOST_OPTIONS, parse_host_option
 from ipvswm.config.model import Host
-from ipvswm.config.options import parse_int, show, valid_tag
 from ipvswm.config.parse_state import HOST_SYNTAX, TAG_CHARS, ParseState
+from ipvswm.config.values import parse_int, show, valid_tag
 
 _MAX_KNOWN = 10  # longest list of known tags in a message
 

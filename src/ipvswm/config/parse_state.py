@@ -5,9 +5,9 @@ from __future__ import annotations
 import heapq
 
 from ipvswm.config.model import Proto
-from ipvswm.config.options import port_field, show
 from ipvswm.config.resolve import AddressResolver, Resolver, split_host_port
 from ipvswm.config.result import MAX_ERRORS, ConfigError
+from ipvswm.config.values import port_field, show
 
 VS_SYNTAX = "'! TAG ADDR:PORT[:RSPORT] CHECK [OPTIONS]'"
 HOST_SYNTAX = "'TAG HOST[:PORT] [VSTAG=WEIGHT ...]'"

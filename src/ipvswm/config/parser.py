@@ -41,11 +41,12 @@ from typing import Any
 
 from ipvswm.config.host_line import host_line
 from ipvswm.config.model import Config, GlobalOptions, Method
-from ipvswm.config.options import GLOBALS_BY_LOWER, cluster_problems, show, with_default_fifo
+from ipvswm.config.options import GLOBALS_BY_LOWER, cluster_problems, with_default_fifo
 from ipvswm.config.parse_state import HOST_SYNTAX, VS_SYNTAX, ParseState
 from ipvswm.config.reader import ConfigReadError, read_config_bytes
 from ipvswm.config.resolve import Resolver, split_host_port, system_resolver
 from ipvswm.config.result import MAX_ERRORS, ConfigError, ParseResult
+from ipvswm.config.values import show
 from ipvswm.config.vs_line import vs_line
 from ipvswm.kernel.simulate import SCHEDULERS
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ipvswm.config.checkspec import build_spec, parse_check_column, split_exec_args
 from ipvswm.config.model import CheckKind, CheckSpec, GlobalOptions, Proto, VirtualService
-from ipvswm.config.options import parse_vs_options, show, valid_tag
+from ipvswm.config.options import parse_vs_options
 from ipvswm.config.parse_state import TAG_CHARS, VS_SYNTAX, ParseState
+from ipvswm.config.values import show, valid_tag
 
 
 def vs_line(
