@@ -215,14 +215,20 @@ class PlainCheck(CallbackCheck[SocketPlan]):
         except Exception as exc:  # CheckFailed from judging the head, or a bug (internal error)
             self._finish(exc)
 
-    def _read_head(self) -> None:
+    def _recv_head(self) -> bytes | None:
+        """Bytes of the head or banner; None when none are there yet or the read failed (ended)."""
         assert self._sock is not None
         try:
-            data = self._sock.recv(_HEAD_READ)
+            return self._sock.recv(_HEAD_READ)
         except (BlockingIOError, InterruptedError):
-            return
+            return None
         except OSError as exc:
             self._finish(io_failure(exc))
+            return None
+
+    def _read_head(self) -> None:
+        data = self._recv_head()
+        if data is None:
             return
         if not data:
             self._finish(io_failure(None))  # EOF before a complete head
@@ -291,14 +297,10 @@ class PlainCheck(CallbackCheck[SocketPlan]):
 
     def _read_banner(self) -> None:
         """TCP with `expect=`: the first bytes must start with the expected text."""
-        assert self._sock is not None and self._plan.banner is not None
+        assert self._plan.banner is not None
         banner = self._plan.banner
-        try:
-            data = self._sock.recv(_HEAD_READ)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._finish(io_failure(exc))
+        data = self._recv_head()
+        if data is None:
             return
         self._head += data
         if not banner.startswith(self._head[: len(banner)]):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ipvswm.config.agent import HOST_OPTIONS, parse_host_option
-from ipvswm.config.model import Host
-from ipvswm.config.parse_state import HOST_SYNTAX, TAG_CHARS, ParseState
-from ipvswm.config.values import parse_int, show, valid_tag
+from ipvswm.config.model import Host, shown_address
+from ipvswm.config.parse_state import HOST_SYNTAX, ParseState
+from ipvswm.config.values import parse_int, show
 
 _MAX_KNOWN = 10  # longest list of known tags in a message
 
@@ -15,14 +15,8 @@ _MAX_KNOWN = 10  # longest list of known tags in a message
 def host_line(state: ParseState, number: int, tokens: list[str]) -> Host | None:
     """Build one host line, or record why it is wrong."""
     tag, text, *items = tokens
-    if not valid_tag(tag):
-        state.error(number, f"bad host tag {show(tag)}: use {TAG_CHARS} in {HOST_SYNTAX}")
+    if not state.declare(number, tag, "host", f" in {HOST_SYNTAX}"):
         return None
-    first = state.host_tags.get(tag)
-    if first is not None:
-        state.error(number, f"duplicate host tag '{tag}' (first at line {first})")
-        return None
-    state.host_tags[tag] = number
     where = f"host '{tag}'"
     where_to = state.address(number, where, text, (0, 1))
     unique = where_to is not None and _unique_host(state, tag, number, where_to[0], where_to[2])
@@ -115,7 +109,7 @@ def _unique_host(state: ParseState, tag: str, number: int, address: str, ports: 
     other = state.host_keys.setdefault((address, port), (tag, number))
     if other == (tag, number):
         return True
-    shown = f"[{address}]" if ":" in address else address
+    shown = shown_address(address)
     shown += f":{port}" if port is not None else ""
     state.error(
         number,

@@ -7,7 +7,7 @@ import heapq
 from ipvswm.config.model import Proto
 from ipvswm.config.resolve import AddressResolver, Resolver, split_host_port
 from ipvswm.config.result import MAX_ERRORS, ConfigError
-from ipvswm.config.values import port_field, show
+from ipvswm.config.values import port_field, show, valid_tag
 
 VS_SYNTAX = "'! TAG ADDR:PORT[:RSPORT] CHECK [OPTIONS]'"
 HOST_SYNTAX = "'TAG HOST[:PORT] [VSTAG=WEIGHT ...]'"
@@ -46,6 +46,21 @@ class ParseState:
             self.addresses.lookups = False
             if item > self.errors[0]:  # lower line than the highest kept: keep this one instead
                 heapq.heapreplace(self.errors, item)
+
+    def declare(self, number: int, tag: str, what: str, syntax: str = "") -> bool:
+        """Declare the tag of a VS (`what` "virtual service") or host line: whether it is valid
+        and new; records an error if not. A line that fails later still declares its tag, so
+        lines naming it do not pile up follow-on errors."""
+        tags = self.host_tags if what == "host" else self.vs_tags
+        if not valid_tag(tag):
+            self.error(number, f"bad {what} tag {show(tag)}: use {TAG_CHARS}{syntax}")
+            return False
+        first = tags.get(tag)
+        if first is not None:
+            self.error(number, f"duplicate {what} tag '{tag}' (first at line {first})")
+            return False
+        tags[tag] = number
+        return True
 
     def kept_errors(self) -> tuple[ConfigError, ...]:
         """The errors kept, by line, then in the order found."""

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from ipvswm.config.checkspec import build_spec, parse_check_column, split_exec_args
-from ipvswm.config.model import CheckKind, CheckSpec, GlobalOptions, Proto, VirtualService
+from ipvswm.config.model import (
+    CheckKind,
+    CheckSpec,
+    GlobalOptions,
+    Proto,
+    VirtualService,
+    shown_address,
+)
 from ipvswm.config.options import parse_vs_options
-from ipvswm.config.parse_state import TAG_CHARS, VS_SYNTAX, ParseState
-from ipvswm.config.values import show, valid_tag
+from ipvswm.config.parse_state import VS_SYNTAX, ParseState
 
 
 def vs_line(
@@ -17,14 +23,8 @@ def vs_line(
         state.error(number, f"malformed virtual service line: expected {VS_SYNTAX}")
         return None
     tag = tokens[0]
-    if not valid_tag(tag):
-        state.error(number, f"bad virtual service tag {show(tag)}: use {TAG_CHARS}")
+    if not state.declare(number, tag, "virtual service"):
         return None
-    first = state.vs_tags.get(tag)
-    if first is not None:
-        state.error(number, f"duplicate virtual service tag '{tag}' (first at line {first})")
-        return None
-    state.vs_tags[tag] = number
     where = f"virtual service '{tag}'"
     if len(tokens) < 3:
         missing = "ADDR:PORT and CHECK" if len(tokens) == 1 else "CHECK"
@@ -82,7 +82,7 @@ def _unique_service(state: ParseState, vs: VirtualService) -> bool:
     if other is None:
         state.service_keys[key] = (vs.tag, vs.line)
         return True
-    addr = f"[{vs.address}]" if ":" in vs.address else vs.address
+    addr = shown_address(vs.address)
     state.error(
         vs.line,
         f"virtual service '{vs.tag}': {vs.proto.value} {addr}:{vs.port} is already used by "
