@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from ipvswm.checks import plain
-from ipvswm.checks.checker import SLOTS_PER_SECOND, Checker, slot_of
+from ipvswm.checks.checker import Checker
+from ipvswm.checks.decide import SLOTS_PER_SECOND, slot_of
 from ipvswm.checks.probe import ProbeOutcome
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
 from ipvswm.events import CheckResult, CheckStatus

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from ipvswm.checks.checker import Checker, next_gap
+from ipvswm.checks.checker import Checker
+from ipvswm.checks.decide import next_gap
 from ipvswm.checks.probe import ProbeOutcome
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
 from ipvswm.config.parser import parse_text

@@ -8,21 +8,10 @@ import random
 import time
 from collections.abc import Callable
 
-from ipvswm.checks.decide import (
-    SLOTS_PER_SECOND,
-    Counts,
-    count,
-    first_offset,
-    first_start,
-    next_gap,
-    next_start,
-    slot_of,
-)
+from ipvswm.checks import decide
 from ipvswm.checks.probe import LoopCheck, PreparedCheck, Probe, ProbeOutcome, probe
 from ipvswm.config.model import CheckTarget
 from ipvswm.events import CheckResult, CheckStatus
-
-__all__ = ["INTERNAL_ERROR", "SLOTS_PER_SECOND", "Checker", "Sink", "next_gap", "slot_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +85,7 @@ class Checker:
         self._prepared = PreparedCheck(target) if probe is _default_probe else None
         self.on_callbacks = self._prepared is not None and self._prepared.plain
         """Whether checks run on loop callbacks alone (no task), their starts on the slot grid."""
-        self._counts = Counts()
+        self._counts = decide.Counts()
         self._last: CheckResult | None = None
         # The loop (None once cancelled), the next start (loop time), its timer, the check
         # running: on callbacks a LoopCheck, else the task awaiting the probe (kept once done).
@@ -148,8 +137,8 @@ class Checker:
         self._started = True
         loop = self._loop = asyncio.get_running_loop()
         interval = self.target.spec.interval
-        offset = first_offset(self._rng.random(), interval, first_within)
-        self._next = first_start(loop.time(), offset, interval, grid=self.on_callbacks)
+        offset = decide.first_offset(self._rng.random(), interval, first_within)
+        self._next = decide.first_start(loop.time(), offset, interval, grid=self.on_callbacks)
         self._timer = loop.call_at(self._next, self._begin)
 
     def cancel(self) -> None:
@@ -230,8 +219,8 @@ class Checker:
         loop = self._loop
         if loop is None:
             return  # cancelled, e.g. by the sink
-        gap = next_gap(self.target.spec, self._counts.fails)
-        self._next = next_start(self._next, loop.time(), gap, grid=self.on_callbacks)
+        gap = decide.next_gap(self.target.spec, self._counts.fails)
+        self._next = decide.next_start(self._next, loop.time(), gap, grid=self.on_callbacks)
         self._timer = loop.call_at(self._next, self._begin)
 
     def _record(self, outcome: ProbeOutcome) -> None:
@@ -248,7 +237,7 @@ class Checker:
             )
             self._local_episode = 0
         before = self._counts.status
-        self._counts = counts = count(self._counts, outcome.passed, self.target.spec)
+        self._counts = counts = decide.count(self._counts, outcome.passed, self.target.spec)
         result = CheckResult(
             target=self.target,
             passed=outcome.passed,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 
 from ipvswm.config.model import CheckKind
-from ipvswm.config.resolve import split_host_port, valid_hostname
+from ipvswm.config.resolve import split_host_port, valid_hostname, valid_ipv6
 from ipvswm.config.values import port_field
 
 CHECK_FORMS = (
@@ -62,10 +61,8 @@ def parse_check(text: str) -> CheckForm:
     except ValueError as exc:
         raise ValueError(f"bad check '{text}': {exc}") from None
     if bracketed:
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"bad check '{text}': bad IPv6 address '{host}'") from None
+        if not valid_ipv6(host):
+            raise ValueError(f"bad check '{text}': bad IPv6 address '{host}'")
         url_host = f"[{host}]"  # kept bracketed: it is sent as the Host header
     elif valid_hostname(host) and "@" not in host:
         url_host = host

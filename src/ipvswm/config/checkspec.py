@@ -188,7 +188,7 @@ def build_spec(
         dns_type=form.dns_type,
         argv=argv,
         dynamic=opts.get("dynamic", False),
-        # The default (1 s) counts as the interval where that is shorter (checker.next_gap); a
+        # The default (1 s) counts as the interval where that is shorter (checks.decide.next_gap); a
         # longer value given is refused above.
         fast_interval=opts.get("fast_interval", 1.0),
         **expect,

@@ -11,7 +11,7 @@ import math
 import re
 
 from ipvswm.config.model import Method, Proto, StatusRange
-from ipvswm.config.resolve import split_host_port, valid_hostname
+from ipvswm.config.resolve import split_host_port, valid_hostname, valid_ipv6
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -150,12 +150,9 @@ def parse_endpoint(text: str, *, port_required: bool) -> str:
         host, bracketed, ports = split_host_port(text)
     except ValueError as exc:
         raise ValueError(f"expected {what} or nothing: {exc}") from None
-    if bracketed:
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"expected {what} or nothing: bad IPv6 address") from None
-    elif not valid_hostname(host):
+    if bracketed and not valid_ipv6(host):
+        raise ValueError(f"expected {what} or nothing: bad IPv6 address")
+    if not bracketed and not valid_hostname(host):
         raise ValueError(f"expected {what} or nothing: bad host '{host}'")
     if len(ports) > 1 or (port_required and not ports):
         raise ValueError(f"expected {what} or nothing")
