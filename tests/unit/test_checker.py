@@ -25,7 +25,7 @@ from ipvswm.checks.decide import SLOTS_PER_SECOND, slot_of
 from ipvswm.checks.probe import ProbeOutcome
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
 from ipvswm.events import CheckResult, CheckStatus
-from tests.support.checks import Results
+from tests.support.checks import RISE_FALL, FailingSink, Results
 from tests.support.virtualtime import run_virtual
 
 P, F, U = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.UNKNOWN
@@ -73,13 +73,7 @@ async def run(
 
 @pytest.mark.parametrize(
     ("passes", "rise", "fall", "statuses"),
-    [
-        ([True, False, True], 1, 1, [P, F, P]),
-        ([False, True], 1, 1, [F, P]),
-        ([True, True, True, False, True], 3, 1, [U, U, P, F, F]),
-        ([False, False, True, False, False, False], 1, 3, [U, U, P, P, P, F]),
-        ([True, False, True, True, False, False], 2, 2, [U, U, U, P, P, F]),
-    ],
+    RISE_FALL,
 )
 def test_rise_and_fall(
     passes: list[bool], rise: int, fall: int, statuses: list[CheckStatus]
@@ -138,20 +132,12 @@ async def test_probe_exception_becomes_internal_error_and_checker_goes_on() -> N
 
 
 async def test_sink_exception_does_not_stop_the_checker() -> None:
-    seen: list[CheckResult] = []
-    done = asyncio.Event()
-
-    def sink(result: CheckResult) -> None:
-        seen.append(result)
-        if len(seen) == 3:
-            done.set()
-        raise RuntimeError("sink bug")
-
+    sink = FailingSink()
     checker = Checker(target(), sink, probe=Script())
     checker.start()
-    await asyncio.wait_for(done.wait(), 5)
+    await asyncio.wait_for(sink.done.wait(), 5)
     await checker.stop()
-    assert len(seen) >= 3
+    assert len(sink.seen) >= 3
 
 
 class Fixed(random.Random):

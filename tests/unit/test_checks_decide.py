@@ -18,6 +18,7 @@ from ipvswm.checks.decide import (
 )
 from ipvswm.config.model import CheckKind, CheckSpec
 from ipvswm.events import CheckStatus
+from tests.support.checks import RISE_FALL
 
 P, F, U = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.UNKNOWN
 
@@ -28,13 +29,7 @@ def spec(rise: int = 1, fall: int = 1, interval: float = 5.0, fast: float = 1.0)
 
 @pytest.mark.parametrize(
     ("passes", "rise", "fall", "statuses"),
-    [
-        ([True, False, True], 1, 1, [P, F, P]),
-        ([False, True], 1, 1, [F, P]),
-        ([True, True, True, False, True], 3, 1, [U, U, P, F, F]),
-        ([False, False, True, False, False, False], 1, 3, [U, U, P, P, P, F]),
-        ([True, False, True, True, False, False], 2, 2, [U, U, U, P, P, F]),
-    ],
+    RISE_FALL,
 )
 def test_count_rises_and_falls(
     passes: list[bool], rise: int, fall: int, statuses: list[CheckStatus]
