@@ -1,4 +1,4 @@
-"""A checker: runs one distinct check every interval and counts rise/fall (SPEC §3)."""
+"""A checker: runs one distinct check every interval as decide.py decides (SPEC §3)."""
 
 from __future__ import annotations
 
