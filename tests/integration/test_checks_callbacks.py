@@ -24,8 +24,8 @@ from ipvswm.checks.checkset import CheckSet
 from ipvswm.checks.probe import PreparedCheck
 from ipvswm.checks.wire import parse_status as real_parse
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
-from ipvswm.events import CheckResult, CheckStatus
-from tests.support.checks import Results
+from ipvswm.events import CheckStatus
+from tests.support.checks import FailingSink, Results
 from tests.support.realservers import RealServer
 
 pytestmark = pytest.mark.integration
@@ -123,20 +123,12 @@ async def test_a_bug_in_a_check_is_an_internal_error_and_the_checker_goes_on(
 
 
 async def test_a_failing_sink_does_not_stop_the_checker(web: RealServer) -> None:
-    seen: list[CheckResult] = []
-    done = asyncio.Event()
-
-    def sink(result: CheckResult) -> None:
-        seen.append(result)
-        if len(seen) == 3:
-            done.set()
-        raise RuntimeError("sink bug")
-
+    sink = FailingSink()
     checker = Checker(http(web, 0.01), sink)
     checker.start()
-    await asyncio.wait_for(done.wait(), 5)
+    await asyncio.wait_for(sink.done.wait(), 5)
     await checker.stop()
-    assert len(seen) >= 3 and all(r.passed for r in seen)
+    assert len(sink.seen) >= 3 and all(r.passed for r in sink.seen)
 
 
 async def test_a_tcp_checker_follows_refused_and_accepting() -> None:

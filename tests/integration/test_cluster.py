@@ -1,8 +1,7 @@
 """Director pairs through a real etcd (issue 12): two (or three) real daemons share admin state.
 
-Each daemon has its own config, DB, console and emulator table; they share one etcd started by
-the fixture on 127.0.0.1 with free ports. Real servers on 127.0.0.210-212; the VS 192.0.2.60:80
-is never contacted. Every wait is on readiness (a table weight, a log line, a JSON field).
+The directors, the etcd and the servers come from tests/support/cluster.py. Real servers on
+127.0.0.210-212. Every wait is on readiness (a table weight, a log line, a JSON field).
 """
 
 from __future__ import annotations
@@ -17,27 +16,23 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.support.daemon import ConsoleSession, DaemonProcess, free_port, run_cli, wait_until
-from tests.support.emulator import Emulator
+from tests.support.cluster import (
+    FULL,
+    PREFIX,
+    Director,
+    director_pair,
+    etcd,
+    servers,
+    stop_all,
+)
+from tests.support.daemon import ConsoleSession, free_port, run_cli, wait_until
 from tests.support.etcd import Etcd, make_tls
-from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.realservers import ThreadedRealServer
 from tests.support.smtp import Inbox
 
 pytestmark = pytest.mark.integration
 
-VIP = "192.0.2.60:80"
-FULL = 10
-PREFIX = "/ipvswm/pair1/"
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[Etcd]:
-    (tmp_path / "etcd").mkdir()
-    cluster = Etcd(tmp_path / "etcd").start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+__all__ = ["etcd", "servers"]  # the fixtures (tests/support/cluster.py)
 
 
 @pytest.fixture
@@ -49,104 +44,10 @@ def smtpd() -> Iterator[tuple[Inbox, int]]:
     controller.stop()
 
 
-@pytest.fixture
-def servers(farm: ThreadedRealServers) -> dict[str, ThreadedRealServer]:
-    return {tag: farm.start(f"127.0.0.{210 + i}") for i, tag in enumerate(("web1", "web2"))}
-
-
-class Director:
-    """One daemon of the pair, with its own emulator table."""
-
-    def __init__(
-        self,
-        tmp: Path,
-        node: str,
-        servers: dict[str, ThreadedRealServer],
-        etcd: str,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        tmp.mkdir()
-        self.node = node
-        self.servers = servers
-        self.emu = Emulator(tmp / "emu")
-        self.metrics_port = free_port("127.0.0.1")
-        body = f"! www {VIP} /health\n" + "".join(
-            f"{tag} {s.address}:{s.port} www={FULL}\n" for tag, s in servers.items()
-        )
-        self.daemon = DaemonProcess(
-            tmp,
-            body,
-            env=self.emu.env,
-            options={
-                "IPVSADM": self.emu.binary,
-                "Cluster.Etcd": etcd,
-                "Cluster.Name": "pair1",
-                "Cluster.Node": node,
-                "Metrics.Listen": f"127.0.0.1:{self.metrics_port}",
-                **(extra or {}),
-            },
-        )
-
-    def weight(self, tag: str) -> int:
-        s = self.servers[tag]
-        return self.emu.weights().get(f"{VIP} {s.address}:{s.port}", -1)
-
-    def wait_weight(self, tag: str, weight: int, timeout: float = 15) -> None:
-        wait_until(lambda: self.weight(tag) == weight, timeout, f"{self.node}: {tag} at {weight}")
-
-    def start(self) -> Director:
-        try:
-            self.daemon.start()
-        except AssertionError:  # a start that timed out (a loaded machine) leaves no process
-            if self.daemon.proc is not None:
-                self.daemon.kill()
-            raise
-        return self
-
-    def ctl(self, *words: str) -> tuple[int, dict[str, object]]:
-        return self.daemon.ctl(*words)
-
-    def ok(self, *words: str) -> dict[str, object]:
-        code, reply = self.ctl(*words)
-        assert code == 0, (words, reply)
-        data = reply["data"]
-        assert isinstance(data, dict)
-        return data
-
-    def pair(self, tag: str) -> dict[str, object]:
-        reply = self.ok("show", "hosts", tag)
-        hosts = reply["hosts"]
-        assert isinstance(hosts, list)
-        found: dict[str, object] = hosts[0]["pairs"][0]
-        return found
-
-
-def start_pair(
-    tmp: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd, **extra: str
-) -> tuple[Director, Director]:
-    a = Director(tmp / "A", "A", servers, etcd.endpoints, extra).start()
-    try:
-        b = Director(tmp / "B", "B", servers, etcd.endpoints, extra).start()
-    except BaseException:
-        stop_all(a)
-        raise
-    for d in (a, b):
-        d.wait_weight("web1", FULL)
-        d.wait_weight("web2", FULL)
-    return a, b
-
-
-def stop_all(*directors: Director) -> None:
-    for d in directors:
-        if d.daemon.proc is not None:
-            d.daemon.stop()
-
-
 def test_off_on_override_and_ramp_propagate(
     tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
 ) -> None:
-    a, b = start_pair(tmp_path, servers, etcd)
-    try:
+    with director_pair(tmp_path, servers, etcd) as (a, b):
         a.ok("set", "host", "web1", "off", "for", "reason", "deploy")
         b.wait_weight("web1", 0)
         b.daemon.wait_log("from director A: set host web1 off for reason deploy")
@@ -195,15 +96,12 @@ def test_off_on_override_and_ramp_propagate(
             text = response.read().decode()
         assert "ipvswm_cluster_store_up 1.0" in text
         assert "ipvswm_cluster_propagation_lag_seconds" in text
-    finally:
-        stop_all(a, b)
 
 
 def test_concurrent_different_reasons_both_win(
     tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
 ) -> None:
-    a, b = start_pair(tmp_path, servers, etcd)
-    try:
+    with director_pair(tmp_path, servers, etcd) as (a, b):
         codes: dict[str, int] = {}
         barrier = threading.Barrier(2)
 
@@ -225,8 +123,6 @@ def test_concurrent_different_reasons_both_win(
                 lambda d=d: d.pair("web1")["host_reasons"] == ["x", "y"], 10, f"{d.node}: x and y"
             )
             d.wait_weight("web1", 0)
-    finally:
-        stop_all(a, b)
 
 
 def test_store_lost_checks_go_on_admin_refused_local_works_then_converge(
@@ -237,8 +133,7 @@ def test_store_lost_checks_go_on_admin_refused_local_works_then_converge(
 ) -> None:
     inbox, port = smtpd
     mail = {"Email.SMTP": f"127.0.0.1:{port}", "Email.Headers.To": "ops@example.org"}
-    a, b = start_pair(tmp_path, servers, etcd, **mail)
-    try:
+    with director_pair(tmp_path, servers, etcd, **mail) as (a, b):
         a.ok("set", "host", "web1", "off", "for", "reason", "before")
         b.wait_weight("web1", 0)
         etcd.kill()
@@ -282,15 +177,12 @@ def test_store_lost_checks_go_on_admin_refused_local_works_then_converge(
         lost, back = "cluster 'pair1' store unreachable", "cluster 'pair1' store reachable again"
         wait_until(lambda: inbox.subjects().count(back) == 2, 10, "the 'reachable again' mails")
         assert inbox.subjects().count(lost) == 2, inbox.subjects()
-    finally:
-        stop_all(a, b)
 
 
 def test_a_director_down_catches_up_before_its_first_kernel_change(
     tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
 ) -> None:
-    a, b = start_pair(tmp_path, servers, etcd)
-    try:
+    with director_pair(tmp_path, servers, etcd) as (a, b):
         b.daemon.stop()
         lines = [f"set host web1 off for reason r{i}" for i in range(98)]
         lines += ["set host web2 weight 7", "set host web2 off for vs www for reason deploy"]
@@ -317,8 +209,6 @@ def test_a_director_down_catches_up_before_its_first_kernel_change(
             assert f"-w {FULL}" not in text and "-w 7" not in text, text
         b.wait_weight("web1", 0)
         b.wait_weight("web2", 0)
-    finally:
-        stop_all(a, b)
 
 
 def test_three_member_etcd_with_one_member_killed_refuses_nothing(
@@ -354,7 +244,6 @@ def test_tls_and_auth_and_a_wrong_password_is_a_start_up_error(
     (tmp_path / "etcd").mkdir()
     tls = make_tls(tmp_path)
     etcd = Etcd(tmp_path / "etcd", tls=tls).start()
-    a = b = None
     try:
         etcd.enable_auth("director", "s3cret")
         (tmp_path / "pw").write_text("s3cret\n")
@@ -366,10 +255,10 @@ def test_tls_and_auth_and_a_wrong_password_is_a_start_up_error(
             "Cluster.Etcd.User": "director",
             "Cluster.Etcd.PasswordFile": str(tmp_path / "pw"),
         }
-        a, b = start_pair(tmp_path, servers, etcd, **extra)
-        a.ok("set", "host", "web1", "off", "for", "reason", "tls")
-        b.wait_weight("web1", 0)
-        b.daemon.wait_log("from director A: set host web1 off for reason tls")
+        with director_pair(tmp_path, servers, etcd, **extra) as (a, b):
+            a.ok("set", "host", "web1", "off", "for", "reason", "tls")
+            b.wait_weight("web1", 0)
+            b.daemon.wait_log("from director A: set host web1 off for reason tls")
 
         bad = Director(
             tmp_path / "C",
@@ -385,7 +274,6 @@ def test_tls_and_auth_and_a_wrong_password_is_a_start_up_error(
         assert "authentication" in text
         assert bad.emu.changing_invocations() == []
     finally:
-        stop_all(*(d for d in (a, b) if d is not None))
         etcd.stop()
 
 

@@ -1,5 +1,5 @@
 """Director pairs, the rest of issue 12: `forget host` shared, hosts a reload adds, `local` marks
-and two directors under one `Cluster.Node`. Real etcd, real daemons (see test_cluster.py)."""
+and two directors under one `Cluster.Node`. Real etcd, real daemons (tests/support/cluster.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cluster import (
+from tests.support.cluster import (
     FULL,
     PREFIX,
     VIP,
     Director,
+    director_pair,
     etcd,
     servers,
-    start_pair,
     stop_all,
 )
 from tests.support.daemon import wait_until
@@ -24,7 +24,7 @@ from tests.support.realservers import ThreadedRealServer
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["etcd", "servers"]  # the fixtures, shared with test_cluster.py
+__all__ = ["etcd", "servers"]  # the fixtures (tests/support/cluster.py)
 
 
 def body(servers: dict[str, ThreadedRealServer], *tags: str) -> str:
@@ -49,8 +49,7 @@ def kept(d: Director) -> list[str]:
 def test_forget_host_on_one_director_forgets_it_on_the_other(
     tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
 ) -> None:
-    a, b = start_pair(tmp_path, servers, etcd)
-    try:
+    with director_pair(tmp_path, servers, etcd) as (a, b):
         a.ok("set", "host", "web2", "off", "for", "reason", "deploy")
         b.wait_weight("web2", 0)
         for d in (a, b):  # web2 leaves both configs: both keep its admin state
@@ -69,15 +68,12 @@ def test_forget_host_on_one_director_forgets_it_on_the_other(
         b.wait_weight("web2", FULL)
         assert b.pair("web2")["host_reasons"] == []
         assert "from director A: set host web2" not in b.daemon.log_text(offset)
-    finally:
-        stop_all(a, b)
 
 
 def test_without_the_store_forget_is_refused_and_local_changes_are_marked_in_show_hosts(
     tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
 ) -> None:
-    a, b = start_pair(tmp_path, servers, etcd)
-    try:
+    with director_pair(tmp_path, servers, etcd) as (a, b):
         a.ok("set", "host", "web2", "off", "for", "reason", "deploy")
         a.ok("set", "host", "web1", "off", "for", "reason", "shared")
         reload(a, body(servers, "web1"))
@@ -103,8 +99,6 @@ def test_without_the_store_forget_is_refused_and_local_changes_are_marked_in_sho
         ) in text, text
         [other] = b.ok("show", "hosts", "web1")["hosts"]  # type: ignore[misc]
         assert "local" not in other
-    finally:
-        stop_all(a, b)
 
 
 def test_a_host_a_reload_adds_gets_the_shared_state_at_once(

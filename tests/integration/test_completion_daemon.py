@@ -25,13 +25,8 @@ EDITED = "! newvs 192.0.2.42:80 -\nnewhost 127.0.0.141 newvs=10\n"
 
 @pytest.fixture
 def daemon(tmp_path: Path, emu: Emulator) -> Iterator[DaemonProcess]:
-    d = DaemonProcess(tmp_path, RUNNING, env=emu.env, options={"IPVSADM": emu.binary})
-    d.start()
-    try:
+    with DaemonProcess.on_emulator(tmp_path, RUNNING, emu).running() as d:
         yield d
-    finally:
-        if d.proc is not None:
-            d.stop()
 
 
 def _bin_dir(tmp: Path) -> Path:

@@ -20,12 +20,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cluster import director_pair, etcd
 from tests.support.daemon import REPO, DaemonProcess, free_port, wait_until
 from tests.support.emulator import Emulator
 from tests.support.etcd import Etcd
 from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
 
 pytestmark = pytest.mark.integration
+
+__all__ = ["etcd"]  # a fixture (tests/support/cluster.py)
 
 CHROMIUM = "/usr/bin/chromium"
 DRIVER = "/usr/bin/chromedriver"
@@ -170,31 +173,12 @@ def cluster_panel(driver: object) -> dict[str, object]:
 
 
 def test_dashboard_shows_the_cluster(
-    farm: ThreadedRealServers, tmp_path: Path, browser: object
+    farm: ThreadedRealServers, tmp_path: Path, browser: object, etcd: Etcd
 ) -> None:
-    (tmp_path / "etcd").mkdir()
-    etcd = Etcd(tmp_path / "etcd").start()
-    web1, web2 = farm.start("127.0.0.165"), farm.start("127.0.0.166")
-    body = f"! www 192.0.2.60:80 /health\nweb1 {rs(web1)} www=10\nweb2 {rs(web2)} www=10\n"
-    directors: dict[str, DaemonProcess] = {}
-    port = free_port("127.0.0.1")
-    for node in ("A", "B"):
-        (tmp_path / node).mkdir()
-        emu = Emulator(tmp_path / node / "emu")
-        options = {
-            "IPVSADM": emu.binary,
-            "Cluster.Etcd": etcd.endpoints,
-            "Cluster.Name": "pair1",
-            "Cluster.Node": node,
-        }
-        if node == "A":
-            options["Metrics.Listen"] = f"127.0.0.1:{port}"
-        directors[node] = DaemonProcess(tmp_path / node, body, env=emu.env, options=options)
+    servers = {"web1": farm.start("127.0.0.165"), "web2": farm.start("127.0.0.166")}
     out = artefacts()
-    try:
-        for d in directors.values():
-            d.start()
-        base = f"http://127.0.0.1:{port}"
+    with director_pair(tmp_path, servers, etcd) as (a, b):
+        base = f"http://127.0.0.1:{a.metrics_port}"
         browser.get(f"{base}/")  # type: ignore[attr-defined]
 
         def members(want: dict[str, str]) -> bool:
@@ -205,7 +189,7 @@ def test_dashboard_shows_the_cluster(
         assert "this director A" in str(cluster_panel(browser)["text"])
         assert "no change from a peer yet" in str(cluster_panel(browser)["peer"])
 
-        code, reply = directors["B"].ctl("set", "host", "web1", "off", "for", "reason", "deploy")
+        code, reply = b.ctl("set", "host", "web1", "off", "for", "reason", "deploy")
         assert code == 0, reply
         wait_until(
             lambda: "B: set host web1 off for reason deploy" in str(cluster_panel(browser)["peer"]),
@@ -224,7 +208,7 @@ def test_dashboard_shows_the_cluster(
         change = cluster["last_peer_change"]
         assert change["node"] == "B" and change["what"] == "set host web1 off for reason deploy"
 
-        directors["B"].stop()  # revokes its lease: A sees it leave at once
+        b.daemon.stop()  # revokes its lease: A sees it leave at once
         wait_until(lambda: members({"A": "connected", "B": "disconnected"}), 30, "B disconnected")
         browser.save_screenshot(str(out / "dashboard-cluster-b-gone.png"))  # type: ignore[attr-defined]
         etcd.stop()  # the store itself goes: A says so, and keeps its last state
@@ -235,8 +219,3 @@ def test_dashboard_shows_the_cluster(
         assert cluster_panel(browser)["members"] == {"A": "unknown", "B": "unknown"}
         assert row_state(browser, "www", "web1") is not None
         browser.save_screenshot(str(out / "dashboard-cluster-store-down.png"))  # type: ignore[attr-defined]
-    finally:
-        for d in directors.values():
-            if d.proc is not None:
-                d.stop()
-        etcd.stop()

@@ -23,13 +23,8 @@ BODY = "! www 192.0.2.30:80 -\nweb 127.0.0.130 www=10\n"
 
 @pytest.fixture
 def daemon(tmp_path: Path, emu: Emulator) -> Iterator[DaemonProcess]:
-    d = DaemonProcess(tmp_path, BODY, env=emu.env, options={"IPVSADM": emu.binary})
-    d.start()
-    try:
+    with DaemonProcess.on_emulator(tmp_path, BODY, emu).running() as d:
         yield d
-    finally:
-        if d.proc is not None:
-            d.stop()
 
 
 def test_ctl_json_into_a_closed_pipe_prints_no_traceback(daemon: DaemonProcess) -> None:
@@ -88,7 +83,7 @@ def test_pid_file_is_removed_after_sigterm(tmp_path: Path) -> None:
 
 
 def test_a_port_held_by_another_program_is_named(tmp_path: Path, emu: Emulator) -> None:
-    d = DaemonProcess(tmp_path, BODY, env=emu.env, options={"IPVSADM": emu.binary})
+    d = DaemonProcess.on_emulator(tmp_path, BODY, emu)
     listener = socket.create_server(("127.0.0.1", d.tcp_port))
 
     def answer() -> None:

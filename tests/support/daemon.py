@@ -5,6 +5,7 @@ Readiness is awaited on the daemon's own log line and socket, never slept for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,8 +13,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.emulator import Emulator
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,6 +94,13 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.write_config(body)
 
+    @classmethod
+    def on_emulator(
+        cls, tmp: Path, body: str, emu: Emulator, options: dict[str, str] | None = None
+    ) -> DaemonProcess:
+        """A daemon whose kernel table is the ipvsadm emulator `emu`'s (not started)."""
+        return cls(tmp, body, env=emu.env, options={"IPVSADM": emu.binary, **(options or {})})
+
     def write_config(self, body: str, options: dict[str, str] | None = None) -> None:
         """Write the config atomically (rename), so the watcher never sees a partial file."""
         if options:
@@ -127,6 +139,16 @@ class DaemonProcess:
         if self.proc_exited():
             raise AssertionError(f"daemon exited: {self.stderr.read_text()}\n{self.log_text()}")
         return self
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[DaemonProcess]:
+        """Started here, stopped at the end (unless the test stopped it already)."""
+        self.start()
+        try:
+            yield self
+        finally:
+            if self.proc is not None:
+                self.stop()
 
     def proc_exited(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None

@@ -1,4 +1,8 @@
-"""Checker: rise/fall counting, schedule, robustness, with a scripted fake probe (no network)."""
+"""Checker: rise/fall counting, schedule, robustness, with a scripted fake probe (no network).
+
+Schedules run on virtual time (tests/support/virtualtime.py): starts are where the checker
+decided, to the float; the decisions themselves are tested pure in test_checks_decide.py.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +20,13 @@ from typing import Any
 import pytest
 
 from ipvswm.checks import plain
-from ipvswm.checks.checker import SLOTS_PER_SECOND, Checker, slot_of
+from ipvswm.checks.checker import Checker
+from ipvswm.checks.decide import SLOTS_PER_SECOND, slot_of
 from ipvswm.checks.probe import ProbeOutcome
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
 from ipvswm.events import CheckResult, CheckStatus
-from tests.support.checks import Results
+from tests.support.checks import RISE_FALL, FailingSink, Results
+from tests.support.virtualtime import run_virtual
 
 P, F, U = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.UNKNOWN
 
@@ -67,18 +73,12 @@ async def run(
 
 @pytest.mark.parametrize(
     ("passes", "rise", "fall", "statuses"),
-    [
-        ([True, False, True], 1, 1, [P, F, P]),
-        ([False, True], 1, 1, [F, P]),
-        ([True, True, True, False, True], 3, 1, [U, U, P, F, F]),
-        ([False, False, True, False, False, False], 1, 3, [U, U, P, P, P, F]),
-        ([True, False, True, True, False, False], 2, 2, [U, U, U, P, P, F]),
-    ],
+    RISE_FALL,
 )
-async def test_rise_and_fall(
+def test_rise_and_fall(
     passes: list[bool], rise: int, fall: int, statuses: list[CheckStatus]
 ) -> None:
-    _, results = await run(passes, rise=rise, fall=fall)
+    _, results = run_virtual(run(passes, rise=rise, fall=fall))
     assert [r.status for r in results] == statuses
     assert [r.passed for r in results] == passes
     before = [U, *statuses[:-1]]
@@ -132,64 +132,68 @@ async def test_probe_exception_becomes_internal_error_and_checker_goes_on() -> N
 
 
 async def test_sink_exception_does_not_stop_the_checker() -> None:
-    seen: list[CheckResult] = []
-    done = asyncio.Event()
-
-    def sink(result: CheckResult) -> None:
-        seen.append(result)
-        if len(seen) == 3:
-            done.set()
-        raise RuntimeError("sink bug")
-
+    sink = FailingSink()
     checker = Checker(target(), sink, probe=Script())
     checker.start()
-    await asyncio.wait_for(done.wait(), 5)
+    await asyncio.wait_for(sink.done.wait(), 5)
     await checker.stop()
-    assert len(seen) >= 3
+    assert len(sink.seen) >= 3
 
 
-async def test_start_to_start_interval_and_random_offset() -> None:
-    class Fixed(random.Random):
-        def random(self) -> float:
-            return 0.5
+class Fixed(random.Random):
+    def random(self) -> float:
+        return 0.5
 
+
+def test_start_to_start_interval_and_random_offset() -> None:
     script = Script(duration=0.03)
-    sink = Results()
-    checker = Checker(target(interval=0.05), sink, rng=Fixed(), probe=script)
-    started = asyncio.get_running_loop().time()
-    checker.start()
-    await sink.wait(8)
-    await checker.stop()
-    assert script.starts[0] - started >= 0.025 - 0.001  # the offset; a late loop only adds
+
+    async def main() -> float:
+        sink = Results()
+        checker = Checker(target(interval=0.05), sink, rng=Fixed(), probe=script)
+        started = asyncio.get_running_loop().time()
+        checker.start()
+        await sink.wait(8)
+        await checker.stop()
+        return started
+
+    started = run_virtual(main())
+    assert script.starts[0] - started == pytest.approx(0.025)  # the offset: half the interval
     gaps = [b - a for a, b in itertools.pairwise(script.starts)]
-    # Start to start: 0.05, not 0.05 plus the 0.03 the check took (a sleep never ends early, so
-    # end to start would make every gap at least 0.08; a late start shortens the next gap).
-    assert min(gaps) < 0.07, gaps
+    # Start to start: 0.05, not 0.05 plus the 0.03 the check took (an exact schedule: not HTTP
+    # or TCP with the built-in probe, so no grid).
+    assert gaps == pytest.approx([0.05] * 7)
 
 
-async def test_an_overrunning_check_never_overlaps_and_the_next_starts_right_after() -> None:
+def test_an_overrunning_check_never_overlaps_and_the_next_starts_right_after() -> None:
     script = Script(duration=0.03)
-    sink = Results()
-    checker = Checker(target(interval=0.01), sink, probe=script)
-    checker.start()
-    await sink.wait(5)
-    await checker.stop()
+
+    async def main() -> None:
+        sink = Results()
+        checker = Checker(target(interval=0.01), sink, probe=script)
+        checker.start()
+        await sink.wait(5)
+        await checker.stop()
+
+    run_virtual(main())
     assert script.max_running == 1
     gaps = [b - a for a, b in itertools.pairwise(script.starts)]
-    assert min(gaps) >= 0.03
-    assert sum(gaps) / len(gaps) < 0.045
+    assert gaps == pytest.approx([0.03] * (len(script.starts) - 1))  # each at the last one's end
 
 
-async def test_stop_emits_nothing_more_and_ends_the_task() -> None:
-    sink = Results()
-    checker = Checker(target(), sink, probe=Script(duration=0.01))
-    checker.start()
-    await sink.wait(2)
-    await checker.stop()
-    count = len(sink.items)
-    assert checker.task is not None and checker.task.done()
-    await asyncio.sleep(0.05)  # a window in which a leaked task would have reported
-    assert len(sink.items) == count
+def test_stop_emits_nothing_more_and_ends_the_task() -> None:
+    async def main() -> None:
+        sink = Results()
+        checker = Checker(target(), sink, probe=Script(duration=0.01))
+        checker.start()
+        await sink.wait(2)
+        await checker.stop()
+        count = len(sink.items)
+        assert checker.task is not None and checker.task.done()
+        await asyncio.sleep(60)  # a window in which a leaked timer or task would have reported
+        assert len(sink.items) == count
+
+    run_virtual(main())
 
 
 @pytest.mark.parametrize("interval", [0.01, 0.05, 1.0, 5.0, 60.0])
@@ -226,9 +230,9 @@ async def test_plain_checks_run_on_callbacks_others_in_a_task() -> None:
     for checker in (plain, tls, fake):
         checker.start()
         checker.start()  # once
-        assert checker.running
-    assert plain.task is None
-    assert tls.task is not None and fake.task is not None
+        assert checker.running and checker.task is None  # a task only while a check is awaited
+    assert plain.on_callbacks
+    assert not tls.on_callbacks and not fake.on_callbacks
     for checker in (plain, tls, fake):
         await checker.stop()
         assert not checker.running

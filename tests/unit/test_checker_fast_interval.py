@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import random
 import time
 
 import pytest
 
-from ipvswm.checks.checker import Checker, next_gap
+from ipvswm.checks.checker import Checker
+from ipvswm.checks.decide import next_gap
 from ipvswm.checks.probe import ProbeOutcome
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
 from ipvswm.config.parser import parse_text
 from ipvswm.events import CheckStatus
 from tests.support.checks import Results
+from tests.support.virtualtime import run_virtual
 
 HOUR = 3600.0  # an interval no test waits for: a check that ran came at the fast interval
 
@@ -48,26 +52,33 @@ def test_a_fast_interval_longer_than_the_interval_is_capped() -> None:
 
 
 class Failing:
-    """A probe that always fails, counting its calls."""
+    """A probe that always fails, recording when (loop time) each check started."""
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.starts: list[float] = []
 
     async def __call__(self, target: CheckTarget) -> ProbeOutcome:
-        self.calls += 1
+        self.starts.append(asyncio.get_running_loop().time())
         now = time.time()
         return ProbeOutcome(False, "status 503", None, now, now)
 
 
-async def test_task_path_confirms_at_the_fast_interval_then_waits_an_interval() -> None:
-    sink = Results()
+def test_task_path_confirms_at_the_fast_interval_then_waits_an_interval() -> None:
     probe = Failing()
-    checker = Checker(CheckTarget("192.0.2.10", 80, spec(3)), sink, rng=Now(), probe=probe)
-    checker.start()
-    results = await sink.wait(3)  # an interval of an hour: only fast checks can give three
-    await checker.stop()
-    assert [r.status for r in results] == [CheckStatus.UNKNOWN] * 2 + [CheckStatus.FAIL]
-    assert probe.calls == 3  # after FAIL the next check is an hour away
+
+    async def main() -> list[CheckStatus]:
+        sink = Results()
+        checker = Checker(CheckTarget("192.0.2.10", 80, spec(3)), sink, rng=Now(), probe=probe)
+        checker.start()
+        results = await sink.wait(3)
+        await asyncio.sleep(HOUR - 1)  # virtual time: no check comes before the interval
+        await checker.stop()
+        return [r.status for r in results]
+
+    assert run_virtual(main()) == [CheckStatus.UNKNOWN] * 2 + [CheckStatus.FAIL]
+    # On virtual time, exactly: two confirming checks at the fast interval, then the interval.
+    gaps = [b - a for a, b in itertools.pairwise(probe.starts)]
+    assert gaps == pytest.approx([0.01, 0.01])
 
 
 async def test_callback_path_confirms_at_the_fast_interval() -> None:

@@ -20,6 +20,7 @@ from ipvswm.config.model import (
     VirtualService,
 )
 from ipvswm.config.watch import ConfigWatcher, file_signature
+from tests.support.watch import watched
 
 HTTP = CheckSpec(CheckKind.HTTP, url_host="www.example.test", path="/health")
 
@@ -112,24 +113,8 @@ def test_signature_of_missing_file_is_none(tmp_path: Path) -> None:
     assert file_signature(str(tmp_path / "f")) is not None
 
 
-class Recorder:
-    """An `on_change` that keeps the content the file had at each call."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.seen: list[str] = []
-        self.called = asyncio.Event()
-
-    async def __call__(self) -> None:
-        self.seen.append(self.path.read_text())
-        self.called.set()
-
-
 async def test_a_change_is_handed_over_only_once_it_has_settled(tmp_path: Path) -> None:
-    path = tmp_path / "ipvswm.conf"
-    path.write_text("old\n")
-    on_change = Recorder(path)
-    watcher = ConfigWatcher(str(path), 3.0, on_change)
+    path, on_change, watcher = watched(tmp_path, "old\n", 3.0)
     assert not await watcher.poll()
     path.write_text("")  # `cat new > conf`: truncated first ...
     assert not await watcher.poll()  # ... seen once: not handed over
@@ -142,10 +127,7 @@ async def test_a_change_is_handed_over_only_once_it_has_settled(tmp_path: Path) 
 
 
 async def test_mark_current_skips_a_pending_change(tmp_path: Path) -> None:
-    path = tmp_path / "ipvswm.conf"
-    path.write_text("a\n")
-    on_change = Recorder(path)
-    watcher = ConfigWatcher(str(path), 3.0, on_change)
+    path, on_change, watcher = watched(tmp_path, "a\n", 3.0)
     path.write_text("bb\n")
     assert not await watcher.poll()
     watcher.mark_current()  # e.g. `config reload` read this version
@@ -157,10 +139,7 @@ async def test_mark_current_skips_a_pending_change(tmp_path: Path) -> None:
 async def test_a_vanished_file_is_logged_once_when_settled(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = tmp_path / "ipvswm.conf"
-    path.write_text("a\n")
-    on_change = Recorder(path)
-    watcher = ConfigWatcher(str(path), 3.0, on_change)
+    path, on_change, watcher = watched(tmp_path, "a\n", 3.0)
     path.unlink()
     with caplog.at_level(logging.WARNING, "ipvswm.config.watch"):
         assert not await watcher.poll()
@@ -194,10 +173,7 @@ def count_polls(
 
 
 async def test_file_rewritten_in_two_steps_gives_one_callback(tmp_path: Path) -> None:
-    path = tmp_path / "ipvswm.conf"
-    path.write_text("! www 192.0.2.1:80 /\n")
-    on_change = Recorder(path)
-    watcher = ConfigWatcher(str(path), 0.02, on_change)
+    path, on_change, watcher = watched(tmp_path, "! www 192.0.2.1:80 /\n", 0.02)
     polls = count_polls(watcher)
     watcher.start()
     try:
@@ -216,10 +192,7 @@ async def test_file_rewritten_in_two_steps_gives_one_callback(tmp_path: Path) ->
 async def test_file_changing_every_poll_is_not_handed_over_until_it_settles(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "ipvswm.conf"
-    path.write_text("")
-    on_change = Recorder(path)
-    watcher = ConfigWatcher(str(path), 0.01, on_change)
+    path, on_change, watcher = watched(tmp_path, "", 0.01)
 
     def keep_writing(poll: int) -> None:
         if poll <= 20:

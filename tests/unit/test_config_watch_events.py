@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
@@ -11,23 +10,10 @@ import pytest
 from ipvswm.config import watch
 from ipvswm.config.inotify import InotifyError, writers_present
 from ipvswm.config.watch import ConfigWatcher
+from tests.support.watch import Recorder, watched
 
-NEVER = 3600.0  # a poll period no test waits for: whatever is handed over came from an event
-WAIT = 30.0  # generous readiness bound: far below NEVER, so a poll cannot be what answered
-
-
-class Recorder:
-    """An `on_change` that keeps the content the file had at each call."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.seen: asyncio.Queue[str] = asyncio.Queue()
-
-    async def __call__(self) -> None:
-        self.seen.put_nowait(self.path.read_text())
-
-    async def next(self) -> str:
-        return await asyncio.wait_for(self.seen.get(), WAIT)
+NEVER = 3600.0  # a poll period no test waits for (Recorder.next waits 30 s at most): whatever
+# is handed over came from an event
 
 
 async def started(path: Path, on_change: Recorder) -> ConfigWatcher:
@@ -37,12 +23,16 @@ async def started(path: Path, on_change: Recorder) -> ConfigWatcher:
     return watcher
 
 
+def watching(tmp_path: Path) -> tuple[Path, Recorder]:
+    """`ipvswm.conf` holding "old" and its Recorder."""
+    path, on_change, _ = watched(tmp_path, "old\n", NEVER)
+    return path, on_change
+
+
 async def test_a_rename_into_place_is_handed_over_without_waiting_a_period(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "ipvswm.conf"
-    path.write_text("old\n")
-    on_change = Recorder(path)
+    path, on_change = watching(tmp_path)
     watcher = await started(path, on_change)
     try:
         new = tmp_path / "ipvswm.conf.new"
@@ -57,9 +47,7 @@ async def test_a_rename_into_place_is_handed_over_without_waiting_a_period(
 
 
 async def test_an_in_place_write_is_handed_over_when_its_writer_closes(tmp_path: Path) -> None:
-    path = tmp_path / "ipvswm.conf"
-    path.write_text("old\n")
-    on_change = Recorder(path)
+    path, on_change = watching(tmp_path)
     watcher = await started(path, on_change)
     try:
         with path.open("w") as writer:
@@ -71,7 +59,7 @@ async def test_an_in_place_write_is_handed_over_when_its_writer_closes(tmp_path:
             assert not await watcher.look()
             writer.write(" and the rest\n")
         assert await on_change.next() == "half and the rest\n"
-        assert on_change.seen.empty()
+        assert not on_change.pending()
     finally:
         await watcher.close()
 
@@ -95,10 +83,7 @@ async def test_a_symlinked_config_follows_edits_of_its_target(tmp_path: Path) ->
 async def test_a_poll_does_not_hand_over_a_quiet_file_still_open_for_writing(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "ipvswm.conf"
-    path.write_text("old\n")
-    on_change = Recorder(path)
-    watcher = ConfigWatcher(str(path), NEVER, on_change)
+    path, on_change, watcher = watched(tmp_path, "old\n", NEVER)
     with path.open("w") as writer:
         writer.write("cut off")
         writer.flush()
@@ -125,10 +110,7 @@ async def test_without_inotify_the_watcher_polls(
         raise InotifyError(38, "inotify_init1: Function not implemented")
 
     monkeypatch.setattr(watch, "Inotify", unavailable)
-    path = tmp_path / "ipvswm.conf"
-    path.write_text("old\n")
-    on_change = Recorder(path)
-    watcher = ConfigWatcher(str(path), 0.01, on_change, events=True)
+    path, on_change, watcher = watched(tmp_path, "old\n", 0.01, events=True)
     with caplog.at_level("INFO", "ipvswm.config.watch"):
         watcher.start()
     try:

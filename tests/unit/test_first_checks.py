@@ -3,6 +3,7 @@ first check within a short window, the others keep their spread over the interva
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 
@@ -13,6 +14,7 @@ from ipvswm.config.parser import parse_text
 from ipvswm.engine.layout import service_key, unweighted_targets
 from ipvswm.kernel.table import Destination, DestKey, Service, ServiceEntry, Table
 from tests.support.checks import Results
+from tests.support.virtualtime import run_virtual
 
 HOUR = 3600.0
 
@@ -70,31 +72,41 @@ def test_the_window_is_short_and_grows_with_the_checks() -> None:
     assert first_window(int(FIRST_CHECKS_PER_SECOND * 3)) == 3.0
 
 
-async def test_unweighted_checkers_check_at_once_the_others_keep_their_spread() -> None:
-    sink = Results()
-    checks = CheckSet(sink, rng=Half(), probe=instant)
-    targets = CONFIG.check_targets()
-    urgent = {t for t in targets if t.address != "127.0.0.10"}
-    try:
-        checks.update(targets, urgent)
-        # With an interval of an hour, only a first check within the short window can answer.
-        results = await sink.wait(2)
-        assert {r.target for r in results} == urgent
-        assert len(sink.items) == 2  # web1's first check is half an hour away
-    finally:
-        await checks.close()
+def test_unweighted_checkers_check_at_once_the_others_keep_their_spread() -> None:
+    async def main() -> None:
+        sink = Results()
+        checks = CheckSet(sink, rng=Half(), probe=instant)
+        targets = CONFIG.check_targets()
+        urgent = {t for t in targets if t.address != "127.0.0.10"}
+        started = asyncio.get_running_loop().time()
+        try:
+            checks.update(targets, urgent)
+            results = await sink.wait(2)
+            # Virtual time: both at half the short window, not half the hour.
+            assert asyncio.get_running_loop().time() - started == FIRST_WINDOW_MIN / 2
+            assert {r.target for r in results} == urgent
+            await asyncio.sleep(HOUR / 2 - 1)
+            assert len(sink.items) == 2  # web1's first check is half an hour away
+        finally:
+            await checks.close()
+
+    run_virtual(main())
 
 
-async def test_a_later_update_starts_only_the_new_urgent_checkers_at_once() -> None:
-    sink = Results()
-    checks = CheckSet(sink, rng=Half(), probe=instant)
-    targets = CONFIG.check_targets()
-    first = {t for t in targets if t.address == "127.0.0.10"}
-    try:
-        checks.update(first)  # spread over the hour
-        checks.update(targets, targets)  # web1 is not new: its checker is left alone
-        results = await sink.wait(2)
-        assert {r.target.address for r in results} == {"127.0.0.11", "127.0.0.12"}
-        assert len(sink.items) == 2
-    finally:
-        await checks.close()
+def test_a_later_update_starts_only_the_new_urgent_checkers_at_once() -> None:
+    async def main() -> None:
+        sink = Results()
+        checks = CheckSet(sink, rng=Half(), probe=instant)
+        targets = CONFIG.check_targets()
+        first = {t for t in targets if t.address == "127.0.0.10"}
+        try:
+            checks.update(first)  # spread over the hour
+            checks.update(targets, targets)  # web1 is not new: its checker is left alone
+            results = await sink.wait(2)
+            assert {r.target.address for r in results} == {"127.0.0.11", "127.0.0.12"}
+            await asyncio.sleep(HOUR / 2 - 1)
+            assert len(sink.items) == 2
+        finally:
+            await checks.close()
+
+    run_virtual(main())

@@ -1,16 +1,16 @@
-"""A checker: runs one distinct check every interval and counts rise/fall (SPEC §3)."""
+"""A checker: runs one distinct check every interval as decide.py decides (SPEC §3)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
 
+from ipvswm.checks import decide
 from ipvswm.checks.probe import LoopCheck, PreparedCheck, Probe, ProbeOutcome, probe
-from ipvswm.config.model import CheckSpec, CheckTarget
+from ipvswm.config.model import CheckTarget
 from ipvswm.events import CheckResult, CheckStatus
 
 logger = logging.getLogger(__name__)
@@ -22,50 +22,23 @@ INTERNAL_ERROR = "internal error"
 
 _default_probe = probe
 
-SLOTS_PER_SECOND = 64
-"""Checks on the callback path start on a grid of 1/64 s (1/64 of the interval if shorter)."""
-
-
-def slot_of(when: float, interval: float) -> float:
-    """`when` rounded up to the start grid of checkers with this interval (shared on one loop).
-
-    Checks due in the same slot start in one loop iteration, and their connects and answers tend
-    to be handled in shared iterations too, instead of each check waking the loop on its own.
-    """
-    slot = min(interval, 1.0) / SLOTS_PER_SECOND
-    if slot <= 0:
-        return when  # a zero interval (never from a parsed config): no grid
-    # The small tolerance keeps a start already on the grid (up to float error) in its slot.
-    return math.ceil(when / slot - 1e-6) * slot
-
-
-def next_gap(spec: CheckSpec, fails: int) -> float:
-    """Start to start from this check to the next: `fast_interval` while a failure is being
-    confirmed (1 <= consecutive failures < fall), else `interval`.
-
-    A failure waits on average half an interval to be seen; with fall=3 and whole intervals
-    between the confirming checks it would take two more. HAProxy's `fastinter` confirms at a
-    short interval instead; once the status is FAIL (or a check passes) the interval is normal.
-    """
-    if 0 < fails < spec.fall:
-        return min(spec.fast_interval, spec.interval)
-    return spec.interval
-
 
 class Checker:
     """Runs `target`'s check every interval (start to start, never overlapping) and reports.
 
-    The first check starts after a random offset in [0, interval) so checks spread out (in a
-    shorter window for a checker whose pairs carry no weight yet, `start`). The
-    status goes to PASS after `rise` consecutive passes and to FAIL after `fall` consecutive
-    failures (from UNKNOWN too); the checks confirming a failure run `fast_interval` apart
-    (`next_gap`). Results are sent to the sink; logging them is the sink's job.
+    Every decision is a pure function of `decide.py`: the first check starts after a random
+    offset in [0, interval) so checks spread out (in a shorter window for a checker whose pairs
+    carry no weight yet, `start`); the status goes to PASS after `rise` consecutive passes and to
+    FAIL after `fall` consecutive failures (from UNKNOWN too); the checks confirming a failure
+    run `fast_interval` apart (`next_gap`). Results are sent to the sink; logging them is the
+    sink's job.
 
-    Plain HTTP and TCP checks with the built-in probe run on loop callbacks alone: one timer
-    starts each check and the check's end schedules the next, so a check costs no task wake-up,
-    sleep or future; their starts fall on a shared grid of slots (`slot_of`), so checks of many
-    checkers share loop wake-ups. Other checks (HTTPS, a custom `probe=`) run in one task per
-    checker, on an exact schedule.
+    One path runs every check: a loop timer starts it (`_begin`), its end records it and arms
+    the timer of the next (`_end`). Plain HTTP, TCP and DNS checks with the built-in probe run on
+    loop callbacks alone (`on_callbacks`): a check costs no task, sleep or future, and their
+    starts fall on a shared grid of slots (`slot_of`), so checks of many checkers share loop
+    wake-ups. Other checks (HTTPS, exec, a custom `probe=`) are awaited in a task per check, on
+    an exact schedule.
 
     A check that could not be made on the director (`ProbeOutcome.local_error`, e.g. out of file
     descriptors) gives no verdict: it is counted in `local_errors` and logged at ERROR once per
@@ -75,22 +48,21 @@ class Checker:
 
     __slots__ = (
         "_check",
-        "_fails",
+        "_counts",
         "_last",
         "_local_episode",
         "_loop",
         "_next",
-        "_passes",
         "_prepared",
         "_probe",
         "_rng",
         "_sink",
         "_started",
-        "_status",
         "_task",
         "_timer",
         "checks",
         "local_errors",
+        "on_callbacks",
         "target",
     )
 
@@ -111,22 +83,23 @@ class Checker:
         self._probe = probe
         # The built-in probe runs from a plan made once (request bytes, socket address).
         self._prepared = PreparedCheck(target) if probe is _default_probe else None
-        self._status = CheckStatus.UNKNOWN
-        self._passes = 0  # consecutive
-        self._fails = 0  # consecutive
+        self.on_callbacks = self._prepared is not None and self._prepared.plain
+        """Whether checks run on loop callbacks alone (no task), their starts on the slot grid."""
+        self._counts = decide.Counts()
         self._last: CheckResult | None = None
-        self._task: asyncio.Task[None] | None = None
-        # The callback path: the loop, the next start (loop time), its timer, the check running.
+        # The loop (None once cancelled), the next start (loop time), its timer, the check
+        # running: on callbacks a LoopCheck, else the task awaiting the probe (kept once done).
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._started = False  # start() was called (on either path)
+        self._started = False  # start() was called
         self._next = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._check: LoopCheck | None = None
+        self._task: asyncio.Task[ProbeOutcome] | None = None
 
     @property
     def status(self) -> CheckStatus:
         """The status after rise/fall counting."""
-        return self._status
+        return self._counts.status
 
     @property
     def last_result(self) -> CheckResult | None:
@@ -136,23 +109,21 @@ class Checker:
     @property
     def passes(self) -> int:
         """Consecutive passes so far."""
-        return self._passes
+        return self._counts.passes
 
     @property
     def fails(self) -> int:
         """Consecutive failures so far."""
-        return self._fails
+        return self._counts.fails
 
     @property
     def running(self) -> bool:
-        """Whether the checker runs (started, not cancelled; on the task path: its task alive)."""
-        if self._task is not None:
-            return not self._task.done()
+        """Whether the checker runs (started, not cancelled)."""
         return self._loop is not None
 
     @property
-    def task(self) -> asyncio.Task[None] | None:
-        """The checker's task (None before `start()`, and always on the callback path)."""
+    def task(self) -> asyncio.Task[ProbeOutcome] | None:
+        """The task of the check running or last run (None before one, and on callbacks)."""
         return self._task
 
     def start(self, first_within: float | None = None) -> None:
@@ -164,26 +135,18 @@ class Checker:
         if self._started:
             return
         self._started = True
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         interval = self.target.spec.interval
-        spread = interval if first_within is None else min(first_within, interval)
-        offset = self._rng.random() * spread
-        if self._prepared is None or not self._prepared.plain:
-            self._task = loop.create_task(self._run(offset), name=f"checker {self.target}")
-            return
-        self._loop = loop
-        # The random offset, on the slot grid: start to start, later starts stay on it.
-        self._next = slot_of(loop.time() + offset, interval)
+        offset = decide.first_offset(self._rng.random(), interval, first_within)
+        self._next = decide.first_start(loop.time(), offset, interval, grid=self.on_callbacks)
         self._timer = loop.call_at(self._next, self._begin)
 
     def cancel(self) -> None:
         """Stop the checker; no result is emitted after this returns.
 
-        On the callback path it has ended when this returns (the check running is closed); a task
-        ends soon after (`stop()` waits for it).
+        A check on callbacks has ended when this returns (it is closed); a check's task ends
+        soon after (`stop()` waits for it).
         """
-        if self._task is not None:
-            self._task.cancel()
         self._loop = None
         if self._timer is not None:
             self._timer.cancel()
@@ -191,6 +154,8 @@ class Checker:
         if self._check is not None:
             self._check.cancel()
             self._check = None
+        if self._task is not None:
+            self._task.cancel()
 
     async def stop(self) -> None:
         """Stop the checker and wait until it has ended."""
@@ -198,11 +163,16 @@ class Checker:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
 
-    # --- the callback path -----------------------------------------------------------------
-
     def _begin(self) -> None:
-        """Timer callback: start one check; `_done` follows when it ends."""
+        """Timer callback: start one check; `_end` follows when it ends."""
         self._timer = None
+        loop = self._loop
+        if loop is None:
+            return
+        if not self.on_callbacks:
+            task = self._task = loop.create_task(self._awaited(), name=f"checker {self.target}")
+            task.add_done_callback(self._task_done)
+            return
         assert self._prepared is not None
         check: LoopCheck | None = None
         try:
@@ -219,39 +189,15 @@ class Checker:
             self._end(ProbeOutcome(False, INTERNAL_ERROR, None, now, now))
 
     def _done(self, check: LoopCheck) -> None:
-        """The check's end (called from its loop callback): record it, schedule the next."""
+        """A check on callbacks ended (called from its loop callback)."""
         if check is not self._check:
             return  # cancelled in the meantime (not expected: cancel() silences the check)
         self._check = None
         assert self._prepared is not None
         self._end(self._prepared.outcome(check))
 
-    def _end(self, outcome: ProbeOutcome) -> None:
-        self._record(outcome)
-        loop = self._loop
-        if loop is None:
-            return  # cancelled, e.g. by the sink
-        # Start to start; after an overrun the next check starts in the next slot, on a new grid.
-        gap = next_gap(self.target.spec, self._fails)
-        self._next = max(self._next + gap, slot_of(loop.time(), gap))
-        self._timer = loop.call_at(self._next, self._begin)
-
-    # --- the task path ---------------------------------------------------------------------
-
-    async def _run(self, offset: float) -> None:
-        loop = asyncio.get_running_loop()
-        next_start = loop.time() + offset
-        while True:
-            delay = next_start - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            outcome = await self._check_once()
-            self._record(outcome)
-            # Start to start; after an overrun the next check starts right away, on a new grid.
-            next_start = max(next_start + next_gap(self.target.spec, self._fails), loop.time())
-
-    async def _check_once(self) -> ProbeOutcome:
-        """One probe; a bug in it becomes a failed result instead of killing the checker."""
+    async def _awaited(self) -> ProbeOutcome:
+        """One awaited probe; a bug in it becomes a failed result instead of a lost check."""
         started = time.time()
         try:
             if self._prepared is not None:
@@ -260,6 +206,22 @@ class Checker:
         except Exception:
             logger.exception("checker %s: check raised", self.target)
             return ProbeOutcome(False, INTERNAL_ERROR, None, started, time.time())
+
+    def _task_done(self, task: asyncio.Task[ProbeOutcome]) -> None:
+        """An awaited check ended (its task's done callback)."""
+        if task is not self._task or task.cancelled() or self._loop is None:
+            return  # cancelled: nothing more is reported
+        self._end(task.result())
+
+    def _end(self, outcome: ProbeOutcome) -> None:
+        """Record a check's outcome, then arm the timer of the next check."""
+        self._record(outcome)
+        loop = self._loop
+        if loop is None:
+            return  # cancelled, e.g. by the sink
+        gap = decide.next_gap(self.target.spec, self._counts.fails)
+        self._next = decide.next_start(self._next, loop.time(), gap, grid=self.on_callbacks)
+        self._timer = loop.call_at(self._next, self._begin)
 
     def _record(self, outcome: ProbeOutcome) -> None:
         """Count rise/fall, keep and send the result (never raises)."""
@@ -274,27 +236,16 @@ class Checker:
                 self._local_episode,
             )
             self._local_episode = 0
-        before = self._status
-        spec = self.target.spec
-        if outcome.passed:
-            self._passes += 1
-            self._fails = 0
-            if self._passes >= spec.rise:
-                self._status = CheckStatus.PASS
-        else:
-            self._fails += 1
-            self._passes = 0
-            if self._fails >= spec.fall:
-                self._status = CheckStatus.FAIL
-        changed = self._status is not before
+        before = self._counts.status
+        self._counts = counts = decide.count(self._counts, outcome.passed, self.target.spec)
         result = CheckResult(
             target=self.target,
             passed=outcome.passed,
-            status=self._status,
+            status=counts.status,
             started=outcome.started,
             ended=outcome.ended,
             cause=outcome.cause,
-            changed=changed,
+            changed=counts.status is not before,
             weight_pct=outcome.weight_pct,
         )
         self._last = result
@@ -312,5 +263,5 @@ class Checker:
                 "check %s: no verdict: %s; status %s kept until a check can be made",
                 self.target,
                 outcome.cause,
-                self._status.value,
+                self._counts.status.value,
             )

@@ -8,27 +8,13 @@ import random
 from collections.abc import Collection
 
 from ipvswm.checks.checker import Checker, Sink
-from ipvswm.checks.probe import Probe, probe
+from ipvswm.checks.decide import FIRST_CHECKS_PER_SECOND, FIRST_WINDOW_MIN, first_window
+from ipvswm.checks.probe import Probe, ProbeOutcome, probe
 from ipvswm.config.model import CheckTarget
 
+__all__ = ["FIRST_CHECKS_PER_SECOND", "FIRST_WINDOW_MIN", "CheckSet", "first_window"]
+
 logger = logging.getLogger(__name__)
-
-FIRST_CHECKS_PER_SECOND = 5000.0
-"""How fast the first checks of checkers whose pairs carry no weight yet are started."""
-
-FIRST_WINDOW_MIN = 0.5
-"""The shortest window those first checks are spread over (seconds)."""
-
-
-def first_window(count: int) -> float:
-    """The window over which `count` urgent first checks start (never beyond an interval).
-
-    At start-up (and for pairs a reload adds) a pair waits for its first pass before it gets
-    any weight: spreading those checks over a whole interval made 5,000 pairs take the whole
-    5 s and ~50 kernel calls. Half a second, or longer when there are more checks than
-    FIRST_CHECKS_PER_SECOND can start in it, so the burst stays within what one loop probes.
-    """
-    return max(FIRST_WINDOW_MIN, count / FIRST_CHECKS_PER_SECOND)
 
 
 class CheckSet:
@@ -45,7 +31,7 @@ class CheckSet:
         self._rng = rng if rng is not None else random.Random()
         self._probe = probe
         self._checkers: dict[CheckTarget, Checker] = {}
-        self._stopping: set[asyncio.Task[None]] = set()
+        self._stopping: set[asyncio.Task[ProbeOutcome]] = set()
 
     def update(
         self, targets: Collection[CheckTarget], first: Collection[CheckTarget] = ()

@@ -17,7 +17,6 @@ answer record. Causes: `response timeout`, `port unreachable`, `bad response`, `
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import socket
 import time
@@ -30,10 +29,9 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
+from ipvswm.checks.loopcheck import CallbackCheck, Sockaddr, numeric_sockaddr, run_once
 from ipvswm.checks.wire import CheckFailed, connect_failure, io_failure
 from ipvswm.config.model import CheckTarget
-
-logger = logging.getLogger(__name__)
 
 _DGRAM_NONBLOCK = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
 _READ = 65535
@@ -45,7 +43,7 @@ class DnsPlan:
     """What every dns check of one target reuses: where to send, the query, what passes."""
 
     family: socket.AddressFamily
-    sockaddr: tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]
+    sockaddr: Sockaddr
     query: dns.message.Message
     wire: bytes  # the query's wire form; each check replaces its first two bytes (the ID)
     rcodes: frozenset[int]
@@ -54,56 +52,24 @@ class DnsPlan:
     @classmethod
     def for_target(cls, target: CheckTarget) -> DnsPlan | None:
         """The plan for an IP-literal target; None if the address is not one (no lookup made)."""
-        try:
-            [(family, _, _, _, sockaddr)] = socket.getaddrinfo(
-                target.address, target.port, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST
-            )[:1]
-        except (OSError, ValueError):
+        where = numeric_sockaddr(target.address, target.port, socket.SOCK_DGRAM)
+        if where is None:
             return None
         spec = target.spec
         query = dns.message.make_query(spec.url_host or ".", dns.rdatatype.from_text(spec.dns_type))
         rcodes = frozenset(dns.rcode.from_text(r) for r in spec.dns_rcodes)
-        wire = query.to_wire()
-        af = socket.AddressFamily(family)
-        return cls(af, sockaddr, query, wire, rcodes, spec.response_timeout)
+        return cls(*where, query, query.to_wire(), rcodes, spec.response_timeout)
 
 
 async def check_dns(plan: DnsPlan) -> None:
     """Run one check; raises CheckFailed with the cause."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[None] = loop.create_future()
-
-    def wake(_: DnsCheck) -> None:
-        if not future.done():
-            future.set_result(None)
-
-    check = DnsCheck(loop, plan, wake)
-    try:
-        check.start()
-        await future
-    finally:
-        check.cancel()
-    if check.failure is not None:
-        raise check.failure
+    await run_once(lambda loop, on_done: DnsCheck(loop, plan, on_done))
 
 
-class DnsCheck:
+class DnsCheck(CallbackCheck[DnsPlan]):
     """One dns check on the loop's callbacks (the interface of `plain.PlainCheck`)."""
 
-    __slots__ = (
-        "_done",
-        "_id",
-        "_loop",
-        "_on_done",
-        "_plan",
-        "_sock",
-        "_timer",
-        "_watching",
-        "ended",
-        "failure",
-        "started",
-        "status",
-    )
+    __slots__ = ("_done", "_id", "_watching")
 
     def __init__(
         self,
@@ -111,18 +77,10 @@ class DnsCheck:
         plan: DnsPlan,
         on_done: Callable[[DnsCheck], object],
     ) -> None:
-        self._loop = loop
-        self._plan = plan
-        self._on_done = on_done
-        self._sock: socket.socket | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        super().__init__(loop, plan, on_done)  # status stays None: no HTTP status
         self._watching = False
         self._done = False
         self._id = 0
-        self.failure: BaseException | None = None
-        self.status: int | None = None  # no HTTP status
-        self.started = 0.0
-        self.ended = 0.0
 
     def start(self) -> None:
         """Send the query (`on_done` may be called before this returns)."""
@@ -189,13 +147,7 @@ class DnsCheck:
         if self._done:
             return
         self._done = True
-        self.failure = failure
-        self._close()
-        self.ended = time.time()
-        try:
-            self._on_done(self)
-        except Exception:
-            logger.exception("dns check of %s: reporting failed", self._plan.sockaddr)
+        self._report(failure)
 
     def _close(self) -> None:
         if self._timer is not None:

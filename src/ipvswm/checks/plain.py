@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
-import logging
 import os
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ipvswm.checks.loopcheck import CallbackCheck, Sockaddr, numeric_sockaddr, run_once
 from ipvswm.checks.wire import (
     HEAD_END,
     HEAD_LIMIT,
@@ -34,8 +34,6 @@ from ipvswm.checks.wire import (
     send_bytes,
 )
 from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
-
-logger = logging.getLogger(__name__)
 
 _HEAD_READ = 16 * 1024
 _IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EINTR})
@@ -50,7 +48,7 @@ class SocketPlan:
     """What every plain check of one target reuses: where to connect and what to send."""
 
     family: socket.AddressFamily
-    sockaddr: tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]
+    sockaddr: Sockaddr
     request: bytes | None  # None: nothing to send (a TCP check without `send=`)
     spec: CheckSpec
     banner: bytes | None = None  # TCP: the prefix the first bytes read must start with
@@ -59,11 +57,8 @@ class SocketPlan:
     @classmethod
     def for_target(cls, target: CheckTarget, request: bytes | None) -> SocketPlan | None:
         """The plan for an IP-literal target; None if the address is not one (no lookup made)."""
-        try:
-            [(family, _, _, _, sockaddr)] = socket.getaddrinfo(
-                target.address, target.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-            )[:1]
-        except (OSError, ValueError):
+        where = numeric_sockaddr(target.address, target.port, socket.SOCK_STREAM)
+        if where is None:
             return None
         spec = target.spec
         banner = body = None
@@ -72,26 +67,12 @@ class SocketPlan:
             banner = None if spec.banner is None else spec.banner.encode()
         elif spec.body is not None:
             body = spec.body.encode()
-        return cls(socket.AddressFamily(family), sockaddr, request, spec, banner, body)
+        return cls(*where, request, spec, banner, body)
 
 
 async def check_plain(plan: SocketPlan) -> int | None:
     """Run one check; the HTTP status read (None for TCP); raises CheckFailed with the cause."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[None] = loop.create_future()
-
-    def wake(_: PlainCheck) -> None:
-        if not future.done():
-            future.set_result(None)
-
-    check = PlainCheck(loop, plan, wake)
-    try:
-        check.start()
-        await future
-    finally:
-        check.cancel()
-    if check.failure is not None:
-        raise check.failure
+    check = await run_once(lambda loop, on_done: PlainCheck(loop, plan, on_done))
     return check.status
 
 
@@ -104,7 +85,7 @@ class _Phase(enum.Enum):
     BANNER = 6  # TCP with `expect=`: reading the first bytes
 
 
-class PlainCheck:
+class PlainCheck(CallbackCheck[SocketPlan]):
     """One check on the socket path; selector and timer callbacks move it forward.
 
     `start()` begins it; when it ends, the socket is closed and `on_done(self)` is called once, on
@@ -112,26 +93,7 @@ class PlainCheck:
     `started` and `ended` (wall clock) set. `cancel()` ends it without calling `on_done`.
     """
 
-    __slots__ = (
-        "_body",
-        "_deadline",
-        "_fd",
-        "_head",
-        "_loop",
-        "_on_done",
-        "_out",
-        "_phase",
-        "_plan",
-        "_seen",
-        "_sock",
-        "_timer",
-        "_want",
-        "_watch",
-        "ended",
-        "failure",
-        "started",
-        "status",
-    )
+    __slots__ = ("_body", "_deadline", "_fd", "_head", "_out", "_phase", "_seen", "_want", "_watch")
 
     def __init__(
         self,
@@ -139,13 +101,9 @@ class PlainCheck:
         plan: SocketPlan,
         on_done: Callable[[PlainCheck], object],
     ) -> None:
-        self._loop = loop
-        self._plan = plan
-        self._on_done = on_done
-        self._sock: socket.socket | None = None
+        super().__init__(loop, plan, on_done)
         self._fd = -1
         self._watch = 0  # 0: none, 1: writer, 2: reader registered with the loop
-        self._timer: asyncio.TimerHandle | None = None
         self._phase = _Phase.CONNECT
         self._deadline = 0.0  # the response deadline (loop time), once connected
         self._out = b""
@@ -153,10 +111,6 @@ class PlainCheck:
         self._body = bytearray()  # only with a body match: the body read so far
         self._want = 0
         self._seen = 0
-        self.failure: BaseException | None = None
-        self.status: int | None = None
-        self.started = 0.0
-        self.ended = 0.0
 
     def start(self) -> None:
         """Open the socket and start connecting (`on_done` may be called before this returns)."""
@@ -261,14 +215,20 @@ class PlainCheck:
         except Exception as exc:  # CheckFailed from judging the head, or a bug (internal error)
             self._finish(exc)
 
-    def _read_head(self) -> None:
+    def _recv_head(self) -> bytes | None:
+        """Bytes of the head or banner; None when none are there yet or the read failed (ended)."""
         assert self._sock is not None
         try:
-            data = self._sock.recv(_HEAD_READ)
+            return self._sock.recv(_HEAD_READ)
         except (BlockingIOError, InterruptedError):
-            return
+            return None
         except OSError as exc:
             self._finish(io_failure(exc))
+            return None
+
+    def _read_head(self) -> None:
+        data = self._recv_head()
+        if data is None:
             return
         if not data:
             self._finish(io_failure(None))  # EOF before a complete head
@@ -337,14 +297,10 @@ class PlainCheck:
 
     def _read_banner(self) -> None:
         """TCP with `expect=`: the first bytes must start with the expected text."""
-        assert self._sock is not None and self._plan.banner is not None
+        assert self._plan.banner is not None
         banner = self._plan.banner
-        try:
-            data = self._sock.recv(_HEAD_READ)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._finish(io_failure(exc))
+        data = self._recv_head()
+        if data is None:
             return
         self._head += data
         if not banner.startswith(self._head[: len(banner)]):
@@ -372,13 +328,7 @@ class PlainCheck:
         if self._phase is _Phase.DONE:
             return
         self._phase = _Phase.DONE
-        self.failure = failure
-        self._close()
-        self.ended = time.time()
-        try:
-            self._on_done(self)
-        except Exception:  # not the check's failure: the caller's bug, kept out of the check
-            logger.exception("check of %s: reporting failed", self._plan.sockaddr)
+        self._report(failure)
 
     def _unwatch(self) -> None:
         if self._watch == 1:

@@ -23,15 +23,14 @@ from prometheus_client import CollectorRegistry
 
 from ipvswm.answers import Refused
 from ipvswm.cluster import keys
+from ipvswm.cluster.connect import ClusterStartError, client_for
 from ipvswm.cluster.etcd import (
     Delete,
     EtcdAuthError,
-    EtcdClient,
     EtcdCompacted,
     EtcdError,
     Op,
     Put,
-    TlsFiles,
     WatchEvent,
 )
 from ipvswm.cluster.memory import Memory
@@ -41,14 +40,12 @@ from ipvswm.config.model import Config, GlobalOptions
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent
 
+__all__ = ["ClusterStartError", "ClusterStore", "SharedUpdate"]
+
 log = logging.getLogger(__name__)
 
 RETRY_MAX = 5.0
 START_TIMEOUT = 5.0
-
-
-class ClusterStartError(Exception):
-    """The cluster store cannot be used at all (bad files, wrong password): the daemon exits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +57,6 @@ class SharedUpdate:
     deletes: set[str]
     revision: int
     full: bool = False  # a full read: `puts` is the whole shared state
-
-
-def read_password(path: str) -> str:
-    """The etcd password from `Cluster.Etcd.PasswordFile` (one line)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.readline().rstrip("\r\n")
-    except OSError as exc:
-        raise ClusterStartError(f"Cluster.Etcd.PasswordFile {path}: {exc.strerror}") from exc
 
 
 class ClusterStore:
@@ -86,23 +74,7 @@ class ClusterStore:
         self.node = options.cluster_node or socket.gethostname()
         self.name = options.cluster_name
         self.prefix = keys.cluster_prefix(self.name)
-        password = (
-            read_password(options.cluster_etcd_password_file)
-            if (options.cluster_etcd_password_file)
-            else ""
-        )
-        tls = TlsFiles(
-            options.cluster_etcd_cacert, options.cluster_etcd_cert, options.cluster_etcd_key
-        )
-        try:
-            self.client = EtcdClient(
-                [e.strip() for e in options.cluster_etcd.split(",") if e.strip()],
-                tls=tls,
-                user=options.cluster_etcd_user,
-                password=password,
-            )
-        except (OSError, ValueError) as exc:  # unreadable CA, certificate or key
-            raise ClusterStartError(f"Cluster.Etcd TLS files: {exc}") from exc
+        self.client = client_for(options)
         self.memory = memory
         belief = memory.load(self.prefix)
         self.revision = belief.revision

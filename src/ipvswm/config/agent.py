@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ipvswm.config.model import AgentTarget, Config
-from ipvswm.config.options import parse_interval, parse_port
+from ipvswm.config.values import parse_interval, parse_port
 
 OFF_WORDS = frozenset({"off", "none", "0"})
 HOST_OPTIONS = ("agent", "agent_interval")

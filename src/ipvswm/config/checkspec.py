@@ -18,17 +18,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ipvswm.config.checkform import CheckForm, parse_check
 from ipvswm.config.checkopts import decode_text
 from ipvswm.config.model import CheckKind, CheckSpec, GlobalOptions
-from ipvswm.config.options import (
-    VS_OPTIONS,
-    CheckForm,
-    parse_check,
-    parse_expect,
-    port_field,
-    show,
-)
+from ipvswm.config.options import VS_OPTIONS
 from ipvswm.config.resolve import split_host_port, valid_hostname
+from ipvswm.config.values import parse_expect, port_field, show
 
 DNS_TYPES = (
     "A",
@@ -76,7 +71,7 @@ _EXEC_SUBST_RE = re.compile(r"%(.?)")
 
 
 def parse_check_column(text: str) -> CheckForm:
-    """The CHECK column: every form `options.parse_check` knows, plus `dns://` and `exec:`."""
+    """The CHECK column: every form `checkform.parse_check` knows, plus `dns://` and `exec:`."""
     if text[:6].lower() == "dns://":
         return _parse_dns(text, text[6:])
     if text[:5].lower() == "exec:":
@@ -193,7 +188,7 @@ def build_spec(
         dns_type=form.dns_type,
         argv=argv,
         dynamic=opts.get("dynamic", False),
-        # The default (1 s) counts as the interval where that is shorter (checker.next_gap); a
+        # The default (1 s) counts as the interval where that is shorter (checks.decide.next_gap); a
         # longer value given is refused above.
         fast_interval=opts.get("fast_interval", 1.0),
         **expect,

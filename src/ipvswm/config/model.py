@@ -38,6 +38,11 @@ StatusRange = tuple[int, int]
 """An inclusive range of HTTP statuses that pass, e.g. (200, 299)."""
 
 
+def shown_address(address: str) -> str:
+    """An address as written beside a port: an IPv6 address in brackets."""
+    return f"[{address}]" if ":" in address else address
+
+
 @dataclass(frozen=True, slots=True)
 class CheckSpec:
     """How to check a real server, whichever it is (the parsed CHECK column plus options).
@@ -106,13 +111,13 @@ class CheckTarget:
     def host_header(self) -> str:
         """The Host header value: the URL's name (and port), else the real server's address."""
         if self.spec.url_host is None:
-            return f"[{self.address}]" if ":" in self.address else self.address
+            return shown_address(self.address)
         if self.spec.url_port is not None:
             return f"{self.spec.url_host}:{self.spec.url_port}"
         return self.spec.url_host
 
     def __str__(self) -> str:
-        addr = f"[{self.address}]" if ":" in self.address else self.address
+        addr = shown_address(self.address)
         return f"{addr}:{self.port} {self.spec.describe()}"
 
 
@@ -167,7 +172,7 @@ class AgentTarget:
     port: int
 
     def __str__(self) -> str:
-        addr = f"[{self.address}]" if ":" in self.address else self.address
+        addr = shown_address(self.address)
         return f"agent {addr}:{self.port}"
 
 

@@ -33,41 +33,25 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-import heapq
 import ipaddress
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from ipvswm.config.agent import HOST_OPTIONS, parse_host_option
-from ipvswm.config.checkspec import build_spec, parse_check_column, split_exec_args
-from ipvswm.config.model import (
-    CheckKind,
-    CheckSpec,
-    Config,
-    GlobalOptions,
-    Host,
-    Method,
-    Proto,
-    VirtualService,
-)
-from ipvswm.config.options import (
-    GLOBALS_BY_LOWER,
-    cluster_problems,
-    parse_int,
-    parse_vs_options,
-    port_field,
-    show,
-    valid_tag,
-    with_default_fifo,
-)
+from ipvswm.config.host_line import host_line
+from ipvswm.config.model import Config, GlobalOptions, Method
+from ipvswm.config.options import GLOBALS_BY_LOWER, cluster_problems, with_default_fifo
+from ipvswm.config.parse_state import HOST_SYNTAX, VS_SYNTAX, ParseState
 from ipvswm.config.reader import ConfigReadError, read_config_bytes
-from ipvswm.config.resolve import AddressResolver, Resolver, split_host_port, system_resolver
+from ipvswm.config.resolve import Resolver, split_host_port, system_resolver
+from ipvswm.config.result import MAX_ERRORS, ConfigError, ParseResult
+from ipvswm.config.values import show
+from ipvswm.config.vs_line import vs_line
 from ipvswm.kernel.simulate import SCHEDULERS
 
 __all__ = [
+    "MAX_ERRORS",
     "ConfigError",
     "ParseResult",
     "Resolver",
@@ -81,51 +65,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-VS_SYNTAX = "'! TAG ADDR:PORT[:RSPORT] CHECK [OPTIONS]'"
-HOST_SYNTAX = "'TAG HOST[:PORT] [VSTAG=WEIGHT ...]'"
-TAG_CHARS = "letters, digits, '_', '.' and '-'"
-
 _COMMENT_RE = re.compile(r"(?:^|\s)[#;]")
 _GLOBAL_RE = re.compile(r"([^\s=]+)\s*=\s*(.*)")
 _BAD_CHAR_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ufffd]")
-_MAX_KNOWN = 10  # longest list of known tags in a message
-MAX_ERRORS = 100
-"""Errors kept (the first by line); the rest are only counted: a garbage file of millions of
-lines must not cost millions of messages in memory and in the log."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigError:
-    """One problem in a config file, at a line (0 when it concerns the whole file)."""
-
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
-class ParseResult:
-    """A parsed config, or (config None) the first MAX_ERRORS errors and how many more there are."""
-
-    config: Config | None
-    errors: tuple[ConfigError, ...]
-    more: int = 0  # errors found beyond those kept
-
-    def messages(self) -> list[str]:
-        """Every kept error as `FILE:LINE: message`, then `... and N more error(s)` if any."""
-        lines = [str(e) for e in self.errors]
-        if self.more:
-            lines.append(
-                f"... and {self.more} more error(s) (only the first {len(self.errors)} shown)"
-            )
-        return lines
-
-    def error_count(self) -> int:
-        """How many errors were found in all."""
-        return len(self.errors) + self.more
 
 
 def parse_text(text: str, path: str = "<config>", resolver: Resolver | None = None) -> ParseResult:
@@ -186,48 +128,15 @@ def _sorry_fallback(g: GlobalOptions) -> str:
     return "the service has no sorry server (neither SorryServer.Default nor .Fallback.IP is set)"
 
 
-def _known(tags: list[str]) -> str:
-    if not tags:
-        return "none defined"
-    shown = ", ".join(tags[:_MAX_KNOWN])
-    return shown + (f", ... ({len(tags)} in all)" if len(tags) > _MAX_KNOWN else "")
-
-
-class _Parser:
+class _Parser(ParseState):
     """One parse: collects lines, then builds globals, VSs and hosts, recording every error."""
 
     def __init__(self, path: str, resolver: Resolver | None) -> None:
-        self.path = path
-        self.addresses = AddressResolver(resolver)
-        # The MAX_ERRORS errors of lowest line as a max-heap of (-line, -seq, message): a line's
-        # errors keep their order; the others are counted in `more`.
-        self.errors: list[tuple[int, int, str]] = []
-        self.seq = 0
-        self.more = 0
+        super().__init__(path, resolver)
         self.global_lines: dict[str, int] = {}  # SPEC key -> line
         self.global_values: dict[str, Any] = {}  # GlobalOptions field -> value
         self.vs_lines: list[tuple[int, list[str]]] = []
         self.host_lines: list[tuple[int, list[str]]] = []
-        self.vs_tags: dict[str, int] = {}  # every declared VS tag -> line, even of a broken line
-        self.host_tags: dict[str, int] = {}
-        self.sorry_refs: list[tuple[int, str, str]] = []  # (line, vs tag, host tag)
-        self.vs_addresses: dict[str, str] = {}  # tag -> address of every valid VS
-        # Duplicate detection by dict: (proto, address, port) / (address, port) -> (tag, line).
-        self._service_keys: dict[tuple[Proto, str, int], tuple[str, int]] = {}
-        self._host_keys: dict[tuple[str, int | None], tuple[str, int]] = {}
-
-    def error(self, line: int, message: str) -> None:
-        self.seq += 1
-        item = (-line, -self.seq, message)
-        if len(self.errors) < MAX_ERRORS:
-            heapq.heappush(self.errors, item)
-        else:
-            self.more += 1
-            # The file is rejected whatever else is found: a name lookup per garbage line
-            # (seconds each with a slow resolver) would only find more errors nobody sees.
-            self.addresses.lookups = False
-            if item > self.errors[0]:  # lower line than the highest kept: keep this one instead
-                heapq.heapreplace(self.errors, item)
 
     def run(self, text: str) -> ParseResult:
         for number, raw in enumerate(_lines(text.removeprefix("\ufeff")), 1):
@@ -240,14 +149,12 @@ class _Parser:
             self.error(line, message)
         defaults = GlobalOptions()
         options = dataclasses.replace(defaults, **with_default_fifo(self.global_values, defaults))
-        services = [vs for n, t in self.vs_lines if (vs := self.service(n, t, options))]
+        services = [vs for n, t in self.vs_lines if (vs := vs_line(self, n, t, options))]
         self.vs_addresses = {vs.tag: vs.address for vs in services}
-        hosts = [host for n, t in self.host_lines if (host := self.host(n, t))]
+        hosts = [host for n, t in self.host_lines if (host := host_line(self, n, t))]
         self.console_access(options)
         if self.errors:
-            kept = sorted(self.errors, reverse=True)  # by line, then in the order found
-            errors = tuple(ConfigError(self.path, -n, m) for n, _, m in kept)
-            return ParseResult(None, errors, self.more)
+            return ParseResult(None, self.kept_errors(), self.more)
         for number, vs_tag, host_tag in self.sorry_refs:
             if host_tag not in self.host_tags:  # not an error: SPEC §4 falls back (as the original)
                 log.warning(
@@ -383,218 +290,3 @@ class _Parser:
             self.global_values[spec.field] = spec.convert(value)
         except ValueError as exc:
             self.error(number, f"{spec.key}: bad value {show(value)}: {exc}")
-
-    def address(
-        self, number: int, where: str, text: str, ports: tuple[int, int]
-    ) -> tuple[str, str, list[int]] | None:
-        """(address, name, ports) of `HOST[:PORT...]` with min..max ports, or None on error."""
-        low, high = ports
-        try:
-            host, bracketed, fields = split_host_port(text)
-            if not low <= len(fields) <= high:
-                expected = "ADDR:PORT[:RSPORT]" if low else "HOST[:PORT]"
-                raise ValueError(f"bad address {show(text)}: expected {expected}")
-        except ValueError as exc:
-            self.error(number, f"{where}: {exc}")
-            return None
-        ok = True
-        numbers: list[int] = []
-        for field in fields:
-            try:
-                numbers.append(port_field(field))
-            except ValueError as exc:
-                self.error(number, f"{where}: {exc}")
-                ok = False
-        try:
-            address = self.addresses.address(host, bracketed)
-        except ValueError as exc:
-            self.error(number, f"{where}: {exc}")
-            return None
-        return (address, host, numbers) if ok else None
-
-    def service(self, number: int, tokens: list[str], g: GlobalOptions) -> VirtualService | None:
-        """Build one VS line (`!` already removed), or record why it is wrong."""
-        if not tokens:
-            self.error(number, f"malformed virtual service line: expected {VS_SYNTAX}")
-            return None
-        tag = tokens[0]
-        if not valid_tag(tag):
-            self.error(number, f"bad virtual service tag {show(tag)}: use {TAG_CHARS}")
-            return None
-        first = self.vs_tags.get(tag)
-        if first is not None:
-            self.error(number, f"duplicate virtual service tag '{tag}' (first at line {first})")
-            return None
-        self.vs_tags[tag] = number
-        where = f"virtual service '{tag}'"
-        if len(tokens) < 3:
-            missing = "ADDR:PORT and CHECK" if len(tokens) == 1 else "CHECK"
-            self.error(number, f"{where}: missing {missing}: expected {VS_SYNTAX}")
-            return None
-        where_to = self.address(number, where, tokens[1], (1, 2))
-        try:
-            form = parse_check_column(tokens[2])
-        except ValueError as exc:
-            self.error(number, f"{where}: {exc}")
-            form = None
-        check: CheckSpec | None = None
-        args: list[str] = []
-        option_tokens = tokens[3:]
-        if form is not None and form.kind is CheckKind.EXEC:
-            args, option_tokens = split_exec_args(option_tokens)
-        opts, problems = parse_vs_options(option_tokens)
-        for problem in problems:
-            self.error(number, f"{where}: {problem}")
-        if "sorry_server" in opts:
-            self.sorry_refs.append((number, tag, opts["sorry_server"]))
-        if form is not None and not problems:
-            check, problems = build_spec(form, args, opts, g)
-            for problem in problems:
-                self.error(number, f"{where}: {problem}")
-        if where_to is None or form is None or problems:
-            return None
-        assert check is not None
-        address, name, ports = where_to
-        vs = VirtualService(
-            tag=tag,
-            address=address,
-            port=ports[0],
-            rs_port=ports[-1],
-            check=check,
-            proto=opts.get("proto", Proto.TCP),
-            email=opts.get("email", False),
-            sorry_server=opts.get("sorry_server"),
-            scheduler=opts.get("scheduler", g.ipvs_scheduler),
-            method=opts.get("method", g.ipvs_method),
-            persistent=opts.get("persistent"),
-            name=name,
-            line=number,
-            depool_threshold=opts.get("depool_threshold", g.check_depool_threshold),
-            agent_port=opts.get("agent"),
-            agent_interval=opts.get("agent_interval"),
-        )
-        return vs if self.unique_service(vs) else None
-
-    def unique_service(self, vs: VirtualService) -> bool:
-        """Whether no earlier VS has this (proto, address, port); records an error if one has."""
-        key = (vs.proto, vs.address, vs.port)
-        other = self._service_keys.get(key)
-        if other is None:
-            self._service_keys[key] = (vs.tag, vs.line)
-            return True
-        addr = f"[{vs.address}]" if ":" in vs.address else vs.address
-        self.error(
-            vs.line,
-            f"virtual service '{vs.tag}': {vs.proto.value} {addr}:{vs.port} is already used by "
-            f"virtual service '{other[0]}' (line {other[1]})",
-        )
-        return False
-
-    def host(self, number: int, tokens: list[str]) -> Host | None:
-        """Build one host line, or record why it is wrong."""
-        tag, text, *items = tokens
-        if not valid_tag(tag):
-            self.error(number, f"bad host tag {show(tag)}: use {TAG_CHARS} in {HOST_SYNTAX}")
-            return None
-        first = self.host_tags.get(tag)
-        if first is not None:
-            self.error(number, f"duplicate host tag '{tag}' (first at line {first})")
-            return None
-        self.host_tags[tag] = number
-        where = f"host '{tag}'"
-        where_to = self.address(number, where, text, (0, 1))
-        unique = where_to is not None and self.unique_host(tag, number, where_to[0], where_to[2])
-        options, items = self.host_options(number, where, items)
-        weights = self.weights(number, where, items)
-        if where_to is None or weights is None or options is None or not unique:
-            return None
-        address, name, ports = where_to
-        if not self.same_family(tag, number, address, weights):
-            return None
-        return Host(tag, address, ports[0] if ports else None, weights, name, number, **options)
-
-    def host_options(
-        self, number: int, where: str, tokens: list[str]
-    ) -> tuple[dict[str, Any] | None, list[str]]:
-        """The host options (`agent=`, `agent_interval=`) of a host line (None if one is wrong),
-        and its other items. A VS tagged like an option keeps the original meaning: a weight."""
-        options: dict[str, Any] = {}
-        if not any("agent" in token.lower() for token in tokens):
-            return options, tokens  # the common line: weights only (parsing stays as fast)
-        rest: list[str] = []
-        failed = False
-        for item in (part for token in tokens for part in token.split(",") if part):
-            key, eq, text = item.partition("=")
-            if not eq or key.lower() not in HOST_OPTIONS or key in self.vs_tags:
-                rest.append(item)
-                continue
-            try:
-                name, value = parse_host_option(key.lower(), text)
-            except ValueError as exc:
-                self.error(number, f"{where}: option {key.lower()}: bad value {show(text)}: {exc}")
-                failed = True
-                continue
-            if name in options:
-                self.error(number, f"{where}: option '{key.lower()}' given twice")
-                failed = True
-            options[name] = value
-        return (None if failed else options), rest
-
-    def weights(
-        self, number: int, where: str, tokens: list[str]
-    ) -> tuple[tuple[str, int], ...] | None:
-        """The `VSTAG=WEIGHT` items of a host line, or None if any is wrong."""
-        weights: dict[str, int] = {}
-        failed = False
-        for item in (part for token in tokens for part in token.split(",") if part):
-            vs_tag, eq, text = item.partition("=")
-            if not (eq and vs_tag and text):
-                self.error(number, f"{where}: malformed pair {show(item)}: expected VSTAG=WEIGHT")
-            elif vs_tag not in self.vs_tags:
-                known = _known(list(self.vs_tags))
-                self.error(
-                    number, f"{where}: unknown virtual service {show(vs_tag)} (known: {known})"
-                )
-            elif vs_tag in weights:
-                self.error(number, f"{where}: virtual service '{vs_tag}' listed twice")
-            else:
-                try:
-                    weights[vs_tag] = parse_int(text, 0, 65535)
-                    continue
-                except ValueError:
-                    self.error(
-                        number,
-                        f"{where}: bad weight {show(text)} for virtual service '{vs_tag}': "
-                        "expected an integer 0..65535",
-                    )
-            failed = True
-        return None if failed else tuple(weights.items())
-
-    def same_family(
-        self, tag: str, number: int, address: str, weights: tuple[tuple[str, int], ...]
-    ) -> bool:
-        """Whether the host has the address family of each VS it is on; records an error if not."""
-        ok = True
-        for vs_tag, _ in weights:
-            vs_address = self.vs_addresses.get(vs_tag)
-            if vs_address is None or (":" in vs_address) == (":" in address):
-                continue
-            shown, family = (f"[{address}]", "IPv6") if ":" in address else (address, "IPv4")
-            other = "IPv4" if family == "IPv6" else "IPv6"
-            self.error(number, f"host '{tag}' {shown} is {family} but vs '{vs_tag}' is {other}")
-            ok = False
-        return ok
-
-    def unique_host(self, tag: str, number: int, address: str, ports: list[int]) -> bool:
-        """Whether no earlier host has this address and port; records an error if one has."""
-        port = ports[0] if ports else None  # a host without port compares with port None
-        other = self._host_keys.setdefault((address, port), (tag, number))
-        if other == (tag, number):
-            return True
-        shown = f"[{address}]" if ":" in address else address
-        shown += f":{port}" if port is not None else ""
-        self.error(
-            number,
-            f"host '{tag}': address {shown} is already used by host '{other[0]}' (line {other[1]})",
-        )
-        return False

@@ -75,6 +75,15 @@ def valid_hostname(name: str) -> bool:
     return len(name) <= 253 and all(_LABEL_RE.fullmatch(label) for label in labels)
 
 
+def valid_ipv6(text: str) -> bool:
+    """Whether `text` (what stood in brackets) is an IPv6 address."""
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 class AddressResolver:
     """Turns the HOST part of a VS or host line into a normalised IP address, caching names."""
 
