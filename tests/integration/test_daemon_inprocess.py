@@ -18,7 +18,7 @@ import pytest
 from ipvswm.answers import Answer, Applied, Refused
 from ipvswm.config.parser import parse_file
 from ipvswm.daemon import Daemon, raise_fd_limit
-from ipvswm.daemon_queue import AdminRequest, ResyncRequest
+from ipvswm.daemon.requests import AdminRequest, ResyncRequest
 from ipvswm.engine.state import HostState, Phase
 from ipvswm.events import (
     CheckResult,
@@ -229,7 +229,7 @@ async def test_a_reload_that_raises_is_logged_at_error_whatever_the_trigger(
     def broken(data: bytes, path: str) -> object:
         raise RuntimeError("parser bug")
 
-    monkeypatch.setattr("ipvswm.daemon.parse_bytes", broken)
+    monkeypatch.setattr("ipvswm.daemon.daemon.parse_bytes", broken)
     log_path = tmp_path / "log"
     offset = log_path.stat().st_size
     os.kill(os.getpid(), signal.SIGHUP)

@@ -20,7 +20,7 @@ from ipvswm.events import AdminEvent, CheckStatus
 from ipvswm.kernel.table import Table
 
 if TYPE_CHECKING:
-    from ipvswm.daemon import Daemon
+    from ipvswm.daemon.daemon import Daemon
 
 
 class DaemonControl:

@@ -28,8 +28,8 @@ from ipvswm.config.agent import agent_polls
 from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
 from ipvswm.config.model import Config
 from ipvswm.console.control import ReloadOutcome
-from ipvswm.daemon_applier import KernelApplier
-from ipvswm.daemon_queue import (
+from ipvswm.daemon.applier import KernelApplier
+from ipvswm.daemon.requests import (
     AdminRequest,
     Batch,
     QueueItem,
@@ -50,7 +50,7 @@ from ipvswm.kernel.table import ServiceKey, Table
 from ipvswm.logs import CHECK_STATUS
 
 if TYPE_CHECKING:
-    from ipvswm.daemon import Daemon
+    from ipvswm.daemon.daemon import Daemon
 
 log = logging.getLogger("ipvswm.daemon")
 

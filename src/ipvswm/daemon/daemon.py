@@ -34,10 +34,10 @@ from ipvswm.config.watch import ConfigWatcher, Signature, file_signature
 from ipvswm.console.authority import is_loopback
 from ipvswm.console.control import ReloadOutcome
 from ipvswm.console.server import ConsoleError, ConsoleServer
-from ipvswm.daemon_control import DaemonControl
-from ipvswm.daemon_guard import check_start
-from ipvswm.daemon_owner import Owner
-from ipvswm.daemon_queue import (
+from ipvswm.daemon.control import DaemonControl
+from ipvswm.daemon.guard import check_start
+from ipvswm.daemon.owner import Owner
+from ipvswm.daemon.requests import (
     AdminRequest,
     Batch,
     QueueItem,
