@@ -26,7 +26,7 @@ from ipvswm.engine.state import (
     VsState,
 )
 from ipvswm.kernel.table import Protocol, ServiceKey
-from ipvswm.store_records import StoreError, decode_record, encode_record
+from ipvswm.store.records import StoreError, decode_record, encode_record
 from ipvswm.timestamps import is_time_field, utc_text
 
 __all__ = ["Store", "StoreError", "decode_record", "dump_file", "encode_record", "format_dump"]
