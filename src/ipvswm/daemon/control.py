@@ -14,7 +14,8 @@ from ipvswm.config.diff import describe_diff
 from ipvswm.config.guard import problems
 from ipvswm.config.model import Config
 from ipvswm.console.commands import STARTING
-from ipvswm.console.control import CheckView, ReloadOutcome
+from ipvswm.console.control import CheckView
+from ipvswm.daemon.requests import ReloadOutcome
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent, CheckStatus
 from ipvswm.kernel.table import Table

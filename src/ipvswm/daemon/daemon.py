@@ -32,7 +32,6 @@ from ipvswm.config.reader import ConfigReadError, read_config_bytes
 from ipvswm.config.resolve import split_host_port
 from ipvswm.config.watch import ConfigWatcher, Signature, file_signature
 from ipvswm.console.authority import is_loopback
-from ipvswm.console.control import ReloadOutcome
 from ipvswm.console.server import ConsoleError, ConsoleServer
 from ipvswm.daemon.control import DaemonControl
 from ipvswm.daemon.guard import check_start
@@ -41,6 +40,7 @@ from ipvswm.daemon.requests import (
     AdminRequest,
     Batch,
     QueueItem,
+    ReloadOutcome,
     ReloadRequest,
     ResyncRequest,
     StopRequest,

@@ -27,12 +27,12 @@ from ipvswm.cluster.sharing import configured_here, late_changes
 from ipvswm.config.agent import agent_polls
 from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
 from ipvswm.config.model import Config
-from ipvswm.console.control import ReloadOutcome
 from ipvswm.daemon.applier import KernelApplier
 from ipvswm.daemon.requests import (
     AdminRequest,
     Batch,
     QueueItem,
+    ReloadOutcome,
     ReloadRequest,
     ResyncRequest,
     StopRequest,
@@ -56,6 +56,11 @@ log = logging.getLogger("ipvswm.daemon")
 
 INTERNAL_ERROR = "# internal error (logged)"
 
+BATCH_CAP = 20_000
+"""Queued items taken into one batch at most. A batch is one commit and one kernel convergence, so
+a burst (every check of 50,000 pairs failing at once) costs a few of them, not one per item; the
+cap bounds how long the loop runs before it commits, answers and lets the kernel follow."""
+
 
 class Owner:
     """Runs the owner loop of a daemon whose engine, store, sync and checks exist."""
@@ -77,7 +82,7 @@ class Owner:
         queue = self.d.queue
         while True:
             items = [await queue.get()]
-            while not queue.empty() and len(items) < 20000:
+            while not queue.empty() and len(items) < BATCH_CAP:
                 items.append(queue.get_nowait())
             batch = Batch()
             for item in items:
