@@ -10,11 +10,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ipvswm.daemon.daemon import Daemon, raise_fd_limit, read_config
+    from ipvswm.daemon.daemon import Daemon
+    from ipvswm.daemon.reload import read_config
+    from ipvswm.daemon.runtime import raise_fd_limit
 
 __all__ = ["Daemon", "raise_fd_limit", "read_config"]
 
-_LAZY = {"Daemon": "daemon", "raise_fd_limit": "daemon", "read_config": "daemon"}
+_LAZY = {"Daemon": "daemon", "raise_fd_limit": "runtime", "read_config": "reload"}
 
 
 def __getattr__(name: str) -> Any:
