@@ -3,7 +3,7 @@ kernel operations of a no-op reload (issue 16 goal 4); in-process, no daemon.
 
 The config of bench/reload.py (1,000 VSs x 50 hosts, 50,000 pairs); an engine in a steady state
 (every checker passed, the kernel holding its desired table). A new file differing in one weight
-goes through what the daemon's owner task does for a reload (daemon_owner.Owner._apply_config and
+goes through what the daemon's owner task does for a reload (daemon.owner.Owner._apply_config and
 the converge after it): compare with the running config, describe the diff, checkpoint the
 engine, handle ConfigLoaded, the check targets, CheckSet.update (checkers kept: a probe without
 I/O), the desired table, reconcile against the kernel. Then the same for the identical file

@@ -18,7 +18,7 @@ import pytest
 from ipvswm.answers import Answer, Applied, Refused
 from ipvswm.config.parser import parse_file
 from ipvswm.daemon import Daemon, raise_fd_limit
-from ipvswm.daemon_queue import AdminRequest, ResyncRequest
+from ipvswm.daemon.requests import AdminRequest, ResyncRequest
 from ipvswm.engine.state import HostState, Phase
 from ipvswm.events import (
     CheckResult,
@@ -99,11 +99,11 @@ async def test_an_engine_bug_is_answered_and_the_daemon_goes_on(
         return real_handle(event, now)  # type: ignore[arg-type]
 
     monkeypatch.setattr(daemon.engine, "handle", broken)
-    assert await daemon.submit(SetOverride("web1", 3)) == Refused("internal error (logged)")
+    assert await daemon.inbox.submit(SetOverride("web1", 3)) == Refused("internal error (logged)")
     # the owner loop is alive: later commands and check results still work
-    assert await daemon.submit(SetHostOff("web1")) == Applied()
+    assert await daemon.inbox.submit(SetHostOff("web1")) == Applied()
     await wait_for(daemon, lambda: kernel_weight(daemon, server) == 0)
-    assert await daemon.submit(SetHostOn("web1")) == Applied()
+    assert await daemon.inbox.submit(SetHostOn("web1")) == Applied()
     await wait_for(daemon, lambda: kernel_weight(daemon, server) == 10)
 
 
@@ -182,7 +182,7 @@ async def test_an_admin_command_that_cannot_be_committed_is_refused_and_undone(
 
 async def test_an_on_that_changes_nothing_says_so(running: tuple[Daemon, RealServer]) -> None:
     daemon, _ = running
-    answer = await daemon.submit(SetHostOn("web1"))
+    answer = await daemon.inbox.submit(SetHostOn("web1"))
     assert answer == Applied("nothing to do")
 
 
@@ -204,7 +204,7 @@ async def test_an_admin_command_and_a_check_in_one_batch_are_both_stored(
     )
     assert await reply == Applied()
     await wait_for(daemon, lambda: kernel_weight(daemon, server) == 0)
-    stored = daemon.store.load().pairs[("www", "web1")]
+    stored = (await daemon.store.load()).pairs[("www", "web1")]
     assert stored.reasons == frozenset({"maint"})  # not overwritten by the check's older record
 
 
@@ -229,7 +229,7 @@ async def test_a_reload_that_raises_is_logged_at_error_whatever_the_trigger(
     def broken(data: bytes, path: str) -> object:
         raise RuntimeError("parser bug")
 
-    monkeypatch.setattr("ipvswm.daemon.parse_bytes", broken)
+    monkeypatch.setattr("ipvswm.daemon.reload.parse_bytes", broken)
     log_path = tmp_path / "log"
     offset = log_path.stat().st_size
     os.kill(os.getpid(), signal.SIGHUP)

@@ -227,3 +227,27 @@ async def test_an_edit_made_before_the_watcher_started_is_noticed(tmp_path: Path
     fresh = ConfigWatcher(str(path), 1.0, on_change)  # default: the file as it is now
     assert not await fresh.poll() and not await fresh.poll()
     assert len(calls) == 1
+
+
+async def test_follow_config_auto_check_off_sees_changes_without_handing_them_over(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ipvswm.conf"
+    path.write_text("a\n")
+    on_change = Recorder(path)
+    watcher = ConfigWatcher(str(path), 3.0, on_change)
+    watcher.follow(GlobalOptions(config_auto_check=False))
+    path.write_text("bb\n")
+    assert not await watcher.poll()
+    assert await watcher.poll()  # settled: this version is seen ...
+    assert on_change.seen == []  # ... and not reloaded
+    watcher.follow(GlobalOptions(config_auto_check=True))  # a reload turned it on again
+    try:
+        assert watcher.on
+        assert not await watcher.poll()  # "bb" was seen already: nothing new
+        path.write_text("ccc\n")
+        assert not await watcher.poll()
+        assert await watcher.poll()
+        assert on_change.seen == ["ccc\n"]
+    finally:
+        await watcher.close()

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from ipvswm.config.model import Method
-from ipvswm.console.control import ReloadOutcome
 from ipvswm.console.session import Session
+from ipvswm.daemon.requests import ReloadOutcome
 from ipvswm.engine.state import Phase
 from ipvswm.events import SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
 from ipvswm.kernel.table import Destination, DestKey, Forward, ServiceEntry, Table

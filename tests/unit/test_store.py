@@ -17,7 +17,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipvswm import store as store_mod
 from ipvswm.engine.state import (
     HostState,
     PairState,
@@ -29,6 +28,7 @@ from ipvswm.engine.state import (
 from ipvswm.events import CheckStatus
 from ipvswm.kernel.table import Protocol, ServiceKey
 from ipvswm.store import Store, StoreError, decode_record, dump_file, encode_record, format_dump
+from ipvswm.store import database as store_mod
 
 # --- strategies built from the dataclass fields, so fields added later are covered too ----------
 

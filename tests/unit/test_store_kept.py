@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ipvswm import store as store_mod
 from ipvswm.engine.state import KeptHost, KeptPair, StateChanges
 from ipvswm.store import Store, dump_file
+from ipvswm.store import database as store_mod
 
 ENTRY = KeptHost(
     1_700_000_000.5, frozenset({"maint"}), {"www": KeptPair(frozenset({"deploy"}), 7, 30.0)}

@@ -22,6 +22,7 @@ from ipvswm.config.inotify import (
     InotifyError,
     writers_present,
 )
+from ipvswm.config.model import GlobalOptions
 from ipvswm.offload import run_detached
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class ConfigWatcher:
         self._event_task: asyncio.Task[None] | None = None
         self._again = False  # an event came while one was being handled
         self._lock = asyncio.Lock()  # one look at the file at a time (events, polls)
+        self.on = True  # hand changes over (False: Config.AutoCheck is off, see `follow`)
 
     @property
     def following_events(self) -> bool:
@@ -99,6 +101,16 @@ class ConfigWatcher:
     def mark_seen(self, signature: Signature) -> None:
         """The version of the file with this signature has been handled."""
         self._seen = self._candidate = signature
+
+    def follow(self, options: GlobalOptions) -> None:
+        """Follow `Config.AutoCheck` (at start and after every reload): on, watch the file (the
+        watcher starts); off, notice changes but hand none over. Turned off, the watcher is not
+        closed: that could cancel the very reload that turned it off, when that reload was its
+        own. A caller whose hand-over waits (a reload queued behind another) asks `on` again
+        once its turn comes."""
+        self.on = options.config_auto_check
+        if self.on:
+            self.start()
 
     def start(self) -> None:
         if self._task is None:
@@ -210,6 +222,8 @@ class ConfigWatcher:
         if current is None:
             log.warning("config %s: cannot be read now; keeping the last good config", self.path)
             return True
+        if not self.on:
+            return True  # Config.AutoCheck is off: this version is seen, not reloaded
         try:
             await self._on_change()
         except Exception:

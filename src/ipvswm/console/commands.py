@@ -35,10 +35,11 @@ from ipvswm.console.command_types import (
     Wait,
     WaitFor,
 )
-from ipvswm.console.control import Control, ReloadOutcome
+from ipvswm.console.control import Control
 from ipvswm.console.grammar import help_lines
 from ipvswm.console.marks import with_local_marks
 from ipvswm.console.render import printable
+from ipvswm.daemon.requests import ReloadOutcome
 from ipvswm.engine.state import Phase
 from ipvswm.events import (
     AdminEvent,

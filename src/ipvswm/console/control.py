@@ -7,6 +7,7 @@ from typing import Protocol
 
 from ipvswm.answers import Answer
 from ipvswm.config.model import Config
+from ipvswm.daemon.requests import ReloadOutcome
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent, CheckStatus
 from ipvswm.kernel.table import Table
@@ -23,16 +24,6 @@ class CheckView:
     cause: str
     pairs: tuple[str, ...]  # "vs/host" of every pair it feeds
     no_verdict: int = 0  # checks that could not be made (director out of fds, ...): not counted
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadOutcome:
-    """What a `config reload` did: the actions taken, or the errors that stopped it."""
-
-    ok: bool
-    actions: tuple[str, ...] = ()
-    errors: tuple[str, ...] = ()
-    refusal: str | None = None  # why a reload needs `force` (config.guard), if it does
 
 
 class Control(Protocol):

@@ -1,4 +1,6 @@
-"""What goes through the daemon's one queue, and what one pass of the owner loop accumulates."""
+"""What goes through the daemon's one queue, what one pass of the owner loop accumulates, and what
+a reload answers (the console imports these: it depends on the daemon's vocabulary, not the
+reverse)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,19 @@ from dataclasses import dataclass, field
 from ipvswm.answers import Answer
 from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.config.model import Config
-from ipvswm.console.control import ReloadOutcome
 from ipvswm.engine.state import StateChanges
 from ipvswm.events import AdminEvent, AgentResult, CheckResult, ForgetHost, Tick
 from ipvswm.kernel.table import ServiceKey
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    """What a `config reload` did: the actions taken, or the errors that stopped it."""
+
+    ok: bool
+    actions: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    refusal: str | None = None  # why a reload needs `force` (config.guard), if it does
 
 
 @dataclass(slots=True)

@@ -36,6 +36,11 @@ more than an ipvsadm call's timeout, so a hung call is killed by its own timeout
 class ApplierHost(Protocol):
     """What the applier needs from the owner of the engine (it never changes the engine)."""
 
+    async def settled(self) -> None:
+        """Return once the engine holds no change that may yet be undone (an admin command
+        whose commit is under way)."""
+        ...
+
     def plan(self) -> tuple[Table, Collection[ServiceKey]]:
         """The desired table and the managed services, as decided now."""
         ...
@@ -44,7 +49,7 @@ class ApplierHost(Protocol):
         """Take note of what a convergence did (kernel weights, counters)."""
         ...
 
-    def resynced(self, failure: FailureKind | None) -> None:
+    async def resynced(self, failure: FailureKind | None) -> None:
         """A full read ended (None: it worked)."""
         ...
 
@@ -154,6 +159,7 @@ class KernelApplier:
         request.wake(fresh)
 
     async def _converge(self, keys: Collection[ServiceKey] | None, reason: str) -> None:
+        await self.host.settled()
         desired, managed = self.host.plan()
         outcome = await self.sync.converge(desired, managed, keys, reason=reason)
         self.host.booked(outcome)
@@ -163,12 +169,13 @@ class KernelApplier:
         begun = time.monotonic()
         # Decided before the read: what the owner decides while the read is under way is asked
         # for next, so only tampering and failed operations show as "the kernel differed".
+        await self.host.settled()
         desired, managed = self.host.plan()
         try:
             await self.sync.read()
         except BackendError as exc:
             log.error("resync: cannot read the IPVS table (%s): %s", exc.kind.value, exc.message)
-            self.host.resynced(exc.kind)
+            await self.host.resynced(exc.kind)
             return False
         self.last_read_begun = begun
         outcome = await self.sync.converge(desired, managed, None, reason="resync")
@@ -180,5 +187,5 @@ class KernelApplier:
             for op in outcome.ops:
                 log.warning("resync: %s", describe_op(op))
         self.host.booked(outcome)
-        self.host.resynced(None)
+        await self.host.resynced(None)
         return True

@@ -35,7 +35,7 @@ from email.policy import default as default_policy
 from email.utils import formatdate, make_msgid
 
 from ipvswm import __version__
-from ipvswm.alerts_smtp import (
+from ipvswm.alerts.smtp import (
     SMTP_PORT,
     MailError,
     abort_smtp,

@@ -1,6 +1,6 @@
 """Persistent engine state in SQLite (SPEC §6): load at start, one transaction per state change.
 
-Records are stored generically, one JSON object per row (see store_records), so fields added to the
+Records are stored generically, one JSON object per row (see store.records), so fields added to the
 state dataclasses later need no schema change.
 """
 
@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import sqlite3
-import threading
 import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -26,7 +25,7 @@ from ipvswm.engine.state import (
     VsState,
 )
 from ipvswm.kernel.table import Protocol, ServiceKey
-from ipvswm.store_records import StoreError, decode_record, encode_record
+from ipvswm.store.records import StoreError, decode_record, encode_record
 from ipvswm.timestamps import is_time_field, utc_text
 
 __all__ = ["Store", "StoreError", "decode_record", "dump_file", "encode_record", "format_dump"]
@@ -91,14 +90,15 @@ def _read_version(conn: sqlite3.Connection, path: str) -> int:
 
 
 class Store:
-    """The state database at one path: load once, then save every state change."""
+    """The state database at one path: load once, then save every state change.
+
+    Used from one thread, the one that opened it (the daemon's writer thread, store.writer)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise StoreError(f"{path}: cannot open state database: no directory {directory}")
-        self._lock = threading.Lock()  # save() may be called from a worker thread
         self._conn = self._call(self._open, "cannot open state database (unreadable or corrupt?)")
 
     def _call(self, fn: Callable[[], R], what: str = "state database error") -> R:
@@ -118,7 +118,8 @@ class Store:
                 os.close(fd)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot open state database: {exc}") from exc
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # One thread uses the connection (the daemon's: store.writer): SQLite checks that it is so.
+        conn = sqlite3.connect(self.path, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -155,15 +156,13 @@ class Store:
 
     def load(self) -> StateSnapshot:
         """The whole stored state (empty for a new database)."""
-        with self._lock:
-            return self._call(lambda: _load(self._conn))
+        return self._call(lambda: _load(self._conn))
 
     def save(self, changes: StateChanges) -> None:
         """Write one engine step's changes in one durable transaction (None deletes the row)."""
         if not changes:
             return
-        with self._lock:
-            self._call(lambda: self._save(changes))
+        self._call(lambda: self._save(changes))
 
     def _save(self, changes: StateChanges) -> None:
         up_hosts, del_hosts = _split(changes.hosts.items())
@@ -212,8 +211,7 @@ class Store:
 
     def close(self) -> None:
         """Close the database (idempotent)."""
-        with self._lock:
-            self._conn.close()
+        self._conn.close()
 
     def __enter__(self) -> Store:
         return self

@@ -1,13 +1,14 @@
 """The one owner of the engine: takes queued events in batches, commits, then asks the applier.
 
 Order within a batch (SPEC §6): an admin command's state change is committed in its own
-transaction and acknowledged before the kernel is changed for it; if that commit fails the engine
+transaction (in the store's writer thread: the loop goes on meanwhile, the kernel applier waits)
+and acknowledged before the kernel is changed for it; if that commit fails the engine
 goes back to the state before the command and the command is refused. State changes caused by
 checks are committed once per batch; if that fails they are kept and retried with the next batch,
 and the kernel still follows the checks (a dead server must lose its weight even when the disk is
 full). `applied_weight` bookkeeping is advisory and rides along with the next commit.
 
-The kernel follows in the applier task (daemon_applier): the owner never waits for the kernel, so
+The kernel follows in the applier task (daemon.applier): the owner never waits for the kernel, so
 a hung ipvsadm delays neither the next commit nor its answer (issue 10 item 11).
 """
 
@@ -16,73 +17,91 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
 
-from ipvswm.alerts import host_lines
 from ipvswm.answers import Answer, Applied, Refused
 from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
 from ipvswm.cluster.adapter import SharedUpdate
-from ipvswm.cluster.keys import describe_event
-from ipvswm.cluster.sharing import configured_here, late_changes
 from ipvswm.config.agent import agent_polls
 from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
 from ipvswm.config.model import Config
-from ipvswm.console.control import ReloadOutcome
-from ipvswm.daemon_applier import KernelApplier
-from ipvswm.daemon_queue import (
+from ipvswm.daemon.applier import KernelApplier
+from ipvswm.daemon.notices import DecisionLog, kept_notice, sorry_notice
+from ipvswm.daemon.requests import (
     AdminRequest,
     Batch,
     QueueItem,
+    ReloadOutcome,
     ReloadRequest,
     ResyncRequest,
     StopRequest,
     merge_changes,
 )
-from ipvswm.engine.admin import NOTHING_TO_DO
+from ipvswm.daemon.runtime import Runtime
+from ipvswm.daemon.shared import take_late_shared, take_shared
 from ipvswm.engine.engine import Engine
 from ipvswm.engine.layout import unweighted_targets
-from ipvswm.engine.outputs import Decision, KeptChange, SorryChange, Step
-from ipvswm.engine.state import Phase, StateChanges
-from ipvswm.events import ConfigLoaded, EngineEvent, ForgetHost, Tick
+from ipvswm.engine.outputs import KeptChange, SorryChange, Step
+from ipvswm.engine.state import StateChanges
+from ipvswm.events import ConfigLoaded, EngineEvent, Tick
 from ipvswm.kernel.backend import FailureKind
 from ipvswm.kernel.sync import SyncOutcome
 from ipvswm.kernel.table import ServiceKey, Table
-from ipvswm.logs import CHECK_STATUS
-
-if TYPE_CHECKING:
-    from ipvswm.daemon import Daemon
 
 log = logging.getLogger("ipvswm.daemon")
 
 INTERNAL_ERROR = "# internal error (logged)"
 
+BATCH_CAP = 20_000
+"""Queued items taken into one batch at most. A batch is one commit and one kernel convergence, so
+a burst (every check of 50,000 pairs failing at once) costs a few of them, not one per item; the
+cap bounds how long the loop runs before it commits, answers and lets the kernel follow."""
+
 
 class Owner:
-    """Runs the owner loop of a daemon whose engine, store, sync and checks exist."""
+    """The one owner of the engine and of the config in force; runs the owner loop.
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
+    It exists from the daemon's construction (the config in force, the change event), and runs
+    once `attach` gave it the parts (engine, store, kernel sync, checks, ...)."""
+
+    def __init__(self, config: Config, queue: asyncio.Queue[QueueItem]) -> None:
+        self.config = config  # the config in force: replaced by a reload, here only
+        self.queue = queue
+        self.changed = asyncio.Event()  # set (and replaced) after every step and kernel change
+        self.last_step = time.monotonic()  # when the loop last finished a batch (watchdog)
+        self.last_resync: float | None = None  # when a full kernel read last worked
         self.unsaved = StateChanges()  # committed with the next transaction
-        self.ramp_steps: dict[tuple[str, str], int] = {}  # steps logged below level 1, per pair
+        self.decisions = DecisionLog()  # a ramp's steps counted per pair
         self._wakeup: asyncio.TimerHandle | None = None
         self.applier: KernelApplier | None = None  # from start(): the one task changing the kernel
+        self._rt: Runtime | None = None
+        self._commit_lock = asyncio.Lock()  # one commit at a time, in the order decided
+        self._settled = asyncio.Event()  # no admin command's commit under way
+        self._settled.set()
+
+    def attach(self, runtime: Runtime) -> None:
+        """The parts this owner works with, once built (after the first kernel read)."""
+        self._rt = runtime
+
+    @property
+    def rt(self) -> Runtime:
+        assert self._rt is not None, "the owner runs once attached"
+        return self._rt
 
     @property
     def engine(self) -> Engine:
-        assert self.d.engine is not None
-        return self.d.engine
+        return self.rt.engine
 
     async def run(self) -> None:
         """Until a StopRequest: take every queued item, then finish the batch."""
-        queue = self.d.queue
+        queue = self.queue
         while True:
             items = [await queue.get()]
-            while not queue.empty() and len(items) < 20000:
+            while not queue.empty() and len(items) < BATCH_CAP:
                 items.append(queue.get_nowait())
             batch = Batch()
             for item in items:
                 try:
-                    self._take(item, batch)
+                    await self._take(item, batch)
                 except Exception:  # a bug must not stop the daemon: keep the last good state
                     log.exception("internal error on %s; continuing", type(item).__name__)
                     _fail_request(item)
@@ -91,9 +110,9 @@ class Owner:
             except Exception:
                 log.exception("internal error applying a step; the next resync corrects it")
                 batch.fail_pending(INTERNAL_ERROR)
-            self.d.last_step = time.monotonic()
+            self.last_step = time.monotonic()
             if batch.stop:
-                self.flush()
+                await self.flush()
                 return
 
     async def close(self) -> None:
@@ -102,7 +121,7 @@ class Owner:
             self._wakeup.cancel()
         if self.applier is not None:
             await self.applier.close()
-            self.flush()
+            await self.flush()
 
     async def start(self, step: Step) -> None:
         """Take the engine's start-up step, then bring the kernel to the desired table."""
@@ -115,16 +134,15 @@ class Owner:
         for kept in step.kept:
             self._kept(kept)
         self.unsaved = merge_changes(self.unsaved, step.changes)
-        assert self.d.sync is not None
-        self.applier = KernelApplier(self.d.sync, self, self.d.stopping)
+        self.applier = KernelApplier(self.rt.sync, self, self.rt.stopping)
         await self.applier.converge(None, "start-up")
-        self.flush()
+        await self.flush()
         self.applier.start()
         self._schedule_wakeup()
 
     # --- taking items ---------------------------------------------------------------------
 
-    def _take(self, item: QueueItem, batch: Batch) -> None:
+    async def _take(self, item: QueueItem, batch: Batch) -> None:
         now = time.time()
         if isinstance(item, StopRequest):
             batch.stop = True
@@ -135,7 +153,7 @@ class Owner:
                 batch.resync_waiters.append(item.reply)
                 batch.oldest_wait = min(batch.oldest_wait, item.asked)
         elif isinstance(item, AdminRequest):
-            self._admin(item, now, batch)
+            await self._admin(item, now, batch)
         elif isinstance(item, ReloadRequest):
             batch.reloads.append((item.reply, self._apply_config(item.config, now, batch)))
         elif isinstance(item, SharedUpdate):
@@ -143,7 +161,7 @@ class Owner:
         else:
             self._step(item, now, batch)
 
-    def _admin(self, item: AdminRequest, now: float, batch: Batch) -> None:
+    async def _admin(self, item: AdminRequest, now: float, batch: Batch) -> None:
         """One admin command: its own transaction, acknowledged once committed.
 
         If the commit fails the engine is rolled back to just before the command (check results
@@ -163,58 +181,23 @@ class Owner:
             return
         # Everything decided so far goes into this transaction, in order: a later commit of the
         # batch's earlier changes must never overwrite what this command wrote.
-        changes = merge_changes(merge_changes(self.unsaved, batch.changes), step.changes)
-        try:
-            if changes and self.d.store is not None:
-                self.d.store.save(changes)
-        except Exception as exc:
-            log.error("cannot save state: %s; admin command refused and undone", exc)
+        failed = await self._save_admin(batch, step.changes)
+        if failed is not None:
+            log.error("cannot save state: %s; admin command refused and undone", failed)
             self.engine.rollback(checkpoint)
-            _answer(item.reply, Refused(f"state could not be saved, nothing changed: {exc}"))
+            _answer(item.reply, Refused(f"state could not be saved, nothing changed: {failed}"))
             return
-        self.unsaved = StateChanges()
-        batch.changes = StateChanges()
         self._absorb(step, batch, keep_changes=False)
         _answer(item.reply, Applied(step.note))
 
     def take_shared(self, update: SharedUpdate, now: float, batch: Batch) -> None:
-        """Admin events another director committed to the cluster store: through the engine like
-        a console's (this director's own checks still decide when a pair carries weight)."""
-        cluster = self.d.cluster
-        for change in update.changes:
-            if change.forgotten and not configured_here(self.d.config, change):
-                continue  # kept state here, if any: the ForgetHost that follows drops it
-            step = self._step(change.event, now, batch)
-            what = describe_event(change.event)
-            if step.error is not None and isinstance(change.event, ForgetHost):
-                log.info("from director %s: %s (nothing kept here)", change.node, what)
-            elif step.error is not None:
-                log.warning(
-                    "from director %s: %s: not applied here (%s)",
-                    change.node,
-                    what,
-                    step.error.lstrip("# "),
-                )
-            elif step.note != NOTHING_TO_DO:
-                log.info("from director %s: %s", change.node, what)
-            if cluster is not None and change.at is not None and change.node != cluster.node:
-                cluster.observe_lag(time.time() - change.at)
-        if cluster is not None:
-            cluster.applied(update)
+        """Admin events another director committed to the cluster store (daemon.shared)."""
+        take_shared(update, self.config, self.rt.cluster, lambda e: self._step(e, now, batch))
 
     def _take_late_shared(self, old: Config, now: float, batch: Batch) -> None:
-        """The shared state of hosts/pairs the reload added: in force at once, as at start-up."""
-        assert self.d.cluster is not None
-        cluster = self.d.cluster
-        for change in late_changes(cluster.shared, cluster.local, old, self.d.config):
-            step = self._step(change.event, now, batch)
-            what, who = describe_event(change.event), change.node
-            if step.error is not None:
-                log.warning(
-                    "cluster store: %s: not applied here (%s)", what, step.error.lstrip("# ")
-                )
-            elif step.note != NOTHING_TO_DO:
-                log.info("cluster store: %s (shared by %s, added by the reload)", what, who)
+        """The shared state of hosts/pairs the reload added (daemon.shared)."""
+        assert self.rt.cluster is not None
+        take_late_shared(old, self.config, self.rt.cluster, lambda e: self._step(e, now, batch))
 
     def _step(self, event: EngineEvent, now: float, batch: Batch) -> Step:
         try:
@@ -231,7 +214,7 @@ class Owner:
             batch.changes = merge_changes(batch.changes, step.changes)
         batch.touched.update(step.touched)
         for decision in step.decisions:
-            self._log_decision(decision)
+            self.decisions.log(decision)
         for message in step.messages:
             log.info("%s", message)
         for alert in step.alerts:
@@ -239,53 +222,38 @@ class Owner:
         for kept in step.kept:
             self._kept(kept)
 
-    def _log_decision(self, decision: Decision) -> None:
-        """Log a decision; a ramp's middle steps only at Log.Level 5, counted in its last line."""
-        key = (decision.vs, decision.host)
-        if decision.old_phase is Phase.RAMPING and decision.new_phase is Phase.RAMPING:
-            self.ramp_steps[key] = self.ramp_steps.get(key, 0) + 1
-            log.log(CHECK_STATUS, "%s", decision)
-            return
-        steps = self.ramp_steps.pop(key, 0)
-        if steps and decision.old_phase is Phase.RAMPING:
-            log.info("%s, after %d ramp step(s)", decision, steps)
-        else:
-            log.info("%s", decision)
-
     def _apply_config(self, config: Config, now: float, batch: Batch) -> ReloadOutcome:
-        d = self.d
-        assert d.checks is not None
-        if config == d.config:  # e.g. only comments changed: nothing to do at any size
+        rt = self.rt
+        if config == self.config:  # e.g. only comments changed: nothing to do at any size
             log.info("config reload applied: nothing changed")
-            d.metrics.reload(True)
+            rt.metrics.reload(True)
             return ReloadOutcome(ok=True)
-        actions = tuple(describe_diff(d.config, config))
+        actions = tuple(describe_diff(self.config, config))
         for name in RESTART_OPTIONS:
-            if getattr(d.config.options, name) != getattr(config.options, name):
+            if getattr(self.config.options, name) != getattr(config.options, name):
                 log.warning("config reload: %s changed; it takes effect after a restart", name)
         checkpoint = self.engine.checkpoint()
-        step = self._step(ConfigLoaded(config, d.kernel_table()), now, batch)
+        step = self._step(ConfigLoaded(config, rt.kernel()), now, batch)
         if step.error is not None:
             self.engine.rollback(checkpoint)
             log.error("config reload failed (%s); keeping the running config", step.error)
-            d.metrics.reload(False)
+            rt.metrics.reload(False)
             return ReloadOutcome(ok=False, errors=(step.error,))
-        old, d.config = d.config, config
-        if d.cluster is not None:
+        old, self.config = self.config, config
+        if rt.cluster is not None:
             self._take_late_shared(old, now, batch)
         targets = config.check_targets()
         EXEC_SLOTS.set_limit(config.options.check_exec_max_concurrent)
         # The checks of pairs this reload adds (not in the kernel yet) run first, at once.
-        fresh = {t for t in targets if t not in d.checks}
-        first = unweighted_targets(config, d.kernel_table(), fresh) if fresh else set()
-        added, removed = d.checks.update(targets, first)
-        d.metrics.retain_checks(targets)
-        if d.agents is not None:
-            d.agents.update(agent_polls(config))
-        if d.logs is not None and old.options != config.options:
-            d.logs.reconfigure(config.options)
-        d.mailer.reconfigure(config.options)
-        d.follow_auto_check()  # Config.AutoCheck turned on or off by this reload
+        fresh = {t for t in targets if t not in rt.checks}
+        first = unweighted_targets(config, rt.kernel(), fresh) if fresh else set()
+        added, removed = rt.checks.update(targets, first)
+        rt.metrics.retain_checks(targets)
+        rt.agents.update(agent_polls(config))
+        if rt.logs is not None and old.options != config.options:
+            rt.logs.reconfigure(config.options)
+        rt.mailer.reconfigure(config.options)
+        rt.watcher.follow(config.options)  # Config.AutoCheck turned on or off by this reload
         for action in actions:
             log.info("config reload: %s", action)
         log.info(
@@ -294,44 +262,19 @@ class Owner:
             len(added),
             len(removed),
         )
-        d.metrics.reload(True)
+        rt.metrics.reload(True)
         return ReloadOutcome(ok=True, actions=actions)
 
     def _alert(self, alert: SorryChange) -> None:
-        d = self.d
-        vs = d.config.service(alert.vs)
-        state = "ON" if alert.on else "OFF"
-        who = alert.sorry_host or "(none configured)"
-        log.info("vs %s: sorry server %s %s (%s)", alert.vs, who, state, alert.subject())
-        if vs is not None and vs.email and alert.mail:
-            lines = host_lines(d.config, d.engine_snapshot(), d.kernel_table(), alert.vs)
-            d.mailer.notify(alert, vs, lines)
+        sorry_notice(alert, self.config, self.rt.snapshot(), self.rt.kernel(), self.rt.mailer)
 
     def _kept(self, change: KeptChange) -> None:
-        """Log (and with email=true mail) that the depool threshold keeps failing pairs in."""
-        d = self.d
-        if change.on:
-            log.warning(
-                "vs %s: depool threshold %g reached: failing pair(s) kept in service: %s",
-                change.vs,
-                change.threshold,
-                ", ".join(change.kept),
-            )
-        else:
-            log.info(
-                "vs %s: depool threshold: no failing pair kept in any more (after %.1fs)",
-                change.vs,
-                change.after or 0.0,
-            )
-        vs = d.config.service(change.vs)
-        if vs is not None and vs.email:
-            lines = host_lines(d.config, d.engine_snapshot(), d.kernel_table(), change.vs)
-            d.mailer.notify(change, vs, lines)
+        kept_notice(change, self.config, self.rt.snapshot(), self.rt.kernel(), self.rt.mailer)
 
     # --- finishing a batch ----------------------------------------------------------------
 
     async def _finish(self, batch: Batch) -> None:
-        self._commit(batch.changes)
+        await self._commit(batch.changes)
         for future, outcome in batch.reloads:
             if not future.done():
                 future.set_result(outcome)
@@ -350,32 +293,56 @@ class Owner:
         if not asked:  # else `changed` is set once the kernel followed (KernelApplier.applied)
             self.applied()
 
-    def _commit(self, changes: StateChanges) -> None:
+    async def _commit(self, changes: StateChanges) -> None:
         """Commit this batch's changes with whatever earlier commits left unsaved."""
-        pending = merge_changes(self.unsaved, changes)
-        if not pending or self.d.store is None:
-            self.unsaved = pending
-        else:
-            try:
-                self.d.store.save(pending)
-            except Exception as exc:
-                log.error("cannot save state: %s; will retry with the next change", exc)
-                self.unsaved = pending
-            else:
-                self.unsaved = StateChanges()
-        if self.d.cluster is not None and not self.unsaved:
-            self.d.cluster.persist()  # only after the engine's state it led to is committed
+        async with self._commit_lock:
+            pending, self.unsaved = merge_changes(self.unsaved, changes), StateChanges()
+            if pending:
+                try:
+                    await self.rt.store.save(pending)
+                except Exception as exc:
+                    log.error("cannot save state: %s; will retry with the next change", exc)
+                    # What was booked meanwhile is newer: it wins over the failed changes.
+                    self.unsaved = merge_changes(pending, self.unsaved)
+        if self.rt.cluster is not None and not self.unsaved:
+            self.rt.cluster.persist()  # only after the engine's state it led to is committed
 
-    def flush(self) -> None:
+    async def _save_admin(self, batch: Batch, changes: StateChanges) -> Exception | None:
+        """Commit an admin command's changes with everything decided before them, in order (a
+        later commit of the batch's earlier changes must never overwrite what it wrote); the
+        kernel applier waits meanwhile. The error if the commit failed (then nothing of it is
+        taken: the caller undoes the command)."""
+        self._settled.clear()
+        try:
+            async with self._commit_lock:
+                unsaved, self.unsaved = self.unsaved, StateChanges()  # booked meanwhile: newer
+                try:
+                    await self.rt.store.save(
+                        merge_changes(merge_changes(unsaved, batch.changes), changes)
+                    )
+                except Exception as exc:
+                    self.unsaved = merge_changes(unsaved, self.unsaved)
+                    return exc
+                batch.changes = StateChanges()
+                return None
+        finally:
+            self._settled.set()
+
+    async def flush(self) -> None:
         """Commit what is still unsaved (at resync time and on exit)."""
-        self._commit(StateChanges())
+        await self._commit(StateChanges())
 
     def _publish_metrics(self) -> None:
-        d = self.d
-        if d.metrics_server is not None:
-            d.metrics.update_state(d.config, d.engine_snapshot(), d.kernel_table())
+        rt = self.rt
+        if rt.publish_metrics:
+            rt.metrics.update_state(self.config, rt.snapshot(), rt.kernel())
 
     # --- for the kernel applier (ApplierHost) ------------------------------------------------
+
+    async def settled(self) -> None:
+        """Return once no admin command's commit is under way (its changes are in the engine,
+        undone if the commit fails: the kernel must not follow them before)."""
+        await self._settled.wait()
 
     def plan(self) -> tuple[Table, frozenset[ServiceKey]]:
         """The desired table and the managed services, as decided now."""
@@ -384,27 +351,27 @@ class Owner:
     def booked(self, outcome: SyncOutcome) -> None:
         """Count a convergence and book what the kernel now holds for the next commit."""
         if outcome.ops or outcome.errors:
-            self.d.metrics.kernel_apply(len(outcome.ops), len(outcome.errors))
+            self.rt.metrics.kernel_apply(len(outcome.ops), len(outcome.errors))
         if outcome.backend_failure is not None:
-            self.d.metrics.backend_error(outcome.backend_failure)
-        actual = self.d.sync.actual if self.d.sync is not None else None
+            self.rt.metrics.backend_error(outcome.backend_failure)
+        actual = self.rt.sync.actual
         if actual is not None:
             engine = self.engine
             recorded = merge_changes(engine.record_applied(actual), engine.confirm_absent(actual))
             self.unsaved = merge_changes(self.unsaved, recorded)
 
-    def resynced(self, failure: FailureKind | None) -> None:
+    async def resynced(self, failure: FailureKind | None) -> None:
         """A full read ended: count a failure, or note the time and commit the bookkeeping."""
         if failure is not None:
-            self.d.metrics.backend_error(failure)
+            self.rt.metrics.backend_error(failure)
             return
-        self.d.last_resync = time.time()
-        self.flush()
+        self.last_resync = time.time()
+        await self.flush()
 
     def applied(self) -> None:
         """Publish the kernel as it now is and wake whoever waits for a change."""
         self._publish_metrics()
-        old, self.d.changed = self.d.changed, asyncio.Event()
+        old, self.changed = self.changed, asyncio.Event()
         old.set()
 
     def _schedule_wakeup(self) -> None:
@@ -415,7 +382,7 @@ class Owner:
         if when is None:
             return
         delay = max(when - time.time(), 0.0)
-        self._wakeup = asyncio.get_running_loop().call_later(delay, self.d.queue.put_nowait, Tick())
+        self._wakeup = asyncio.get_running_loop().call_later(delay, self.queue.put_nowait, Tick())
 
 
 def _answer(reply: asyncio.Future[Answer], answer: Answer) -> None:

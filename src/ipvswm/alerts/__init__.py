@@ -1,0 +1,8 @@
+"""Email alerts (SPEC §8): the mailer and its SMTP transport."""
+
+from __future__ import annotations
+
+from ipvswm.alerts.mailer import Mailer, host_lines
+from ipvswm.alerts.smtp import SMTP_PORT, MailError, parse_smtp
+
+__all__ = ["SMTP_PORT", "MailError", "Mailer", "host_lines", "parse_smtp"]
