@@ -9,15 +9,15 @@ import time
 from typing import TYPE_CHECKING
 
 from ipvswm import __version__
-from ipvswm.answers import Answer
+from ipvswm.answers import Answer, Refused
 from ipvswm.config.diff import describe_diff
 from ipvswm.config.guard import problems
 from ipvswm.config.model import Config
-from ipvswm.console.commands import STARTING
 from ipvswm.console.control import CheckView, ReloadOutcome
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent, CheckStatus
 from ipvswm.kernel.table import Table
+from ipvswm.vocabulary import STARTING, STOPPING, config_refusal
 
 if TYPE_CHECKING:
     from ipvswm.daemon import Daemon
@@ -64,6 +64,13 @@ class DaemonControl:
         return views
 
     async def submit(self, event: AdminEvent, local: bool = False) -> Answer:
+        if self._daemon.cluster is not None and not local:
+            # Shared: written to the store before the engine sees it, so its names are checked
+            # first, as the engine checks them (same function, same words).
+            vss = getattr(event, "vss", None) or ()
+            refusal = config_refusal(self.config(), [event.host], vss, paired=True)
+            if refusal is not None:
+                return Refused(refusal)
         return await self._daemon.submit(event, local)
 
     def cluster_view(self) -> dict[str, object] | None:
@@ -127,15 +134,15 @@ class DaemonControl:
     def ready(self) -> bool:
         return self._daemon.ready()
 
-    async def wait_ready(self, within: float) -> str | None:
+    async def wait_ready(self, within: float) -> Refused | None:
         daemon = self._daemon
         if not daemon.started.is_set() and not daemon.stopping():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(daemon.started.wait(), within)
         if daemon.stopping():
-            return "# the daemon is stopping"
+            return Refused(STOPPING)
         if daemon.engine is None:
-            return STARTING
+            return Refused(STARTING)
         return None
 
     async def wait_change(self) -> None:
