@@ -150,7 +150,9 @@ async def _wait(cmd: Wait, control: Control, gone: asyncio.Event) -> Reply:
         if not fresh_counts:
             signals.append(asyncio.ensure_future(control.wait_change()))
         try:
-            await asyncio.wait(signals, timeout=min(remaining, WAIT_POLL))
+            await asyncio.wait(
+                signals, timeout=min(remaining, WAIT_POLL), return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for signal in signals:
                 signal.cancel()
