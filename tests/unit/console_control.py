@@ -68,6 +68,8 @@ class EngineControl:
         self.reload_outcome = ReloadOutcome(ok=True, actions=("add vs new",))
         self.check_outcome = ReloadOutcome(ok=True)
         self._changed = asyncio.Event()
+        self._waiting: dict[asyncio.Event, int] = {}  # wait_change() callers per change
+        self._looked = asyncio.Event()  # set (and renewed) when a wait looks: see until_waiting
         self.table = Table()
         self.pass_checks()
         self.apply_desired()
@@ -132,6 +134,7 @@ class EngineControl:
 
     async def refresh_kernel(self) -> bool:
         self.kernel_reads += 1
+        self._poke()
         return self.kernel_readable
 
     def ready(self) -> bool:
@@ -144,7 +147,13 @@ class EngineControl:
         return None if self.is_ready else Refused(STARTING)
 
     async def wait_change(self) -> None:
-        await self._changed.wait()
+        changed = self._changed
+        self._waiting[changed] = self._waiting.get(changed, 0) + 1
+        self._poke()
+        try:
+            await changed.wait()
+        finally:
+            self._waiting[changed] -= 1
 
     def cluster_view(self) -> dict[str, object] | None:
         return None
@@ -176,9 +185,25 @@ class EngineControl:
         self.now += seconds
         return self.feed(Tick())
 
+    async def until_waiting(self, count: int = 1) -> None:
+        """Until `count` callers wait for the next change (a `wait` has looked since the last
+        one and found its state not reached): no sleep, no real time."""
+        while self._waiting.get(self._changed, 0) < count:
+            await self._looked.wait()
+
+    async def until_read(self, count: int = 1) -> None:
+        """Until the kernel has been re-read `count` times (a quiescent `wait` has looked)."""
+        while self.kernel_reads < count:
+            await self._looked.wait()
+
+    def _poke(self) -> None:
+        self._looked.set()
+        self._looked = asyncio.Event()
+
     def notify(self) -> None:
         """Wake every `wait_change()` caller (an engine step or kernel read happened)."""
         self._changed.set()
+        self._waiting.pop(self._changed, None)
         self._changed = asyncio.Event()
 
     def apply_desired(self) -> None:

@@ -290,9 +290,9 @@ async def test_wait_up_needs_full_weight_and_enabled(
     control.pass_checks()
     control.advance(60.0)  # past the ramp
     task = asyncio.create_task(session.handle("wait host web1 up timeout 30"))
-    await asyncio.sleep(0.01)
+    await control.until_waiting()  # it has looked: not up
     control.set_kernel("www", "web1", weight=100)
-    await asyncio.sleep(0.01)
+    await control.until_waiting()  # it has looked again after the change
     assert not task.done()  # api is not at full weight yet
     control.set_kernel("api", "web1", weight=50)
     assert (await task).status == 0
@@ -302,7 +302,7 @@ async def test_wait_timeout_is_status_3_and_does_not_block_others(control: Engin
     control.set_kernel("www", "web1", active=1)
     waiter, other = Session(control, "a"), Session(control, "b")
     task = asyncio.create_task(waiter.handle("wait host web1 quiescent timeout 0.3"))
-    await asyncio.sleep(0.01)
+    await control.until_read()  # it has looked: one active connection
     assert (await other.handle("show vs")).status == 0
     assert (await other.handle("set host web2 off")).status == 0
     assert not task.done()
