@@ -46,14 +46,7 @@ from ipvswm.console.words import (
     take_seconds,
     vs_clause,
 )
-from ipvswm.events import (
-    ForgetHost,
-    SetHostOff,
-    SetHostOn,
-    SetOverride,
-    SetPairsOff,
-    SetPairsOn,
-)
+from ipvswm.events import ForgetHost, SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
 from ipvswm.vocabulary import DEFAULT_REASON
 
 # --- parsers, one per command family ----------------------------------------------------------
