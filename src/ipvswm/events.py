@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ipvswm.checks.agentline import AgentReply
 from ipvswm.config.model import AgentTarget, CheckTarget, Config
 from ipvswm.kernel.table import Table
+from ipvswm.vocabulary import DEFAULT_REASON
 
 
 class CheckStatus(enum.Enum):
@@ -35,9 +36,6 @@ class CheckResult:
     changed: bool = False  # the status changed with this result
     # A weight percentage the check set (exec: with dynamic=true): scales the target weight T.
     weight_pct: int | None = None
-
-
-DEFAULT_REASON = "default"
 
 
 @dataclass(frozen=True, slots=True)

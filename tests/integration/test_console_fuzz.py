@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ipvswm.console.command_types import Quit, SetHost, SetWeight, Wait, WaitFor
+from ipvswm.console.command_types import Admin, Quit, Wait, WaitFor
 from ipvswm.console.grammar import parse
 from tests.support.daemon import (
     ConsoleSession,
@@ -141,8 +141,8 @@ def closes_session(line: str) -> bool:
 def changes_state(line: str) -> bool:
     """Whether the daemon's state could legitimately change (or a wait could block long)."""
     command = parse(" ".join(line.split()))
-    if isinstance(command, SetHost | SetWeight):
-        return command.host in FUZZ_HOSTS
+    if isinstance(command, Admin):
+        return command.event.host in FUZZ_HOSTS
     if isinstance(command, Wait):
         return command.host in FUZZ_HOSTS and command.until is WaitFor.DOWN
     return False

@@ -12,7 +12,7 @@ import pytest
 from ipvswm.console.command_types import MAX_WAIT_TIMEOUT, ParseError, Wait, WaitFor
 from ipvswm.console.grammar import parse
 from ipvswm.console.server import ConsoleServer, Limits
-from tests.unit.test_console_fakes import FakeControl
+from tests.unit.console_control import EngineControl
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ HOST = "127.0.0.71"
 
 @contextlib.asynccontextmanager
 async def serving(
-    control: FakeControl, limits: Limits, unix_path: str | None = None
+    control: EngineControl, limits: Limits, unix_path: str | None = None
 ) -> AsyncIterator[ConsoleServer]:
     server = ConsoleServer(
         control, tcp=(HOST, 0), unix_path=unix_path, fifo_path=None, limits=limits
@@ -51,7 +51,7 @@ async def until_sessions(server: ConsoleServer, count: int) -> None:
 
 async def test_tcp_clients_cannot_take_the_unix_sockets_slots(tmp_path: Path) -> None:
     path = str(tmp_path / "c.sock")
-    async with serving(FakeControl(), Limits(max_sessions=3), unix_path=path) as server:
+    async with serving(EngineControl(), Limits(max_sessions=3), unix_path=path) as server:
         assert server.tcp_port is not None
         held = [await greeted(await asyncio.open_connection(HOST, server.tcp_port))]
         held += [await greeted(await asyncio.open_connection(HOST, server.tcp_port))]
@@ -71,7 +71,7 @@ async def test_tcp_clients_cannot_take_the_unix_sockets_slots(tmp_path: Path) ->
 async def test_a_line_trickled_byte_by_byte_is_cut_at_its_deadline() -> None:
     # The idle timeout alone never fires for a client sending a byte more often than it.
     limits = Limits(idle_timeout=600, line_timeout=1.0)
-    async with serving(FakeControl(), limits) as server:
+    async with serving(EngineControl(), limits) as server:
         assert server.tcp_port is not None
         reader, writer = await greeted(await asyncio.open_connection(HOST, server.tcp_port))
         closed = asyncio.ensure_future(reader.read())
@@ -88,7 +88,7 @@ async def test_a_line_trickled_byte_by_byte_is_cut_at_its_deadline() -> None:
 
 
 async def test_whole_lines_are_not_cut_by_the_line_deadline() -> None:
-    async with serving(FakeControl(), Limits(idle_timeout=600, line_timeout=0.3)) as server:
+    async with serving(EngineControl(), Limits(idle_timeout=600, line_timeout=0.3)) as server:
         assert server.tcp_port is not None
         reader, writer = await greeted(await asyncio.open_connection(HOST, server.tcp_port))
         for _ in range(3):  # each line complete at once, with pauses longer than the deadline
@@ -99,7 +99,7 @@ async def test_whole_lines_are_not_cut_by_the_line_deadline() -> None:
 
 
 async def test_a_wait_whose_client_has_gone_frees_its_slot() -> None:
-    control = FakeControl(auto_kernel=True)
+    control = EngineControl()
     control.set_kernel("www", "web1", active=4)  # never quiescent
     async with serving(control, Limits()) as server:
         assert server.tcp_port is not None
@@ -113,7 +113,7 @@ async def test_a_wait_whose_client_has_gone_frees_its_slot() -> None:
 
 
 async def test_a_wait_keeps_going_while_its_client_sends_more() -> None:
-    control = FakeControl(auto_kernel=True)
+    control = EngineControl()
     control.set_kernel("www", "web1", active=4)
     async with serving(control, Limits()) as server:
         assert server.tcp_port is not None

@@ -28,14 +28,16 @@ from ipvswm.console.grammar import parse
 from ipvswm.console.server import ConsoleError, ConsoleServer, Limits
 from ipvswm.events import SetHostOff
 from tests.integration.test_console_fuzz import closes_session, lines_of
-from tests.unit.test_console_fakes import FakeControl
+from tests.unit.console_control import EngineControl
 
 pytestmark = pytest.mark.integration
 
 HOST = "127.0.0.70"
 
 
-async def start(control: FakeControl, limits: Limits | None = None, **kw: object) -> ConsoleServer:
+async def start(
+    control: EngineControl, limits: Limits | None = None, **kw: object
+) -> ConsoleServer:
     args: dict[str, object] = {"tcp": (HOST, 0), "unix_path": None, "fifo_path": None}
     args.update(kw)
     server = ConsoleServer(control, limits=limits, **args)  # type: ignore[arg-type]
@@ -44,12 +46,12 @@ async def start(control: FakeControl, limits: Limits | None = None, **kw: object
 
 
 @pytest.fixture
-async def control() -> FakeControl:
-    return FakeControl(auto_kernel=True)
+async def control() -> EngineControl:
+    return EngineControl()
 
 
 @pytest.fixture
-async def server(control: FakeControl) -> AsyncIterator[ConsoleServer]:
+async def server(control: EngineControl) -> AsyncIterator[ConsoleServer]:
     srv = await start(control)
     yield srv
     await srv.close()
@@ -97,7 +99,7 @@ class Client:
 
 
 async def test_tcp_session_help_prompt_commands(
-    server: ConsoleServer, control: FakeControl
+    server: ConsoleServer, control: EngineControl
 ) -> None:
     client, greeting = await Client.tcp(server)
     assert greeting.startswith("ipvs-weightman console.")
@@ -154,7 +156,7 @@ async def test_long_line_and_non_utf8_do_not_end_the_session(server: ConsoleServ
     assert (await client.cmd("show vs")).startswith("www ")
 
 
-async def test_unix_socket_mode_and_single_instance(tmp_path: Path, control: FakeControl) -> None:
+async def test_unix_socket_mode_and_single_instance(tmp_path: Path, control: EngineControl) -> None:
     path = str(tmp_path / "c.sock")
     srv = await start(control, tcp=None, unix_path=path)
     try:
@@ -165,7 +167,7 @@ async def test_unix_socket_mode_and_single_instance(tmp_path: Path, control: Fak
         await client.until_prompt()
         assert (await client.cmd("show vs www")).startswith("www ")
         with pytest.raises(ConsoleError, match="another ipvswm daemon is listening"):
-            await start(FakeControl(), tcp=None, unix_path=path)
+            await start(EngineControl(), tcp=None, unix_path=path)
         assert (await client.cmd("show checks")).startswith("127.0.0.2:80")  # still served
         client.close()
     finally:
@@ -175,7 +177,7 @@ async def test_unix_socket_mode_and_single_instance(tmp_path: Path, control: Fak
 
 
 async def test_stale_unix_socket_is_replaced_and_other_files_kept(
-    tmp_path: Path, control: FakeControl
+    tmp_path: Path, control: EngineControl
 ) -> None:
     path = str(tmp_path / "stale.sock")
     stale = socket.socket(socket.AF_UNIX)
@@ -230,7 +232,7 @@ def write_fifo(path: str, data: bytes) -> None:
 
 
 async def test_fifo_commands_are_executed_and_logged(
-    tmp_path: Path, control: FakeControl, records: Records
+    tmp_path: Path, control: EngineControl, records: Records
 ) -> None:
     path = str(tmp_path / "fifo")
     srv = await start(control, tcp=None, fifo_path=path)
@@ -269,7 +271,7 @@ RECREATE = "remove it (rm {}) and restart ipvswm, which creates it with mode 060
 
 
 async def test_fifo_writable_by_others_is_refused(
-    tmp_path: Path, control: FakeControl, records: Records
+    tmp_path: Path, control: EngineControl, records: Records
 ) -> None:
     path = str(tmp_path / "fifo")
     os.mkfifo(path)
@@ -290,7 +292,7 @@ async def test_fifo_writable_by_others_is_refused(
 
 
 async def test_fifo_through_a_symbolic_link_is_refused(
-    tmp_path: Path, control: FakeControl, records: Records
+    tmp_path: Path, control: EngineControl, records: Records
 ) -> None:
     target = str(tmp_path / "real-fifo")
     os.mkfifo(target, 0o600)  # a good FIFO, but reached through a link someone else may own
@@ -309,7 +311,7 @@ async def test_fifo_through_a_symbolic_link_is_refused(
 
 
 async def test_fifo_of_another_user_or_not_a_fifo_is_refused(
-    tmp_path: Path, control: FakeControl, records: Records, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, control: EngineControl, records: Records, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = str(tmp_path / "fifo")
     os.mkfifo(path, 0o600)
@@ -337,7 +339,7 @@ async def test_fifo_of_another_user_or_not_a_fifo_is_refused(
 
 
 async def test_fifo_made_unsafe_while_in_use_is_dropped_at_the_next_writer(
-    tmp_path: Path, control: FakeControl, records: Records
+    tmp_path: Path, control: EngineControl, records: Records
 ) -> None:
     path = str(tmp_path / "fifo")
     srv = await start(control, tcp=None, fifo_path=path)
@@ -354,7 +356,7 @@ async def test_fifo_made_unsafe_while_in_use_is_dropped_at_the_next_writer(
 
 
 async def test_fifo_loses_no_command_of_many_short_writers_in_a_row(
-    tmp_path: Path, control: FakeControl, records: Records
+    tmp_path: Path, control: EngineControl, records: Records
 ) -> None:
     """As `for i in ...; do echo "..." > fifo; done` does: each writer opens, writes, closes.
 
@@ -392,7 +394,7 @@ async def test_fifo_loses_no_command_of_many_short_writers_in_a_row(
 
 
 async def test_fifo_writer_arriving_while_the_reader_is_replaced_is_read(
-    tmp_path: Path, control: FakeControl, records: Records, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, control: EngineControl, records: Records, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The window between one writer's end of input and the new reader, made deterministic."""
     path = str(tmp_path / "fifo")
@@ -424,7 +426,7 @@ async def test_fifo_writer_arriving_while_the_reader_is_replaced_is_read(
 
 
 @pytest.mark.skipif(shutil.which("socat") is None, reason="socat not installed")
-async def test_socat_over_tcp_and_unix(tmp_path: Path, control: FakeControl) -> None:
+async def test_socat_over_tcp_and_unix(tmp_path: Path, control: EngineControl) -> None:
     path = str(tmp_path / "s.sock")
     srv = await start(control, tcp=(HOST, 0), unix_path=path)
     try:
@@ -441,7 +443,7 @@ async def test_socat_over_tcp_and_unix(tmp_path: Path, control: FakeControl) -> 
         await srv.close()
 
 
-async def test_idle_timeout_and_max_sessions(control: FakeControl) -> None:
+async def test_idle_timeout_and_max_sessions(control: EngineControl) -> None:
     srv = await start(control, Limits(idle_timeout=0.2, max_sessions=2))
     try:
         first, _ = await Client.tcp(srv)
@@ -455,7 +457,7 @@ async def test_idle_timeout_and_max_sessions(control: FakeControl) -> None:
         await srv.close()
 
 
-async def test_a_client_that_never_reads_is_dropped(control: FakeControl) -> None:
+async def test_a_client_that_never_reads_is_dropped(control: EngineControl) -> None:
     srv = await start(control, Limits(max_pending=64 * 1024, write_timeout=0.3))
     try:
         assert srv.tcp_port is not None
@@ -477,7 +479,7 @@ async def test_a_client_that_never_reads_is_dropped(control: FakeControl) -> Non
 
 
 async def test_wait_timeout_does_not_block_another_session(
-    server: ConsoleServer, control: FakeControl
+    server: ConsoleServer, control: EngineControl
 ) -> None:
     control.set_kernel("www", "web1", active=4)
     waiter, _ = await Client.tcp(server)
@@ -536,12 +538,12 @@ class Threaded:
         limits = Limits(idle_timeout=5)
         self.server = self.call(start(self.control, limits, tcp=("127.0.0.71", 0)))
         self.port = self.server.tcp_port
-        self.snap = self.control.snap
+        self.snap = self.control.snapshot()
         self.tried = 0
 
     @staticmethod
-    async def _make_control() -> FakeControl:
-        return FakeControl(auto_kernel=True)
+    async def _make_control() -> EngineControl:
+        return EngineControl()
 
     def call(self, coro: object) -> object:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)  # type: ignore[arg-type]
@@ -599,7 +601,7 @@ def talk(server: Threaded, payload: bytes) -> None:
         other.sendall(b"show vs\n")
         assert b"www tcp:192.0.2.1:80" in recv_until(other, b"Sorry=off\n")
     assert server.control.submitted == []
-    assert server.control.snap is server.snap
+    assert server.control.snapshot() == server.snap
 
 
 FUZZ = settings(
@@ -638,7 +640,7 @@ def write_config(tmp_path: Path, sock: str, port: int) -> str:
 
 
 @pytest.fixture
-async def both(tmp_path: Path, control: FakeControl) -> AsyncIterator[tuple[ConsoleServer, str]]:
+async def both(tmp_path: Path, control: EngineControl) -> AsyncIterator[tuple[ConsoleServer, str]]:
     """A server on a Unix socket and TCP, and a config file naming both."""
     sock = str(tmp_path / "ctl.sock")
     srv = await start(control, tcp=("127.0.0.72", 0), unix_path=sock)
@@ -652,7 +654,7 @@ async def ctl(config: str, line: str, json_out: bool = False) -> int:
 
 
 async def test_ctl_exit_codes_and_output(
-    both: tuple[ConsoleServer, str], control: FakeControl, capsys: pytest.CaptureFixture[str]
+    both: tuple[ConsoleServer, str], control: EngineControl, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, config = both
     assert await ctl(config, "show vs www") == 0
@@ -675,7 +677,7 @@ async def test_ctl_exit_codes_and_output(
 
 
 async def test_ctl_falls_back_to_tcp_and_reports_unreachable(
-    tmp_path: Path, control: FakeControl, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, control: EngineControl, capsys: pytest.CaptureFixture[str]
 ) -> None:
     srv = await start(control, tcp=("127.0.0.72", 0))
     try:
@@ -693,7 +695,7 @@ async def test_ctl_falls_back_to_tcp_and_reports_unreachable(
 
 async def test_console_with_piped_stdin(
     both: tuple[ConsoleServer, str],
-    control: FakeControl,
+    control: EngineControl,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -12,8 +12,9 @@ import pytest
 from ipvswm import __version__
 from ipvswm.cli import main
 from ipvswm.config.parser import parse_text
-from ipvswm.console.command_types import ParseError, SetHost
+from ipvswm.console.command_types import Admin, ParseError
 from ipvswm.console.grammar import parse
+from ipvswm.events import SetHostOn
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +55,7 @@ def test_help_shows_defaults_backend_pid_file_and_ctl_exit_codes(
 def test_all_is_a_synonym_of_star_for_reasons() -> None:
     assert parse("set host web1 on reasons all") == parse("set host web1 on reasons *")
     command = parse("set host web1 on reasons all")
-    assert isinstance(command, SetHost) and command.reasons is None
+    assert command == Admin(SetHostOn("web1", None))
     off = parse("set host web1 off reasons all")
     assert isinstance(off, ParseError) and "'all' (all reasons) only works with 'on'" in str(
         off.message

@@ -232,10 +232,7 @@ async def test_an_edit_made_before_the_watcher_started_is_noticed(tmp_path: Path
 async def test_follow_config_auto_check_off_sees_changes_without_handing_them_over(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "ipvswm.conf"
-    path.write_text("a\n")
-    on_change = Recorder(path)
-    watcher = ConfigWatcher(str(path), 3.0, on_change)
+    path, on_change, watcher = watched(tmp_path, "a\n", 3.0)
     watcher.follow(GlobalOptions(config_auto_check=False))
     path.write_text("bb\n")
     assert not await watcher.poll()

@@ -1,4 +1,4 @@
-"""execute() and the session against a fake Control: every command, errors, `wait`, rendering."""
+"""The session and execute() against a real engine: every command, errors, `wait`, rendering."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import pytest
 from ipvswm.config.model import Method
 from ipvswm.console.session import Session
 from ipvswm.daemon.requests import ReloadOutcome
-from ipvswm.engine.state import Phase
 from ipvswm.events import SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
 from ipvswm.kernel.table import Destination, DestKey, Forward, ServiceEntry, Table
 from ipvswm.views import service_key
-from tests.unit.test_console_fakes import FakeControl, sample_config
+from tests.unit.console_control import EngineControl, sample_config
 
 
 async def run(session: Session, line: str) -> tuple[int, list[str], dict[str, object]]:
@@ -24,12 +23,12 @@ async def run(session: Session, line: str) -> tuple[int, list[str], dict[str, ob
 
 
 @pytest.fixture
-def control() -> FakeControl:
-    return FakeControl(auto_kernel=True)
+def control() -> EngineControl:
+    return EngineControl()
 
 
 @pytest.fixture
-def session(control: FakeControl) -> Session:
+def session(control: EngineControl) -> Session:
     return Session(control, "test")
 
 
@@ -50,7 +49,7 @@ ADMIN = [
 
 @pytest.mark.parametrize(("line", "event"), ADMIN, ids=[a[0] for a in ADMIN])
 async def test_admin_commands_submit_events(
-    control: FakeControl, session: Session, line: str, event: object
+    control: EngineControl, session: Session, line: str, event: object
 ) -> None:
     status, lines, data = await run(session, line)
     assert status == 0
@@ -75,7 +74,7 @@ async def test_admin_commands_submit_events(
     ],
 )
 async def test_unknown_names_fail_with_a_hash_line(
-    control: FakeControl, session: Session, line: str, error: str
+    control: EngineControl, session: Session, line: str, error: str
 ) -> None:
     status, lines, data = await run(session, line)
     assert (status, lines) == (1, [error])
@@ -83,19 +82,17 @@ async def test_unknown_names_fail_with_a_hash_line(
     assert control.submitted == []
 
 
-async def test_submit_error_is_passed_on(control: FakeControl, session: Session) -> None:
-    control.submit_error = "# the engine said no"
-    assert await run(session, "set host web1 off") == (
-        1,
-        ["# the engine said no"],
-        {"error": "# the engine said no"},
-    )
+async def test_the_engines_refusal_is_the_reply(control: EngineControl, session: Session) -> None:
+    await run(session, "set host web1 off for reasons kernel")
+    refusal = "# nothing removed: host web1 has no reason 'default'; still off (kernel)"
+    assert await run(session, "set host web1 on") == (1, [refusal], {"error": refusal})
+    assert control.submitted == [SetHostOff("web1", frozenset({"kernel"}))]
 
 
 async def test_a_note_on_an_applied_command_is_shown(
-    control: FakeControl, session: Session
+    control: EngineControl, session: Session
 ) -> None:
-    control.submit_note = "still off (kernel)"
+    await run(session, "set host web1 off for reasons deploy,kernel")
     status, lines, data = await run(session, "set host web1 on reasons deploy")
     assert status == 0
     assert lines == ["ok: host web1: on (reasons deploy)", "note: still off (kernel)"]
@@ -114,7 +111,7 @@ async def test_empty_line_is_a_no_op(session: Session) -> None:
     assert await run(session, "   ") == (0, [], {})
 
 
-async def test_history_and_repeat(control: FakeControl, session: Session) -> None:
+async def test_history_and_repeat(control: EngineControl, session: Session) -> None:
     await run(session, "show vs")
     await run(session, "set host web1 off")
     await run(session, "bogus")  # not recorded
@@ -134,7 +131,7 @@ async def test_repeat_with_empty_history(session: Session) -> None:
     assert await run(session, "!") == (1, ["# no command in history yet"], {})
 
 
-async def test_help_quit_format_log(control: FakeControl, session: Session) -> None:
+async def test_help_quit_format_log(control: EngineControl, session: Session) -> None:
     _, lines, _ = await run(session, "help")
     assert any("wait host H" in line for line in lines)
     reply = await session.handle("quit")
@@ -152,7 +149,7 @@ async def test_help_quit_format_log(control: FakeControl, session: Session) -> N
     assert session.encode(await session.handle("log level 1")).endswith(b"\n$ ")
 
 
-async def test_config_commands(control: FakeControl, session: Session) -> None:
+async def test_config_commands(control: EngineControl, session: Session) -> None:
     assert await run(session, "config reload") == (0, ["add vs new"], {"actions": ["add vs new"]})
     assert control.reloads == 1
     assert (await run(session, "config diff"))[1] == ["add vs new"]
@@ -168,7 +165,7 @@ async def test_config_commands(control: FakeControl, session: Session) -> None:
 async def test_dump_commands(session: Session) -> None:
     _, lines, data = await run(session, "dump status")
     assert "pid = 4242" in lines
-    assert data["status"] == FakeControl().status()
+    assert data["status"] == EngineControl().status()
     _, lines, _ = await run(session, "dump options")
     assert "Management.Socket.Port = 9000" in lines
     _, lines, data = await run(session, "dump checkers")
@@ -182,10 +179,10 @@ async def test_dump_commands(session: Session) -> None:
     assert "host web2" in lines
     _, lines, data = await run(session, "dump vs www")
     assert lines[0] == "vs www"
-    assert "  managed = 0" in lines
+    assert "  managed = 1" in lines  # the engine manages every VS of its config
 
 
-async def test_show_hosts_lines_and_summary(control: FakeControl, session: Session) -> None:
+async def test_show_hosts_lines_and_summary(control: EngineControl, session: Session) -> None:
     control.set_kernel("www", "web1", active=5)
     control.set_kernel("api", "web1", active=2)
     status, lines, data = await run(session, "show host web1")
@@ -202,9 +199,9 @@ async def test_show_hosts_lines_and_summary(control: FakeControl, session: Sessi
 
 
 async def test_show_hosts_reasons_override_and_pending(
-    control: FakeControl, session: Session
+    control: EngineControl, session: Session
 ) -> None:
-    control.auto_kernel = False
+    control.follow_kernel = False
     await run(session, "set host web1 off for reasons deploy")
     await run(session, "set host web1 off for vs www for reasons kernel")
     await run(session, "set host web2 weight 30")
@@ -213,12 +210,10 @@ async def test_show_hosts_reasons_override_and_pending(
     assert "Weight.Desired=0 Proc.Weight=100" in lines[0]
     assert lines[2] == "web1 Total.ActiveConn=0 Total.Weight=150 Combined.TStatus=2-SYNC"
     assert "Weight.Override=30 Weight.Desired=30" in lines[3]
-    snap = control.snap
-    pairs = dict(snap.pairs)
-    pairs[("www", "web2")] = dataclasses.replace(
-        pairs[("www", "web2")], phase=Phase.RAMPING, ramp_deadline=4e9, ramp_duration=10.0
-    )
-    control.snap = dataclasses.replace(snap, pairs=pairs)
+    control.now = 4e9 - 10.0  # the ramp ends in 2096
+    await run(session, "set host web2 off")
+    await run(session, "set host web2 on in 10")
+    control.pass_checks()
     _, lines, _ = await run(session, "show hosts web2")
     assert "Ramp=" in lines[0] and "until 2096" in lines[0]
     assert lines[-1].endswith("Combined.TStatus=1-RAMPING")
@@ -226,7 +221,7 @@ async def test_show_hosts_reasons_override_and_pending(
     assert [line.split()[0] for line in lines] == ["web1/api", "web1"]
 
 
-async def test_show_vs(control: FakeControl, session: Session) -> None:
+async def test_show_vs(control: EngineControl, session: Session) -> None:
     _, lines, data = await run(session, "show vs")
     assert lines[0] == (
         "www tcp:192.0.2.1:80 Check=http://www.example.org/health Hosts=2"
@@ -255,7 +250,7 @@ async def test_show_checks(session: Session) -> None:
 
 
 async def test_show_checks_counts_checks_that_gave_no_verdict(
-    control: FakeControl, session: Session
+    control: EngineControl, session: Session
 ) -> None:
     control.check_views[1] = dataclasses.replace(control.check_views[1], no_verdict=4)
     _, lines, data = await run(session, "show checks")
@@ -264,7 +259,7 @@ async def test_show_checks_counts_checks_that_gave_no_verdict(
     assert data["checks"][1]["no_verdict"] == 4  # type: ignore[index]
 
 
-async def test_wait_returns_when_reached(control: FakeControl, session: Session) -> None:
+async def test_wait_returns_when_reached(control: EngineControl, session: Session) -> None:
     control.set_kernel("www", "web1", active=3)
     task = asyncio.create_task(session.handle("wait host web1 quiescent for vs www timeout 30"))
     await asyncio.sleep(0)
@@ -277,35 +272,37 @@ async def test_wait_returns_when_reached(control: FakeControl, session: Session)
 
 
 async def test_wait_up_and_down_need_no_fresh_kernel_read(
-    control: FakeControl, session: Session
+    control: EngineControl, session: Session
 ) -> None:
     assert (await run(session, "wait host web1 up timeout 1"))[0] == 0
     assert control.kernel_reads == 0  # weights are what the daemon applied: always current
 
 
 async def test_wait_up_needs_full_weight_and_enabled(
-    control: FakeControl, session: Session
+    control: EngineControl, session: Session
 ) -> None:
-    control.auto_kernel = False
+    control.follow_kernel = False
     await run(session, "set host web1 off")
     assert (await run(session, "wait host web1 down timeout 0.05"))[0] == 3
-    control.table = control.desired_table()
+    control.apply_desired()
     assert (await run(session, "wait host web1 down timeout 1"))[0] == 0
     await run(session, "set host web1 on")
+    control.pass_checks()
+    control.advance(60.0)  # past the ramp
     task = asyncio.create_task(session.handle("wait host web1 up timeout 30"))
-    await asyncio.sleep(0.01)
+    await control.until_waiting()  # it has looked: not up
     control.set_kernel("www", "web1", weight=100)
-    await asyncio.sleep(0.01)
+    await control.until_waiting()  # it has looked again after the change
     assert not task.done()  # api is not at full weight yet
     control.set_kernel("api", "web1", weight=50)
     assert (await task).status == 0
 
 
-async def test_wait_timeout_is_status_3_and_does_not_block_others(control: FakeControl) -> None:
+async def test_wait_timeout_is_status_3_and_does_not_block_others(control: EngineControl) -> None:
     control.set_kernel("www", "web1", active=1)
     waiter, other = Session(control, "a"), Session(control, "b")
     task = asyncio.create_task(waiter.handle("wait host web1 quiescent timeout 0.3"))
-    await asyncio.sleep(0.01)
+    await control.until_read()  # it has looked: one active connection
     assert (await other.handle("show vs")).status == 0
     assert (await other.handle("set host web2 off")).status == 0
     assert not task.done()
@@ -314,11 +311,12 @@ async def test_wait_timeout_is_status_3_and_does_not_block_others(control: FakeC
     assert reply.lines == ["# timeout: host web1 not quiescent after 0.3s"]
 
 
-def dr_control() -> FakeControl:
+def dr_control() -> EngineControl:
     """www with method=dr on port 80, its real servers on 8080: the kernel holds them on 80."""
     config = sample_config()
     www = dataclasses.replace(config.services[0], rs_port=8080, method=Method.DR)
-    return FakeControl(dataclasses.replace(config, services=(www, *config.services[1:])))
+    config = dataclasses.replace(config, services=(www, *config.services[1:]))
+    return EngineControl(config, follow_kernel=False)
 
 
 async def test_dr_pair_shows_the_kernel_weight_on_the_vs_port() -> None:
@@ -349,17 +347,19 @@ async def test_wait_up_on_a_dr_pair_succeeds() -> None:
     control = dr_control()
     session = Session(control, "test")
     await run(session, "set host web1 off")
-    control.table = control.desired_table()
+    control.apply_desired()
     assert (await run(session, "wait host web1 down timeout 1"))[0] == 0
     await run(session, "set host web1 on")
     assert (await run(session, "wait host web1 up for vs www timeout 0.05"))[0] == 3
-    control.table = control.desired_table()
+    control.pass_checks()
+    control.advance(60.0)  # past the ramp
+    control.apply_desired()
     status, lines, _ = await run(session, "wait host web1 up for vs www timeout 1")
     assert (status, lines[0][:30]) == (0, "ok: host web1 on vs www is up ")
 
 
 async def test_wait_is_refused_before_the_kernel_was_read(
-    control: FakeControl, session: Session
+    control: EngineControl, session: Session
 ) -> None:
     control.is_ready = False
     status, lines, _ = await run(session, "wait host web1 down timeout 5")
@@ -370,7 +370,7 @@ async def test_wait_is_refused_before_the_kernel_was_read(
 
 
 async def test_quiescent_is_never_judged_from_a_failed_read(
-    control: FakeControl, session: Session
+    control: EngineControl, session: Session
 ) -> None:
     control.kernel_readable = False  # the cached counts say 0, but no fresh read worked
     status, lines, _ = await run(session, "wait host web1 quiescent timeout 0.3")

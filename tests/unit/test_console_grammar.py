@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ipvswm.console.command_types import (
+    Admin,
     ConfigAction,
     ConfigCmd,
     Dump,
@@ -18,8 +19,6 @@ from ipvswm.console.command_types import (
     ParseError,
     Quit,
     Repeat,
-    SetHost,
-    SetWeight,
     ShowChecks,
     ShowHosts,
     ShowVs,
@@ -27,8 +26,29 @@ from ipvswm.console.command_types import (
     WaitFor,
 )
 from ipvswm.console.grammar import COMMANDS, help_lines, parse, split_words
+from ipvswm.events import ForgetHost, SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
 
 D = frozenset({"default"})
+
+
+def set_cmd(
+    host: str,
+    on: bool,
+    vss: tuple[str, ...] | None = None,
+    reasons: frozenset[str] | None = D,
+    ramp: float | None = None,
+) -> Admin:
+    """`set host H on|off …` as parsed: the engine's event for the host (or its pairs)."""
+    if not on:
+        assert reasons is not None
+        return Admin(SetHostOff(host, reasons) if vss is None else SetPairsOff(host, vss, reasons))
+    if vss is None:
+        return Admin(SetHostOn(host, reasons, ramp))
+    return Admin(SetPairsOn(host, vss, reasons, ramp))
+
+
+def weight_cmd(host: str, weight: int | None, vss: tuple[str, ...] | None = None) -> Admin:
+    return Admin(SetOverride(host, weight, vss))
 
 
 def R(*names: str) -> frozenset[str]:
@@ -56,58 +76,64 @@ FORMS = [
     ("dump vs", Dump(DumpWhat.VS)),
     ("dump vs www", Dump(DumpWhat.VS, "www")),
     # host level
-    ("set host web1 off", SetHost("web1", False)),
-    ("set host web1 on", SetHost("web1", True)),
-    ("set host web1 on 20", SetHost("web1", True, ramp=20.0)),
-    ("set host web1 on 20s", SetHost("web1", True, ramp=20.0)),
-    ("set host web1 on in 20", SetHost("web1", True, ramp=20.0)),
-    ("set host web1 on in 20S", SetHost("web1", True, ramp=20.0)),
-    ("set host web1 off for reason deploy", SetHost("web1", False, reasons=R("deploy"))),
+    ("set host web1 off", set_cmd("web1", False)),
+    ("set host web1 on", set_cmd("web1", True)),
+    ("set host web1 on 20", set_cmd("web1", True, ramp=20.0)),
+    ("set host web1 on 20s", set_cmd("web1", True, ramp=20.0)),
+    ("set host web1 on in 20", set_cmd("web1", True, ramp=20.0)),
+    ("set host web1 on in 20S", set_cmd("web1", True, ramp=20.0)),
+    ("set host web1 off for reason deploy", set_cmd("web1", False, reasons=R("deploy"))),
     (
         "set host web1 off reasons deploy, kernel",
-        SetHost("web1", False, reasons=R("deploy", "kernel")),
+        set_cmd("web1", False, reasons=R("deploy", "kernel")),
     ),
-    ("set host web1 off for deploy", SetHost("web1", False, reasons=R("deploy"))),
-    ("set host web1 on reasons deploy", SetHost("web1", True, reasons=R("deploy"))),
-    ("set host web1 on reason *", SetHost("web1", True, reasons=None)),
-    ("set host web1 on for reasons * in 30", SetHost("web1", True, reasons=None, ramp=30.0)),
-    ("set host web1 on reason deploy in 30", SetHost("web1", True, reasons=R("deploy"), ramp=30.0)),
+    ("set host web1 off for deploy", set_cmd("web1", False, reasons=R("deploy"))),
+    ("set host web1 on reasons deploy", set_cmd("web1", True, reasons=R("deploy"))),
+    ("set host web1 on reason *", set_cmd("web1", True, reasons=None)),
+    ("set host web1 on for reasons * in 30", set_cmd("web1", True, reasons=None, ramp=30.0)),
+    ("set host web1 on reason deploy in 30", set_cmd("web1", True, reasons=R("deploy"), ramp=30.0)),
     # `on` takes the reason forms of `off` (`for R`, `for reason[s] R`, `reason[s] R`) and `*`
-    ("set host web1 on for deploy", SetHost("web1", True, reasons=R("deploy"))),
-    ("set host web1 on for *", SetHost("web1", True, reasons=None)),
-    ("set host web1 on for deploy,kernel", SetHost("web1", True, reasons=R("deploy", "kernel"))),
-    ("set host web1 on for deploy in 30", SetHost("web1", True, reasons=R("deploy"), ramp=30.0)),
-    ("set host web1 on for * 30s", SetHost("web1", True, reasons=None, ramp=30.0)),
+    ("set host web1 on for deploy", set_cmd("web1", True, reasons=R("deploy"))),
+    ("set host web1 on for *", set_cmd("web1", True, reasons=None)),
+    ("set host web1 on for deploy,kernel", set_cmd("web1", True, reasons=R("deploy", "kernel"))),
+    ("set host web1 on for deploy in 30", set_cmd("web1", True, reasons=R("deploy"), ramp=30.0)),
+    ("set host web1 on for * 30s", set_cmd("web1", True, reasons=None, ramp=30.0)),
     # pair level
-    ("set host web1 off vs www", SetHost("web1", False, ("www",))),
-    ("set host web1 off on vs www", SetHost("web1", False, ("www",))),
-    ("set host web1 off for vs www,api", SetHost("web1", False, ("www", "api"))),
-    ("set host web1 off in vs www , api", SetHost("web1", False, ("www", "api"))),
+    ("set host web1 off vs www", set_cmd("web1", False, ("www",))),
+    ("set host web1 off on vs www", set_cmd("web1", False, ("www",))),
+    ("set host web1 off for vs www,api", set_cmd("web1", False, ("www", "api"))),
+    ("set host web1 off in vs www , api", set_cmd("web1", False, ("www", "api"))),
     (
         "set host web1 off for vs www,api for reasons deploy,kernel",
-        SetHost("web1", False, ("www", "api"), R("deploy", "kernel")),
+        set_cmd("web1", False, ("www", "api"), R("deploy", "kernel")),
     ),
-    ("set host web1 off vs www for deploy", SetHost("web1", False, ("www",), R("deploy"))),
-    ("set host web1 off vs www reason deploy", SetHost("web1", False, ("www",), R("deploy"))),
-    ("set host web1 off vs www for reason deploy", SetHost("web1", False, ("www",), R("deploy"))),
-    ("set host web1 on vs www", SetHost("web1", True, ("www",))),
-    ("set host web1 on in vs www reasons *", SetHost("web1", True, ("www",), None)),
-    ("set host web1 on for vs www for reasons a,b", SetHost("web1", True, ("www",), R("a", "b"))),
-    ("set host web1 on on vs www 15", SetHost("web1", True, ("www",), D, 15.0)),
-    ("set host web1 on vs www reasons x in 15s", SetHost("web1", True, ("www",), R("x"), 15.0)),
-    ("set host web1 on vs www in 2.5", SetHost("web1", True, ("www",), D, 2.5)),
-    ("set host web1 on vs www for deploy", SetHost("web1", True, ("www",), R("deploy"))),
-    ("set host web1 on vs www for *", SetHost("web1", True, ("www",), None)),
-    ("set host web1 on vs www for reason deploy", SetHost("web1", True, ("www",), R("deploy"))),
-    ("set host web1 on vs www reason deploy", SetHost("web1", True, ("www",), R("deploy"))),
-    ("set host web1 on for deploy vs www", SetHost("web1", True, ("www",), R("deploy"))),
-    ("set host web1 on for vs www for a,b in 5", SetHost("web1", True, ("www",), R("a", "b"), 5.0)),
-    ("set host web1 on for vs www for * in 5", SetHost("web1", True, ("www",), None, 5.0)),
+    ("set host web1 off vs www for deploy", set_cmd("web1", False, ("www",), R("deploy"))),
+    ("set host web1 off vs www reason deploy", set_cmd("web1", False, ("www",), R("deploy"))),
+    ("set host web1 off vs www for reason deploy", set_cmd("web1", False, ("www",), R("deploy"))),
+    ("set host web1 on vs www", set_cmd("web1", True, ("www",))),
+    ("set host web1 on in vs www reasons *", set_cmd("web1", True, ("www",), None)),
+    ("set host web1 on for vs www for reasons a,b", set_cmd("web1", True, ("www",), R("a", "b"))),
+    ("set host web1 on on vs www 15", set_cmd("web1", True, ("www",), D, 15.0)),
+    ("set host web1 on vs www reasons x in 15s", set_cmd("web1", True, ("www",), R("x"), 15.0)),
+    ("set host web1 on vs www in 2.5", set_cmd("web1", True, ("www",), D, 2.5)),
+    ("set host web1 on vs www for deploy", set_cmd("web1", True, ("www",), R("deploy"))),
+    ("set host web1 on vs www for *", set_cmd("web1", True, ("www",), None)),
+    ("set host web1 on vs www for reason deploy", set_cmd("web1", True, ("www",), R("deploy"))),
+    ("set host web1 on vs www reason deploy", set_cmd("web1", True, ("www",), R("deploy"))),
+    ("set host web1 on for deploy vs www", set_cmd("web1", True, ("www",), R("deploy"))),
+    ("set host web1 on for vs www for a,b in 5", set_cmd("web1", True, ("www",), R("a", "b"), 5.0)),
+    ("set host web1 on for vs www for * in 5", set_cmd("web1", True, ("www",), None, 5.0)),
     # weight
-    ("set host web1 weight 10", SetWeight("web1", 10)),
-    ("set host web1 weight default", SetWeight("web1", None)),
-    ("set host web1 weight 0 for vs www,api", SetWeight("web1", 0, ("www", "api"))),
-    ("set host web1 weight 65535 vs www", SetWeight("web1", 65535, ("www",))),
+    ("set host web1 weight 10", weight_cmd("web1", 10)),
+    ("set host web1 weight default", weight_cmd("web1", None)),
+    ("set host web1 weight 0 for vs www,api", weight_cmd("web1", 0, ("www", "api"))),
+    ("set host web1 weight 65535 vs www", weight_cmd("web1", 65535, ("www",))),
+    # local (this director only) and forget
+    ("set host web1 off local", Admin(SetHostOff("web1"), local=True)),
+    ("set host web1 on vs www local in 5", Admin(SetPairsOn("web1", ("www",), D, 5.0), True)),
+    ("set host web1 weight 3 local", Admin(SetOverride("web1", 3), local=True)),
+    ("forget host old", Admin(ForgetHost("old"))),
+    ("forget host old local", Admin(ForgetHost("old"), local=True)),
     # show
     ("show vs", ShowVs()),
     ("show vs www", ShowVs(("www",))),
@@ -139,7 +165,7 @@ def test_every_form(line: str, expected: object) -> None:
 
 
 def test_whitespace_and_case_collapse_but_tags_keep_case() -> None:
-    assert parse("  SET   Host  Web1\tOFF  FOR vs  WWW ") == SetHost("Web1", False, ("WWW",))
+    assert parse("  SET   Host  Web1\tOFF  FOR vs  WWW ") == set_cmd("Web1", False, ("WWW",))
 
 
 NEAR_MISSES = [
@@ -255,4 +281,4 @@ def test_on_for_a_number_says_how_to_ramp() -> None:
     result = parse("set host web1 on for 20")
     assert isinstance(result, ParseError)
     assert result.message == "'for 20': use 'in N' for a ramp, 'reason N' for a reason"
-    assert parse("set host web1 on for reason 20") == SetHost("web1", True, reasons=R("20"))
+    assert parse("set host web1 on for reason 20") == set_cmd("web1", True, reasons=R("20"))

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from ipvswm.console.command_types import ParseError, SetHost
+from ipvswm.console.command_types import Admin, ParseError
 from ipvswm.console.grammar import parse
 from ipvswm.console.render import printable
 from ipvswm.console.session import Session
-from ipvswm.engine.state import HostState
 from ipvswm.events import SetHostOff, SetHostOn, SetPairsOff, SetPairsOn
-from tests.unit.test_console_fakes import FakeControl
+from tests.unit.console_control import EngineControl
 from tests.unit.test_engine_fixtures import T0, basic, healthy
 
 # --- item 10: `set host H on` names what still holds H, and fails when it removed nothing -----
@@ -55,11 +54,11 @@ def test_on_for_a_host_that_is_not_held_stays_a_harmless_no_op() -> None:
 
 
 async def test_the_console_fails_a_set_on_the_engine_refused() -> None:
-    control = FakeControl()
-    control.submit_error = "# nothing removed: host web1 has no reason 'default'; still off (b)"
-    reply = await Session(control).handle("set host web1 on")
+    session = Session(EngineControl())
+    assert (await session.handle("set host web1 off reason b")).ok
+    reply = await session.handle("set host web1 on")
     assert (reply.ok, reply.status) == (False, 1)
-    assert reply.lines == [control.submit_error]
+    assert reply.lines == ["# nothing removed: host web1 has no reason 'default'; still off (b)"]
 
 
 # --- item 12: reasons limited, control characters escaped --------------------------------------
@@ -79,8 +78,8 @@ def test_reasons_outside_the_charset_or_too_long_are_refused(reason: str) -> Non
 
 def test_ordinary_reasons_are_accepted() -> None:
     result = parse("set host web1 off reasons deploy,JIRA-123,kernel:6.1,ops@night," + "x" * 64)
-    assert isinstance(result, SetHost)
-    assert result.reasons == {"deploy", "JIRA-123", "kernel:6.1", "ops@night", "x" * 64}
+    assert isinstance(result, Admin) and isinstance(result.event, SetHostOff)
+    assert result.event.reasons == {"deploy", "JIRA-123", "kernel:6.1", "ops@night", "x" * 64}
 
 
 def test_printable_escapes_control_and_format_characters() -> None:
@@ -90,7 +89,7 @@ def test_printable_escapes_control_and_format_characters() -> None:
 
 
 async def test_text_replies_never_carry_terminal_escapes() -> None:
-    control = FakeControl()
+    control = EngineControl()
     session = Session(control)
     line = "show host \x1b]0;owned\x07"
     sent = session.encode(await session.handle(line), line)
@@ -99,9 +98,9 @@ async def test_text_replies_never_carry_terminal_escapes() -> None:
 
 
 async def test_show_escapes_a_stored_reason_with_control_characters() -> None:
-    control = FakeControl()
+    control = EngineControl()
     # e.g. written by an older version before reasons were limited
-    control.snap.hosts["web1"] = HostState(frozenset({"evil\x1b[2J"}))
+    control.feed(SetHostOff("web1", frozenset({"evil\x1b[2J"})))
     session = Session(control)
     sent = session.encode(await session.handle("show host web1"), "show host web1")
     assert b"\x1b" not in sent

@@ -278,13 +278,13 @@ def test_rise_counts_the_status_not_single_passes() -> None:
 @pytest.mark.parametrize(
     ("event", "error"),
     [
-        (SetHostOff("web9"), "# no host 'web9'"),
-        (SetHostOn("web9"), "# no host 'web9'"),
-        (SetPairsOff("web1", ("api",)), "# no vs 'api'"),
-        (SetPairsOn("web1", ("web", "nope")), "# no vs 'nope'"),
+        (SetHostOff("web9"), "# no such host 'web9'"),
+        (SetHostOn("web9"), "# no such host 'web9'"),
+        (SetPairsOff("web1", ("api",)), "# no such vs 'api'"),
+        (SetPairsOn("web1", ("web", "nope")), "# no such vs 'nope'"),
         (SetPairsOff("lonely", ("web",)), "# host 'lonely' is not on vs 'web'"),
         (SetOverride("web1", 70000), "# bad weight 70000 (0..65535)"),
-        (SetOverride("web1", 5, ("api",)), "# no vs 'api'"),
+        (SetOverride("web1", 5, ("api",)), "# no such vs 'api'"),
     ],
 )
 def test_admin_errors_change_nothing(event: object, error: str) -> None:

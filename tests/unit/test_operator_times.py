@@ -13,16 +13,16 @@ from ipvswm.engine.outputs import SorryChange
 from ipvswm.engine.state import KeptHost, Phase, VsState
 from ipvswm.store import format_dump
 from ipvswm.timestamps import utc_text
-from tests.unit.test_console_fakes import FakeControl, sample_config
+from tests.unit.console_control import EngineControl, sample_config
 
 AT = 1_700_000_000.25  # 2023-11-14T22:13:20.250Z
 SHOWN = "2023-11-14T22:13:20.250Z"
 EPOCH_FLOAT = re.compile(r"= 1[0-9]{9}\.[0-9]+")  # a raw epoch float such as `= 1700000000.25`
 
 
-def _control() -> FakeControl:
-    control = FakeControl(auto_kernel=True)
-    snap = control.snap
+def _control() -> EngineControl:
+    control = EngineControl()
+    snap = control.snapshot()
     pairs = dict(snap.pairs)
     pairs[("www", "web1")] = dataclasses.replace(
         pairs[("www", "web1")],
@@ -32,7 +32,7 @@ def _control() -> FakeControl:
         ramp_duration=10.0,
         last_check_started=AT,
     )
-    control.snap = dataclasses.replace(
+    control.shown = dataclasses.replace(  # a stored state: times no command gives
         snap,
         pairs=pairs,
         vss={"www": VsState(sorry_on=True, sorry_since=AT)},
@@ -70,7 +70,7 @@ async def test_show_and_dump_print_the_same_format() -> None:
         assert not [line for line in lines if EPOCH_FLOAT.search(line)]
 
     # `ipvswm dump` (the store's own text) and the alert mails use the same helper.
-    assert f"enabled_at={SHOWN}" in format_dump(control.snap)
+    assert f"enabled_at={SHOWN}" in format_dump(control.snapshot())
     mail = Mailer(GlobalOptions(email_to="ops@example.org"), hostname="lb1")
     vs = sample_config().services[0]
     body = mail.build_message(SorryChange("www", True, AT), vs, []).get_content()
@@ -78,7 +78,7 @@ async def test_show_and_dump_print_the_same_format() -> None:
 
 
 async def test_dump_host_shows_no_python_repr() -> None:
-    session = Session(FakeControl(auto_kernel=True), "test")
+    session = Session(EngineControl(), "test")
     lines = (await session.handle("dump host web1")).lines
     assert "  weights = www:100,api:50" in lines
     for text in [*lines, *(await session.handle("dump vs www")).lines]:
@@ -87,7 +87,7 @@ async def test_dump_host_shows_no_python_repr() -> None:
 
 
 async def test_dump_options_uses_the_files_names_and_the_level_in_force() -> None:
-    control = FakeControl()
+    control = EngineControl()
     session = Session(control, "test")
     reply = await session.handle("dump options")
     assert [line.split(" = ")[0] for line in reply.lines] == [g.key for g in GLOBAL_KEYS]
@@ -109,7 +109,7 @@ async def test_dump_options_uses_the_files_names_and_the_level_in_force() -> Non
 async def test_dump_options_never_shows_the_token() -> None:
     config = sample_config()
     options = dataclasses.replace(config.options, management_socket_token="s3cret-token-value")
-    control = FakeControl(dataclasses.replace(config, options=options))
+    control = EngineControl(dataclasses.replace(config, options=options))
     reply = await Session(control, "test").handle("dump options")
     assert "Management.Socket.Token = (set, not shown)" in reply.lines
     assert "s3cret" not in repr(reply.lines) + repr(reply.data)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from ipvswm.events import AdminEvent, ForgetHost
+
 MAX_WEIGHT = 65535
 
 # --- commands ---------------------------------------------------------------------------------
@@ -60,36 +62,12 @@ class Dump:
 
 
 @dataclass(frozen=True, slots=True)
-class SetHost:
-    """`set host H on|off [for vs V…] [reasons R…|*] [in N]`.
+class Admin:
+    """`set host H on|off|weight …` and `forget host H`: the engine's admin event as it is
+    submitted, and `local` (with a cluster store: this director only, not shared; issue 12)."""
 
-    `vss` None = host-level; `reasons` None = all (`*`, only with on); `ramp` only with on.
-    """
-
-    host: str
-    on: bool
-    vss: tuple[str, ...] | None = None
-    reasons: frozenset[str] | None = frozenset({"default"})
-    ramp: float | None = None
-    local: bool = False  # `local`: this director only, not shared through the cluster store
-
-
-@dataclass(frozen=True, slots=True)
-class SetWeight:
-    """`set host H weight N|default [for vs V…]` (weight None = back to the configured one)."""
-
-    host: str
-    weight: int | None
-    vss: tuple[str, ...] | None = None
+    event: AdminEvent | ForgetHost
     local: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Forget:
-    """`forget host H`: drop the kept admin state of H's removed parts."""
-
-    host: str
-    local: bool = False  # with a cluster store: this director only (issue 12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,25 +141,29 @@ class Quit:
     """`quit|exit` (and ^D)."""
 
 
-Command = (
-    Help
-    | History
-    | Repeat
-    | ConfigCmd
-    | Dump
-    | SetHost
-    | SetWeight
-    | Forget
-    | ShowVs
-    | ShowHosts
-    | ShowChecks
-    | ShowCluster
-    | Wait
-    | Format
-    | LogLevel
-    | Quit
-    | Auth
+# What a session answers itself (its history and format), and what runs against the daemon.
+SessionCommand = Help | History | Format | Quit
+ControlCommand = (
+    ConfigCmd | Dump | Admin | ShowVs | ShowHosts | ShowChecks | ShowCluster | Wait | LogLevel
 )
+Command = SessionCommand | ControlCommand | Repeat | Auth
+
+
+def read_only(cmd: Command) -> bool:
+    """Whether any console user may run it: it shows, waits or sets up the session only."""
+    return isinstance(
+        cmd,
+        Help
+        | History
+        | Format
+        | Quit
+        | ShowVs
+        | ShowHosts
+        | ShowChecks
+        | ShowCluster
+        | Dump
+        | Wait,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,33 +1,26 @@
-"""Execute parsed console commands against the daemon's `Control` (SPEC §7)."""
+"""Execute the console commands that run against the daemon's `Control` (SPEC §7): admin
+commands (the engine's events, submitted as parsed), `wait`, `config`, `log level`, and the
+read-only `show`/`dump` (console.show). Session commands (history, format, quit) are the
+session's; this module knows no session, only its name (for the log) and its `gone` event.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ipvswm.answers import Refused
-from ipvswm.config.model import Config
-from ipvswm.console import render
+from ipvswm.console import render, show
 from ipvswm.console.command_types import (
-    Auth,
-    Command,
+    Admin,
     ConfigAction,
     ConfigCmd,
+    ControlCommand,
     Dump,
     DumpWhat,
-    Forget,
-    Format,
-    Help,
-    History,
     LogLevel,
-    Quit,
-    SetHost,
-    SetWeight,
     ShowChecks,
     ShowCluster,
     ShowHosts,
@@ -36,129 +29,68 @@ from ipvswm.console.command_types import (
     WaitFor,
 )
 from ipvswm.console.control import Control
-from ipvswm.console.grammar import help_lines
-from ipvswm.console.marks import with_local_marks
 from ipvswm.console.render import printable
+from ipvswm.console.reply import STATUS_FAILED, STATUS_TIMEOUT, Reply, failed
 from ipvswm.daemon.requests import ReloadOutcome
 from ipvswm.engine.state import Phase
 from ipvswm.events import (
     AdminEvent,
+    ForgetHost,
     SetHostOff,
     SetHostOn,
     SetOverride,
-    SetPairsOff,
     SetPairsOn,
 )
 from ipvswm.views import pair_views
-
-if TYPE_CHECKING:
-    from ipvswm.console.session import Session
+from ipvswm.vocabulary import STARTING, config_refusal
 
 log = logging.getLogger(__name__)
 
-STATUS_OK = 0
-STATUS_FAILED = 1
-STATUS_TIMEOUT = 3
 WAIT_POLL = 1.0  # re-check a `wait` at least this often, even if no change is signalled
 # Before the state is loaded and the kernel read, a command that shows or changes state waits
 # this long for it, then says so: never an answer from empty state (it would read "no reason").
 STARTUP_WAIT = 5.0
-STARTING = "# the daemon is starting: the kernel table has not been read yet"
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """The answer to one command: text lines, JSON data, exit status, and whether to close."""
-
-    ok: bool = True
-    status: int = STATUS_OK
-    lines: list[str] = field(default_factory=list)
-    data: dict[str, object] = field(default_factory=dict)
-    close: bool = False
-
-
-def failed(message: str, status: int = STATUS_FAILED) -> Reply:
-    """A failed command: one `#` line."""
-    text = message if message.startswith("#") else f"# {message}"
-    return Reply(ok=False, status=status, lines=[text], data={"error": text})
-
-
-def rendered(result: render.Rendered) -> Reply:
-    lines, data = result
-    return Reply(lines=lines, data=data)
-
-
-def check_names(
-    config: Config, hosts: Iterable[str] = (), vss: Iterable[str] = (), *, paired: bool = False
-) -> str | None:
-    """An error line for the first unknown host or VS (or, if `paired`, a VS a host is not on)."""
-    host_tags = list(hosts)
-    vs_tags = list(vss)
-    for tag in host_tags:
-        if config.host(tag) is None:
-            return f"# no such host '{tag}'"
-    for tag in vs_tags:
-        if config.service(tag) is None:
-            return f"# no such vs '{tag}'"
-    if paired:
-        for tag in host_tags:
-            host = config.host(tag)
-            on = {vs for vs, _ in host.weights} if host is not None else set()
-            for vs in vs_tags:
-                if vs not in on:
-                    return f"# host '{tag}' is not on vs '{vs}'"
-    return None
-
-
-def admin_event(cmd: SetHost | SetWeight) -> AdminEvent:
-    """The admin event a `set host` command submits."""
-    if isinstance(cmd, SetWeight):
-        return SetOverride(cmd.host, cmd.weight, cmd.vss)
-    if cmd.vss is None:
-        if cmd.on:
-            return SetHostOn(cmd.host, cmd.reasons, cmd.ramp)
-        return SetHostOff(cmd.host, cmd.reasons or frozenset({"default"}))
-    if cmd.on:
-        return SetPairsOn(cmd.host, cmd.vss, cmd.reasons, cmd.ramp)
-    return SetPairsOff(cmd.host, cmd.vss, cmd.reasons or frozenset({"default"}))
-
-
-def describe(cmd: SetHost | SetWeight) -> str:
+def describe(event: AdminEvent) -> str:
     """What an admin command did, for its reply and the log."""
-    where = f" on vs {','.join(cmd.vss)}" if cmd.vss else ""
-    if isinstance(cmd, SetWeight):
-        weight = "configured" if cmd.weight is None else str(cmd.weight)
-        return f"host {cmd.host}{where}: weight {weight}"
-    reasons = "*" if cmd.reasons is None else ",".join(sorted(cmd.reasons))
-    ramp = f", ramp {cmd.ramp:g}s" if cmd.ramp is not None else ""
-    return f"host {cmd.host}{where}: {'on' if cmd.on else 'off'} (reasons {reasons}){ramp}"
+    vss = None if isinstance(event, SetHostOff | SetHostOn) else event.vss
+    where = f" on vs {','.join(vss)}" if vss else ""
+    if isinstance(event, SetOverride):
+        weight = "configured" if event.weight is None else str(event.weight)
+        return f"host {event.host}{where}: weight {weight}"
+    on = isinstance(event, SetHostOn | SetPairsOn)
+    ramp = event.ramp if isinstance(event, SetHostOn | SetPairsOn) else None
+    reasons = "*" if event.reasons is None else ",".join(sorted(event.reasons))
+    ramp_text = f", ramp {ramp:g}s" if ramp is not None else ""
+    return f"host {event.host}{where}: {'on' if on else 'off'} (reasons {reasons}){ramp_text}"
 
 
-async def _admin(cmd: SetHost | SetWeight, control: Control, session: Session) -> Reply:
-    error = check_names(control.config(), [cmd.host], cmd.vss or (), paired=True)
-    if error is not None:
-        return failed(error)
-    event = admin_event(cmd)
+async def _admin(cmd: Admin, control: Control, who: str) -> Reply:
+    """Submit the event as parsed: the engine's refusal (unknown names too) is the reply."""
+    event = cmd.event
+    if isinstance(event, ForgetHost):
+        return await _forget(event.host, cmd.local, control, who)
     # `local` only when given: a Control without a cluster store need not know the word.
     answer = await (control.submit(event, local=True) if cmd.local else control.submit(event))
     if isinstance(answer, Refused):
-        return failed(answer.reason)
-    text = describe(cmd) + (" (local: this director only)" if cmd.local else "")
+        return failed(answer)
+    text = describe(event) + (" (local: this director only)" if cmd.local else "")
     note = f" ({answer.note})" if answer.note else ""
-    log.info("console %s: %s%s", printable(session.name), printable(text), printable(note))
+    log.info("console %s: %s%s", printable(who), printable(text), printable(note))
     data = {"event": type(event).__name__, **_event_data(event), "note": answer.note}
     lines = [f"ok: {text}"] + ([f"note: {answer.note}"] if answer.note else [])
     return Reply(lines=lines, data=data)
 
 
-async def _forget(cmd: Forget, control: Control, session: Session) -> Reply:
+async def _forget(host: str, local: bool, control: Control, who: str) -> Reply:
     # `local` only when given, as for `set host` (a Control without a cluster store).
-    answer = await (control.forget(cmd.host, local=True) if cmd.local else control.forget(cmd.host))
+    answer = await (control.forget(host, local=True) if local else control.forget(host))
     if isinstance(answer, Refused):
-        return failed(answer.reason)
+        return failed(answer)
     note = answer.note
-    log.info("console %s: forget host %s (%s)", session.name, cmd.host, note)
-    return Reply(lines=[f"ok: host {cmd.host}: {note}"], data={"host": cmd.host, "note": note})
+    log.info("console %s: forget host %s (%s)", who, host, note)
+    return Reply(lines=[f"ok: host {host}: {note}"], data={"host": host, "note": note})
 
 
 def _event_data(event: AdminEvent) -> dict[str, object]:
@@ -180,7 +112,7 @@ def wait_reached(control: Control, cmd: Wait) -> bool:
 
 
 async def _wait(cmd: Wait, control: Control, gone: asyncio.Event) -> Reply:
-    error = check_names(control.config(), [cmd.host], cmd.vss or (), paired=True)
+    error = config_refusal(control.config(), [cmd.host], cmd.vss or (), paired=True)
     if error is not None:
         return failed(error)
     if not control.ready():
@@ -219,7 +151,9 @@ async def _wait(cmd: Wait, control: Control, gone: asyncio.Event) -> Reply:
         if not fresh_counts:
             signals.append(asyncio.ensure_future(control.wait_change()))
         try:
-            await asyncio.wait(signals, timeout=min(remaining, WAIT_POLL))
+            await asyncio.wait(
+                signals, timeout=min(remaining, WAIT_POLL), return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for signal in signals:
                 signal.cancel()
@@ -256,122 +190,10 @@ async def _config(cmd: ConfigCmd, control: Control) -> Reply:
     return _outcome(await control.config_check(), "config OK")
 
 
-def _dump(cmd: Dump, control: Control) -> Reply:
-    config = control.config()
-    if cmd.what is DumpWhat.STATUS:
-        status = control.status()
-        return Reply(lines=render.key_values(status), data={"status": render.jsonable(status)})
-    if cmd.what is DumpWhat.OPTIONS:
-        return rendered(render.dump_options(config.options, control.log_level_in_force()))
-    if cmd.what is DumpWhat.CHECKERS:
-        lines: list[str] = []
-        for check in control.checks():
-            lines.extend(render.dump_fields(f"checker {check.target}", check))
-        return Reply(lines=lines, data={"checks": render.jsonable(control.checks())})
-    names = [cmd.name] if cmd.name is not None else None
-    if cmd.what is DumpWhat.HOSTS:
-        error = check_names(config, hosts=names or ())
-        if error is not None:
-            return failed(error)
-        tags = names or [h.tag for h in config.hosts]
-        return rendered(render.dump_hosts(config, control.snapshot(), tags))
-    error = check_names(config, vss=names or ())
-    if error is not None:
-        return failed(error)
-    tags = names or [vs.tag for vs in config.services]
-    return rendered(render.dump_vss(config, control.snapshot(), tags))
-
-
-def _show_hosts(cmd: ShowHosts, control: Control) -> Reply:
-    config = control.config()
-    snap = control.snapshot()
-    # A removed host whose admin state is kept is shown by name too (its kept line only).
-    named = [h for h in cmd.hosts or () if not (config.host(h) is None and h in snap.kept)]
-    kept = [h for h in cmd.hosts or () if h not in named]
-    error = check_names(config, named, cmd.vss or ())
-    if error is not None:
-        return failed(error)
-    hosts = None if cmd.hosts is None else tuple(named)
-    views = pair_views(config, snap, control.kernel(), hosts=hosts, vss=cmd.vss)
-    if cmd.hosts is not None:
-        order = named
-    elif cmd.vss is not None:
-        order = list(dict.fromkeys(v.host for v in views))
-    else:
-        order = [h.tag for h in config.hosts]
-        kept = sorted(snap.kept)
-    now = time.time()
-    lines, data = render.show_hosts(views, order, now)
-    view = control.cluster_view() if hasattr(control, "cluster_view") else None
-    lines, data = with_local_marks((lines, data), view)
-    keep_for = config.options.config_forget_after
-    kept_lines, kept_data = render.kept_hosts(snap, kept, keep_for)
-    return Reply(lines=lines + kept_lines, data={**data, **kept_data})
-
-
-def _show_vs(cmd: ShowVs, control: Control) -> Reply:
-    config = control.config()
-    if cmd.vss is None:
-        return rendered(render.show_vs_list(config, control.snapshot(), control.kernel()))
-    error = check_names(config, vss=cmd.vss)
-    if error is not None:
-        return failed(error)
-    snap, table = control.snapshot(), control.kernel()
-    return rendered(render.show_vs_detail(config, cmd.vss, snap, table, time.time()))
-
-
-def _show_cluster(control: Control) -> Reply:
-    view = control.cluster_view() if hasattr(control, "cluster_view") else None
-    if view is None:
-        return Reply(lines=["no cluster store (Cluster.Etcd is not set)"], data={"cluster": None})
-    now = time.time()
-    lines = [
-        f"cluster {view['name']}: this director {view['node']}",
-        f"store {view['endpoint']}: {view['store']}, revision {view['revision']},"
-        f" {view['shared_keys']} shared key(s)",
-    ]
-    members = view.get("members")
-    for member in members if isinstance(members, list) else []:
-        since = member.get("since")
-        if member.get("present"):
-            age = f", up {now - since:.0f}s" if isinstance(since, float) else ""
-            lines.append(f"  member {member['node']}: present (seen now{age})")
-        else:
-            lines.append(
-                f"  member {member['node']}: gone (last seen {now - member['seen']:.0f}s ago)"
-            )
-    if view.get("duplicate"):
-        lines.append(
-            f"  DUPLICATE: another director also uses Cluster.Node={view['node']}"
-            f" ({view['duplicate']}): shared admin commands are refused until one is renamed"
-        )
-    local = view.get("local")
-    for key in local if isinstance(local, list) else []:
-        lines.append(f"  local only (not shared): {key}")
-    return Reply(lines=lines, data={"cluster": view})
-
-
-def read_only(cmd: Command) -> bool:
-    """Whether any console user may run it: it shows, waits or sets up the session only."""
-    return isinstance(
-        cmd,
-        Help
-        | History
-        | Format
-        | Quit
-        | ShowVs
-        | ShowHosts
-        | ShowChecks
-        | ShowCluster
-        | Dump
-        | Wait,
-    )
-
-
-def needs_state(cmd: Command) -> bool:
+def needs_state(cmd: ControlCommand) -> bool:
     """Whether a command shows or changes the engine's state or the kernel's table."""
     match cmd:
-        case Help() | History() | Format() | Quit() | LogLevel() | Auth():
+        case LogLevel():
             return False
         case ConfigCmd(action):
             return action is ConfigAction.RELOAD
@@ -380,43 +202,31 @@ def needs_state(cmd: Command) -> bool:
     return True  # every other command (new ones too) waits for the real state
 
 
-async def execute(cmd: Command, control: Control, session: Session) -> Reply:
-    """Run one command; never raises for a command's own failure (that is a failed Reply)."""
+async def execute(cmd: ControlCommand, control: Control, who: str, gone: asyncio.Event) -> Reply:
+    """Run one command for the session named `who` (`gone`: its client left, a `wait` stops);
+    never raises for a command's own failure (that is a failed Reply)."""
     if needs_state(cmd):
-        problem = await control.wait_ready(STARTUP_WAIT)
-        if problem is not None:
-            return failed(problem)
+        refusal = await control.wait_ready(STARTUP_WAIT)
+        if refusal is not None:
+            return failed(refusal)
     match cmd:
-        case Help(topic):
-            return Reply(lines=help_lines(topic), data={"help": help_lines(topic)})
-        case History():
-            entries = [f"{i:4d}  {line}" for i, line in enumerate(session.history, 1)]
-            return Reply(lines=entries, data={"history": list(session.history)})
-        case Format(json):
-            session.json = json
-            return Reply(lines=[f"format {'json' if json else 'text'}"], data={"json": json})
-        case Quit():
-            return Reply(lines=["bye"], data={}, close=True)
         case LogLevel(level):
             control.set_log_level(level)
-            log.info("console %s: log level %d", session.name, level)
+            log.info("console %s: log level %d", who, level)
             return Reply(lines=[f"log level {level}"], data={"level": level})
-        case SetHost() | SetWeight():
-            return await _admin(cmd, control, session)
-        case Forget():
-            return await _forget(cmd, control, session)
+        case Admin():
+            return await _admin(cmd, control, who)
         case Wait():
-            return await _wait(cmd, control, session.gone)
+            return await _wait(cmd, control, gone)
         case ConfigCmd():
             return await _config(cmd, control)
         case Dump():
-            return _dump(cmd, control)
+            return show.dump(cmd, control)
         case ShowHosts():
-            return _show_hosts(cmd, control)
+            return show.show_hosts(cmd, control)
         case ShowVs():
-            return _show_vs(cmd, control)
+            return show.show_vs(cmd, control)
         case ShowChecks():
-            return rendered(render.show_checks(control.checks(), time.time()))
+            return show.show_checks(control)
         case ShowCluster():
-            return _show_cluster(control)
-    return failed(f"# cannot execute {type(cmd).__name__} here", STATUS_FAILED)
+            return show.show_cluster(control)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ipvswm.answers import Answer
+from ipvswm.answers import Answer, Refused
 from ipvswm.config.model import Config
 from ipvswm.daemon.requests import ReloadOutcome
 from ipvswm.engine.state import StateSnapshot
@@ -89,10 +89,10 @@ class Control(Protocol):
         """Whether the daemon has read the kernel table (before that, nothing it shows is true)."""
         ...
 
-    async def wait_ready(self, within: float) -> str | None:
+    async def wait_ready(self, within: float) -> Refused | None:
         """Wait (at most `within` s) until the state is loaded and the kernel read.
 
-        None once ready; else the `#` line to answer (the daemon is starting or stopping).
+        None once ready; else why not (vocabulary.STARTING or STOPPING).
         """
         ...
 

@@ -1,4 +1,4 @@
-"""The command FIFO (SPEC §7), and the line input it shares with the socket consoles.
+"""The command FIFO (SPEC §7).
 
 One command per line, from any number of writers in turn (`echo "set host web1 off" > fifo`);
 replies go to the log. The FIFO is ours and 0600, checked at every (re)open; it never blocks the
@@ -18,76 +18,13 @@ import logging
 import os
 import stat
 
-from ipvswm.console.commands import STARTING, Reply
+from ipvswm.console.lines import LineSplitter, decode_line, run_line
 from ipvswm.console.render import printable
 from ipvswm.console.session import Session
+from ipvswm.vocabulary import STARTING
 
 log = logging.getLogger(__name__)
 fifo_log = logging.getLogger("ipvswm.console")
-
-
-class LineSplitter:
-    """Cuts a byte stream into lines; a line longer than `max_line` becomes one None."""
-
-    def __init__(self, max_line: int) -> None:
-        self.max_line = max_line
-        self._buf = bytearray()
-        self._discarding = False  # inside a too-long line: drop bytes up to its newline
-
-    def feed(self, data: bytes) -> list[bytes | None]:
-        out: list[bytes | None] = []
-        start = 0
-        while True:
-            nl = data.find(b"\n", start)
-            chunk = data[start:] if nl < 0 else data[start:nl]
-            if not self._discarding:
-                self._buf += chunk
-                if len(self._buf.rstrip(b"\r")) > self.max_line:
-                    out.append(None)
-                    self._buf.clear()
-                    self._discarding = nl < 0
-                elif nl >= 0:
-                    out.append(bytes(self._buf).rstrip(b"\r"))
-                    self._buf.clear()
-            elif nl >= 0:
-                self._discarding = False
-            if nl < 0:
-                return out
-            start = nl + 1
-
-    @property
-    def pending(self) -> bool:
-        """Whether part of a line has been received (its newline not yet)."""
-        return bool(self._buf) or self._discarding
-
-    def rest(self) -> bytes | None:
-        """The unterminated last line at end of input (None if there is none)."""
-        if self._discarding or not self._buf:
-            return None
-        line = bytes(self._buf).rstrip(b"\r")
-        self._buf.clear()
-        return line
-
-
-def decode_line(session: Session, raw: bytes | None, max_line: int) -> tuple[str | None, Reply]:
-    """The decoded line (None if unusable) and, when unusable, the reply for it."""
-    if raw is None:
-        return None, session.bad_input(f"line too long (max {max_line} bytes)")
-    try:
-        return raw.decode("utf-8"), Reply()
-    except UnicodeDecodeError:
-        return None, session.bad_input("input is not UTF-8 text")
-
-
-async def run_line(session: Session, text: str) -> Reply:
-    """One command, with a bug in any command turned into an error reply, not a dead session."""
-    try:
-        return await session.handle(text)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("console %s: command %r failed", session.name, text)
-        return Reply(ok=False, status=1, lines=["# internal error (logged)"])
 
 
 class FifoRefused(Exception):
@@ -261,10 +198,10 @@ class FifoReader:
     async def _until_ready(self) -> bool:
         """Hold a line while the daemon starts; False once it stops."""
         while True:
-            problem = await self.session.control.wait_ready(self.READY_WAIT)
-            if problem is None:
+            refusal = await self.session.control.wait_ready(self.READY_WAIT)
+            if refusal is None:
                 return True
-            if problem != STARTING:
+            if refusal.reason != STARTING:
                 return False
 
     def _stopped(self, raw: bytes | None) -> None:

@@ -15,13 +15,13 @@ from ipvswm.console.command_types import (
     DEFAULT_WAIT_TIMEOUT,
     MAX_WAIT_TIMEOUT,
     MAX_WEIGHT,
+    Admin,
     Auth,
     Command,
     ConfigAction,
     ConfigCmd,
     Dump,
     DumpWhat,
-    Forget,
     Format,
     Help,
     History,
@@ -29,8 +29,6 @@ from ipvswm.console.command_types import (
     ParseError,
     Quit,
     Repeat,
-    SetHost,
-    SetWeight,
     ShowChecks,
     ShowCluster,
     ShowHosts,
@@ -38,150 +36,41 @@ from ipvswm.console.command_types import (
     Wait,
     WaitFor,
 )
-
-
-class _Fail(Exception):
-    """Raised inside a parser; turned into a ParseError with the entry's syntax as the hint."""
-
-
-# --- tokens -----------------------------------------------------------------------------------
-
-
-class _Words:
-    """A cursor over the words of one line; keywords compared lower-case, tags kept as typed."""
-
-    def __init__(self, words: list[str]) -> None:
-        self.words = words
-        self.pos = 0
-
-    def peek(self, ahead: int = 0) -> str | None:
-        i = self.pos + ahead
-        return self.words[i].lower() if i < len(self.words) else None
-
-    def at(self, *keywords: str) -> bool:
-        return self.peek() in keywords
-
-    def accept(self, *keywords: str) -> str | None:
-        word = self.peek()
-        if word is not None and word in keywords:
-            self.pos += 1
-            return word
-        return None
-
-    def expect(self, *keywords: str) -> str:
-        word = self.accept(*keywords)
-        if word is None:
-            found = self.peek()
-            wanted = "|".join(keywords)
-            raise _Fail(f"expected {wanted}" + (f", found '{found}'" if found else ""))
-        return word
-
-    def tag(self, what: str) -> str:
-        if self.pos >= len(self.words):
-            raise _Fail(f"missing {what}")
-        word = self.words[self.pos]
-        if "," in word:
-            raise _Fail(f"one {what} expected, found a list '{word}'")
-        self.pos += 1
-        return word
-
-    def tags(self, what: str) -> tuple[str, ...]:
-        if self.pos >= len(self.words):
-            raise _Fail(f"missing {what} list")
-        word = self.words[self.pos]
-        items = tuple(dict.fromkeys(word.split(",")))  # de-duplicated, order kept
-        if any(not item for item in items):
-            raise _Fail(f"empty name in list '{word}'")
-        self.pos += 1
-        return items
-
-    def done(self) -> bool:
-        return self.pos >= len(self.words)
-
-    def end(self) -> None:
-        if not self.done():
-            raise _Fail(f"unexpected '{self.words[self.pos]}'")
-
-
-MAX_REASON = 64
-_REASON = re.compile(rf"[A-Za-z0-9_.:/@+-]{{1,{MAX_REASON}}}")
-REASON_CHARS = "letters, digits and _ . : / @ + -"
-
-
-def _reasons(w: _Words) -> frozenset[str]:
-    """A reason list; each reason a short word of REASON_CHARS (they are logged and shown)."""
-    reasons = w.tags("reason")
-    for reason in reasons:
-        if _REASON.fullmatch(reason) is None:
-            shown = ascii(reason[:MAX_REASON] + ("..." if len(reason) > MAX_REASON else ""))
-            raise _Fail(f"bad reason {shown}: use {REASON_CHARS}, at most {MAX_REASON} characters")
-    return frozenset(reasons)
-
-
-_LIST_COMMA = re.compile(r"\s*,\s*")
-_SECONDS = re.compile(r"^([0-9]{1,9}(?:\.[0-9]+)?)s?$", re.IGNORECASE)
-
-
-def split_words(line: str) -> list[str]:
-    """Trim, collapse whitespace and join `a, b` lists into `a,b`."""
-    return _LIST_COMMA.sub(",", line.strip()).split()
-
-
-def _seconds(word: str | None) -> float | None:
-    match = _SECONDS.match(word) if word is not None else None
-    return float(match.group(1)) if match else None
-
-
-def _take_seconds(w: _Words, what: str) -> float:
-    value = _seconds(w.peek())
-    if value is None:
-        raise _Fail(f"{what}: a number of seconds expected")
-    w.pos += 1
-    return value
-
-
-def _is_number(word: str) -> bool:
-    """ASCII digits only: str.isdigit() also accepts superscripts, which int() refuses."""
-    return word.isascii() and word.isdigit()
-
-
-def _int(word: str | None, what: str, high: int) -> int:
-    if word is None or not _is_number(word) or len(word) > 9 or int(word) > high:
-        raise _Fail(f"{what}: an integer 0..{high} expected")
-    return int(word)
-
-
-def _vs_clause(w: _Words) -> tuple[str, ...] | None:
-    """`[on|for|in] vs V1,V2`, if present."""
-    if w.at("on", "for", "in") and w.peek(1) == "vs":
-        w.pos += 1
-    if w.accept("vs"):
-        return w.tags("vs")
-    return None
-
+from ipvswm.console.words import (
+    Fail,
+    Words,
+    integer,
+    reasons_list,
+    seconds,
+    split_words,
+    take_seconds,
+    vs_clause,
+)
+from ipvswm.events import ForgetHost, SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
+from ipvswm.vocabulary import DEFAULT_REASON
 
 # --- parsers, one per command family ----------------------------------------------------------
 
 
-def _p_help(w: _Words) -> Command:
+def _p_help(w: Words) -> Command:
     topic = None if w.done() else w.tag("topic").lower()
     w.end()
     return Help(topic)
 
 
-def _p_history(w: _Words) -> Command:
+def _p_history(w: Words) -> Command:
     w.end()
     return History()
 
 
-def _p_config(w: _Words) -> Command:
+def _p_config(w: Words) -> Command:
     action = ConfigAction(w.expect("reload", "diff", "check"))
     force = action is ConfigAction.RELOAD and w.accept("force") is not None
     w.end()
     return ConfigCmd(action, force)
 
 
-def _p_dump(w: _Words) -> Command:
+def _p_dump(w: Words) -> Command:
     word = w.expect("status", "options", "checkers", "host", "hosts", "vs")
     name: str | None = None
     if word in ("host", "hosts"):
@@ -196,25 +85,26 @@ def _p_dump(w: _Words) -> Command:
     return Dump(what, name)
 
 
-def _p_set(w: _Words) -> Command:
+def _p_set(w: Words) -> Command:
     w.expect("host")
     host = w.tag("host")
     word = w.expect("on", "off", "weight")
     if word == "weight":
         value = w.peek()
-        weight = None if value == "default" else _int(value, "weight", MAX_WEIGHT)
+        weight = None if value == "default" else integer(value, "weight", MAX_WEIGHT)
         w.pos += 1
-        vss = _vs_clause(w)
+        vss = vs_clause(w)
         local = w.accept("local") is not None
         w.end()
-        return SetWeight(host, weight, vss, local)
+        return Admin(SetOverride(host, weight, vss), local)
     return _set_on_off(w, host, word == "on")
 
 
-def _set_on_off(w: _Words, host: str, on: bool) -> Command:
-    """The optional clauses of `set host H on|off`, in any order, each at most once."""
+def _set_on_off(w: Words, host: str, on: bool) -> Command:
+    """The optional clauses of `set host H on|off`, in any order, each at most once: the
+    host's or (with `vs V…`) its pairs' admin event."""
     vss: tuple[str, ...] | None = None
-    reasons: frozenset[str] | None = frozenset({"default"})
+    reasons: frozenset[str] | None = frozenset({DEFAULT_REASON})
     have_reasons = False
     ramp: float | None = None
     local = False
@@ -222,42 +112,48 @@ def _set_on_off(w: _Words, host: str, on: bool) -> Command:
         if not local and w.accept("local"):
             local = True  # this director only (issue 12)
             continue
-        if vss is None and (clause := _vs_clause(w)) is not None:
+        if vss is None and (clause := vs_clause(w)) is not None:
             vss = clause
             continue
         if not have_reasons and (w.at("reason", "reasons") or w.at("for")):
-            if w.accept("for") and on and _seconds(w.peek()) is not None:
+            if w.accept("for") and on and seconds(w.peek()) is not None:
                 # `on for 20`: a ramp written with the wrong word, not a reason named 20
-                raise _Fail(f"'for {w.peek()}': use 'in N' for a ramp, 'reason N' for a reason")
+                raise Fail(f"'for {w.peek()}': use 'in N' for a ramp, 'reason N' for a reason")
             w.accept("reason", "reasons")
             if w.peek() in ("*", "all"):  # `all`: a shell expands an unquoted `*`
                 if not on:
-                    raise _Fail(f"'{w.peek()}' (all reasons) only works with 'on'")
+                    raise Fail(f"'{w.peek()}' (all reasons) only works with 'on'")
                 w.pos += 1
                 reasons = None
             else:
-                reasons = _reasons(w)
+                reasons = reasons_list(w)
             have_reasons = True
             continue
-        if on and ramp is None and (w.at("in") or _seconds(w.peek()) is not None):
+        if on and ramp is None and (w.at("in") or seconds(w.peek()) is not None):
             w.accept("in")
-            ramp = _take_seconds(w, "ramp")
+            ramp = take_seconds(w, "ramp")
             continue
         # Several stray words after a reason: most likely a shell expanded an unquoted `*`.
         hint = " (for all reasons write 'all': a shell expands '*')" if have_reasons else ""
-        raise _Fail(f"unexpected '{w.words[w.pos]}'{hint}")
-    return SetHost(host, on, vss, reasons, ramp, local)
+        raise Fail(f"unexpected '{w.words[w.pos]}'{hint}")
+    if not on:
+        assert reasons is not None  # `*` (all reasons) is refused above without `on`
+        off = SetHostOff(host, reasons) if vss is None else SetPairsOff(host, vss, reasons)
+        return Admin(off, local)
+    if vss is None:
+        return Admin(SetHostOn(host, reasons, ramp), local)
+    return Admin(SetPairsOn(host, vss, reasons, ramp), local)
 
 
-def _p_forget(w: _Words) -> Command:
+def _p_forget(w: Words) -> Command:
     w.expect("host")
     host = w.tag("host")
     local = w.accept("local") is not None
     w.end()
-    return Forget(host, local)
+    return Admin(ForgetHost(host), local)
 
 
-def _p_show(w: _Words) -> Command:
+def _p_show(w: Words) -> Command:
     word = w.expect("vs", "host", "hosts", "checks", "check", "cluster")
     if word == "cluster":
         w.end()
@@ -280,45 +176,45 @@ def _p_show(w: _Words) -> Command:
     return ShowHosts(hosts, vss)
 
 
-def _p_wait(w: _Words) -> Command:
+def _p_wait(w: Words) -> Command:
     w.expect("host")
     host = w.tag("host")
     until = WaitFor(w.expect("quiescent", "up", "down"))
-    vss = _vs_clause(w)
+    vss = vs_clause(w)
     timeout = DEFAULT_WAIT_TIMEOUT
     if w.accept("timeout"):
-        timeout = _take_seconds(w, "timeout")
+        timeout = take_seconds(w, "timeout")
         if timeout > MAX_WAIT_TIMEOUT:
-            raise _Fail(f"timeout: at most {MAX_WAIT_TIMEOUT:g} seconds (1 day)")
+            raise Fail(f"timeout: at most {MAX_WAIT_TIMEOUT:g} seconds (1 day)")
     w.end()
     return Wait(host, until, vss, timeout)
 
 
-def _p_format(w: _Words) -> Command:
+def _p_format(w: Words) -> Command:
     value = w.expect("json", "text")
     w.end()
     return Format(json=value == "json")
 
 
-def _p_log(w: _Words) -> Command:
+def _p_log(w: Words) -> Command:
     w.expect("level")
-    level = _int(w.peek(), "level", 100)
+    level = integer(w.peek(), "level", 100)
     w.pos += 1
     w.end()
     return LogLevel(level)
 
 
-def _p_auth(w: _Words) -> Command:
+def _p_auth(w: Words) -> Command:
     if w.done():
-        raise _Fail("missing token")
+        raise Fail("missing token")
     token = w.words[w.pos]
     w.pos += 1
     if not w.done():
-        raise _Fail("one token expected")
+        raise Fail("one token expected")
     return Auth(token)
 
 
-def _p_quit(w: _Words) -> Command:
+def _p_quit(w: Words) -> Command:
     w.end()
     return Quit()
 
@@ -333,7 +229,7 @@ class Entry:
     names: tuple[str, ...]
     syntax: str
     help: str
-    parse: Callable[[_Words], Command]
+    parse: Callable[[Words], Command]
     forms: tuple[tuple[str, str], ...] = ()  # more (syntax, help) lines of the same family
 
     def syntaxes(self) -> tuple[str, ...]:
@@ -418,10 +314,10 @@ def parse(line: str) -> Command | ParseError:
     first = words[0].lower()
     for entry in COMMANDS:
         if first in entry.names:
-            cursor = _Words(words[1:])
+            cursor = Words(words[1:])
             try:
                 return entry.parse(cursor)
-            except _Fail as exc:
+            except Fail as exc:
                 return ParseError(str(exc), hint_for(text))
     return ParseError(f"unknown command '{words[0]}'", hint_for(text))
 

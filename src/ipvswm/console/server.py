@@ -19,29 +19,11 @@ from functools import partial
 from typing import Any
 
 from ipvswm.console.authority import Peer, tcp_peer, unix_peer
-from ipvswm.console.commands import Reply
 from ipvswm.console.control import Control
-from ipvswm.console.fifo import (
-    FifoReader,
-    FifoRefused,
-    LineSplitter,
-    decode_line,
-    open_fifo,
-    run_line,
-)
+from ipvswm.console.fifo import FifoReader
+from ipvswm.console.lines import LineSplitter, decode_line, run_line
+from ipvswm.console.reply import Reply
 from ipvswm.console.session import Session
-
-__all__ = [
-    "ConsoleError",
-    "ConsoleServer",
-    "FifoReader",
-    "FifoRefused",
-    "Limits",
-    "LineSplitter",
-    "decode_line",
-    "open_fifo",
-    "run_line",
-]
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,9 @@
-"""One console session: its history and reply format, from a raw line to the bytes to send back."""
+"""One console session: its history and reply format, from a raw line to the bytes to send back.
+
+A line is parsed (console.grammar); `!N`, `auth`, help, history, format and quit are the
+session's own; every other command is checked against the peer's rights and run by
+console.commands against the Control.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,23 @@ import json
 import logging
 
 from ipvswm.console.authority import Peer, describe, may_change
-from ipvswm.console.command_types import Auth, Command, Format, ParseError, Repeat
-from ipvswm.console.commands import Reply, execute, failed, read_only
+from ipvswm.console.command_types import (
+    Auth,
+    Command,
+    Format,
+    Help,
+    History,
+    ParseError,
+    Quit,
+    Repeat,
+    SessionCommand,
+    read_only,
+)
+from ipvswm.console.commands import execute
 from ipvswm.console.control import Control
 from ipvswm.console.grammar import help_lines, parse
 from ipvswm.console.render import printable
+from ipvswm.console.reply import STATUS_USAGE, Reply, failed
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +44,7 @@ def parse_error_reply(error: ParseError) -> Reply:
     """`???` and the closest command's syntax; status 2 (not understood: a usage error)."""
     return Reply(
         ok=False,
-        status=2,
+        status=STATUS_USAGE,
         lines=[f"??? {error.message}", f"    usage: {error.hint}"],
         data={"error": error.message, "hint": error.hint},
     )
@@ -74,7 +91,23 @@ class Session:
         refusal = await self._refusal(command)
         if refusal is not None:
             return refusal
-        return await execute(command, self.control, self)
+        if isinstance(command, Help | History | Format | Quit):
+            return self._own(command)
+        return await execute(command, self.control, self.name, self.gone)
+
+    def _own(self, command: SessionCommand) -> Reply:
+        """The commands a session answers itself: help, its history, its format, quit."""
+        match command:
+            case Help(topic):
+                return Reply(lines=help_lines(topic), data={"help": help_lines(topic)})
+            case History():
+                entries = [f"{i:4d}  {line}" for i, line in enumerate(self.history, 1)]
+                return Reply(lines=entries, data={"history": list(self.history)})
+            case Format(json=as_json):
+                self.json = as_json
+                shown = "json" if as_json else "text"
+                return Reply(lines=[f"format {shown}"], data={"json": as_json})
+        return Reply(lines=["bye"], data={}, close=True)  # Quit
 
     async def _refusal(self, command: Command) -> Reply | None:
         """Why this session may not run this command (None: it may)."""

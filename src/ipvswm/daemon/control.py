@@ -14,14 +14,13 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from ipvswm import __version__
-from ipvswm.answers import Answer
+from ipvswm.answers import Answer, Refused
 from ipvswm.checks.checker import Checker
 from ipvswm.cluster.adapter import ClusterStore
 from ipvswm.config.diff import describe_diff
 from ipvswm.config.guard import problems
 from ipvswm.config.model import Config
 from ipvswm.config.parser import ParseResult
-from ipvswm.console.commands import STARTING
 from ipvswm.console.control import CheckView
 from ipvswm.daemon.requests import ReloadOutcome
 from ipvswm.dashboard import cluster_status
@@ -30,6 +29,7 @@ from ipvswm.events import AdminEvent, CheckStatus
 from ipvswm.kernel.table import Table
 from ipvswm.logs import LogControl
 from ipvswm.metrics import status_document
+from ipvswm.vocabulary import STARTING, STOPPING, config_refusal
 
 
 class DaemonView(Protocol):
@@ -112,6 +112,13 @@ class DaemonControl:
         return views
 
     async def submit(self, event: AdminEvent, local: bool = False) -> Answer:
+        if self._view.cluster is not None and not local:
+            # Shared: written to the store before the engine sees it, so its names are checked
+            # first, as the engine checks them (same function, same words).
+            vss = getattr(event, "vss", None) or ()
+            refusal = config_refusal(self.config(), [event.host], vss, paired=True)
+            if refusal is not None:
+                return Refused(refusal)
         return await self._requests.submit(event, local)
 
     def cluster_view(self) -> dict[str, object] | None:
@@ -175,15 +182,15 @@ class DaemonControl:
     def ready(self) -> bool:
         return self._view.running() and not self._view.stopping()
 
-    async def wait_ready(self, within: float) -> str | None:
+    async def wait_ready(self, within: float) -> Refused | None:
         view = self._view
         if not view.started.is_set() and not view.stopping():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(view.started.wait(), within)
         if view.stopping():
-            return "# the daemon is stopping"
+            return Refused(STOPPING)
         if not view.running():
-            return STARTING
+            return Refused(STARTING)
         return None
 
     async def wait_change(self) -> None:

@@ -14,9 +14,7 @@ from ipvswm.daemon.reload import Reloader
 from ipvswm.daemon.requests import AdminRequest, QueueItem, ReloadOutcome, ResyncRequest
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent, ForgetHost
-
-STARTING = "the daemon is starting: the kernel table has not been read yet"
-STOPPING = "the daemon is stopping"
+from ipvswm.vocabulary import STARTING, STOPPING
 
 
 class InboxView(Protocol):

@@ -122,4 +122,13 @@ async def read_config(path: str) -> tuple[Signature, ParseResult]:
         return None, unreadable(path, message)
     if isinstance(data, str):
         return signature, unreadable(path, data)
-    return signature, await run_detached(lambda: parse_bytes(data, path), "config-parse")
+    return signature, await run_detached(lambda: _parse_warm(data, path), "config-parse")
+
+
+def _parse_warm(data: bytes, path: str) -> ParseResult:
+    """Parse, and compute in this thread what the owner reads of a new config (its pairs and
+    check targets: about 0.4 s at 50,000 pairs, else paid on the owner task)."""
+    result = parse_bytes(data, path)
+    if result.config is not None:
+        result.config.warm()
+    return result

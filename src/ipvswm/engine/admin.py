@@ -14,6 +14,7 @@ from ipvswm.events import (
     SetOverride,
     SetPairsOff,
 )
+from ipvswm.vocabulary import no_such_host, no_such_vs, not_on_vs
 
 MAX_WEIGHT = 65535
 NOTHING_TO_DO = "nothing to do"
@@ -38,7 +39,7 @@ def plan(
 ) -> AdminPlan | str:
     """The plan of an admin event, or an error text starting with "# " (nothing applied)."""
     if event.host not in layout.hosts:
-        return f"# no host '{event.host}'"
+        return f"# {no_such_host(event.host)}"
     host_state = hosts.get(event.host, HostState())
     if isinstance(event, SetHostOff | SetHostOn):
         return _host_plan(event, layout, host_state, pairs, now)
@@ -46,9 +47,9 @@ def plan(
     pids: list[PairId] = []
     for vs in vss:
         if vs not in layout.vss:
-            return f"# no vs '{vs}'"
+            return f"# {no_such_vs(vs)}"
         if (vs, event.host) not in layout.pairs:
-            return f"# host '{event.host}' is not on vs '{vs}'"
+            return f"# {not_on_vs(event.host, vs)}"
         pids.append((vs, event.host))
     if isinstance(event, SetOverride):
         return _override_plan(event, pids, pairs)
