@@ -9,6 +9,16 @@ from typing import Protocol
 
 from ipvswm.kernel.table import Op, Table
 
+# The messages ipvsadm prints for the kernel's refusals (IPVSADM.md): every backend reports a
+# refusal in these words, and the simulator (kernel.simulate) refuses with them too.
+SERVICE_EXISTS = "Service already exists"
+NO_SCHEDULER = "Scheduler or persistence engine not found"
+NO_SUCH_SERVICE = "No such service"
+SERVICE_NOT_DEFINED = "Service not defined"
+DEST_EXISTS = "Destination already exists"
+NO_SUCH_DEST = "No such destination"
+OUT_OF_RANGE = "Numerical result out of range"
+
 
 class FailureKind(enum.Enum):
     """Why a backend call failed, so the daemon can log it clearly and decide how to retry."""

@@ -19,9 +19,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, OpError
-from ipvswm.kernel.ipvsadm_format import TUN_TYPES, normalise_address, render_line, validate_op
-from ipvswm.kernel.simulate import (
+from ipvswm.kernel.backend import (
     DEST_EXISTS,
     NO_SCHEDULER,
     NO_SUCH_DEST,
@@ -29,7 +27,12 @@ from ipvswm.kernel.simulate import (
     OUT_OF_RANGE,
     SERVICE_EXISTS,
     SERVICE_NOT_DEFINED,
+    ApplyResult,
+    BackendError,
+    FailureKind,
+    OpError,
 )
+from ipvswm.kernel.ipvsadm_format import TUN_TYPES, normalise_address, render_line, validate_op
 from ipvswm.kernel.table import (
     AddDestination,
     AddService,
