@@ -18,6 +18,7 @@ from typing import Any
 
 from ipvswm import instance_lock, sdnotify
 from ipvswm.alerts import Mailer
+from ipvswm.answers import Answer, Applied, Refused
 from ipvswm.checks.agent import AgentSet
 from ipvswm.checks.checkset import CheckSet
 from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
@@ -61,6 +62,8 @@ from ipvswm.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 AUTO_RELOAD = "file changed"
+STARTING = "the daemon is starting: the kernel table has not been read yet"
+STOPPING = "the daemon is stopping"
 
 
 class Daemon:
@@ -354,40 +357,39 @@ class Daemon:
         if not self._stopping.is_set():
             self.queue.put_nowait(result)
 
-    async def submit(self, event: AdminEvent, local: bool = False) -> str | None:
-        """Apply an admin event; returns once its state change is committed.
+    async def submit(self, event: AdminEvent, local: bool = False) -> Answer:
+        """Apply an admin event; returns once its state change is committed (or refused).
 
-        None when done; a text starting with `#` when refused; any other text is a note for the
-        operator (e.g. "still off (kernel)"). With a cluster store, the event is committed there
-        first (unless `local`), so an unreachable store refuses it and nothing changes.
+        With a cluster store, the event is committed there first (unless `local`), so an
+        unreachable store refuses it and nothing changes.
         """
         if self.engine is None:
-            return "# the daemon is starting: the kernel table has not been read yet"
+            return Refused(STARTING)
         if self._stopping.is_set():
-            return "# the daemon is stopping"
+            return Refused(STOPPING)
         if self.cluster is not None and not local:
             refused = await self.cluster.commit(event, self.vss_of)
             if refused is not None:
                 return refused
-        reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self.queue.put_nowait(AdminRequest(event, reply))
         answer = await reply
-        if self.cluster is not None and local and not (answer or "").startswith("#"):
+        if self.cluster is not None and local and isinstance(answer, Applied):
             self.cluster.note_local(event, self.vss_of)
         return answer
 
-    async def forget(self, host: str, local: bool = False) -> str | None:
+    async def forget(self, host: str, local: bool = False) -> Answer:
         """`forget host H`: drop the kept admin state of H's removed parts, once committed
         (with a cluster store, there first, unless `local`)."""
         if self.engine is None:
-            return "# the daemon is starting: the kernel table has not been read yet"
+            return Refused(STARTING)
         if self._stopping.is_set():
-            return "# the daemon is stopping"
+            return Refused(STOPPING)
         if self.cluster is not None and not local:
             refused = await self.cluster.commit_forget(host, self.config, self.engine_snapshot())
             if refused is not None:
                 return refused
-        reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self.queue.put_nowait(AdminRequest(ForgetHost(host), reply))
         return await reply
 

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ipvswm import __version__
+from ipvswm.answers import Answer
 from ipvswm.config.diff import describe_diff
 from ipvswm.config.guard import problems
 from ipvswm.config.model import Config
@@ -62,7 +63,7 @@ class DaemonControl:
         views.sort(key=lambda v: v.target)
         return views
 
-    async def submit(self, event: AdminEvent, local: bool = False) -> str | None:
+    async def submit(self, event: AdminEvent, local: bool = False) -> Answer:
         return await self._daemon.submit(event, local)
 
     def cluster_view(self) -> dict[str, object] | None:
@@ -70,7 +71,7 @@ class DaemonControl:
         cluster = self._daemon.cluster
         return cluster.view() if cluster is not None else None
 
-    async def forget(self, host: str, local: bool = False) -> str | None:
+    async def forget(self, host: str, local: bool = False) -> Answer:
         return await self._daemon.forget(host, local)
 
     async def reload(self, force: bool = False) -> ReloadOutcome:

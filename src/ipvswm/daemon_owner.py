@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ipvswm.alerts import host_lines
+from ipvswm.answers import Answer, Applied, Refused
 from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
 from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.cluster.keys import describe_event
@@ -154,11 +155,11 @@ class Owner:
         except Exception:  # a bug must not stop the daemon: log it, keep the last good state
             log.exception("engine failed on %s", type(item.event).__name__)
             self.engine.rollback(checkpoint)
-            _answer(item.reply, INTERNAL_ERROR)
+            _answer(item.reply, Refused(INTERNAL_ERROR))
             return
         if step.error is not None:
             self._absorb(step, batch)  # an error changes nothing but may carry pending changes
-            _answer(item.reply, step.error)
+            _answer(item.reply, Refused(step.error))
             return
         # Everything decided so far goes into this transaction, in order: a later commit of the
         # batch's earlier changes must never overwrite what this command wrote.
@@ -169,12 +170,12 @@ class Owner:
         except Exception as exc:
             log.error("cannot save state: %s; admin command refused and undone", exc)
             self.engine.rollback(checkpoint)
-            _answer(item.reply, f"# state could not be saved, nothing changed: {exc}")
+            _answer(item.reply, Refused(f"state could not be saved, nothing changed: {exc}"))
             return
         self.unsaved = StateChanges()
         batch.changes = StateChanges()
         self._absorb(step, batch, keep_changes=False)
-        _answer(item.reply, step.note)
+        _answer(item.reply, Applied(step.note))
 
     def take_shared(self, update: SharedUpdate, now: float, batch: Batch) -> None:
         """Admin events another director committed to the cluster store: through the engine like
@@ -417,15 +418,15 @@ class Owner:
         self._wakeup = asyncio.get_running_loop().call_later(delay, self.d.queue.put_nowait, Tick())
 
 
-def _answer(reply: asyncio.Future[str | None], text: str | None) -> None:
+def _answer(reply: asyncio.Future[Answer], answer: Answer) -> None:
     """Answer a console request (its session may have gone away meanwhile)."""
     if not reply.done():
-        reply.set_result(text)
+        reply.set_result(answer)
 
 
 def _fail_request(item: QueueItem) -> None:
     """Answer a request whose handling failed, so its caller never waits forever."""
     if isinstance(item, AdminRequest):
-        _answer(item.reply, INTERNAL_ERROR)
+        _answer(item.reply, Refused(INTERNAL_ERROR))
     elif isinstance(item, ReloadRequest) and not item.reply.done():
         item.reply.set_result(ReloadOutcome(ok=False, errors=(INTERNAL_ERROR,)))

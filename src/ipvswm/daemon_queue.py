@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from ipvswm.answers import Answer
 from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.config.model import Config
 from ipvswm.console.control import ReloadOutcome
@@ -19,7 +20,7 @@ class AdminRequest:
     """An admin event with the future its console session awaits (resolved after commit)."""
 
     event: AdminEvent | ForgetHost
-    reply: asyncio.Future[str | None]
+    reply: asyncio.Future[Answer]
 
 
 @dataclass(slots=True)

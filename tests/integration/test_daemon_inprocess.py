@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ipvswm.answers import Answer, Applied, Refused
 from ipvswm.config.parser import parse_file
 from ipvswm.daemon import Daemon, raise_fd_limit
 from ipvswm.daemon_queue import AdminRequest, ResyncRequest
@@ -98,11 +99,11 @@ async def test_an_engine_bug_is_answered_and_the_daemon_goes_on(
         return real_handle(event, now)  # type: ignore[arg-type]
 
     monkeypatch.setattr(daemon.engine, "handle", broken)
-    assert await daemon.submit(SetOverride("web1", 3)) == "# internal error (logged)"
+    assert await daemon.submit(SetOverride("web1", 3)) == Refused("internal error (logged)")
     # the owner loop is alive: later commands and check results still work
-    assert await daemon.submit(SetHostOff("web1")) is None
+    assert await daemon.submit(SetHostOff("web1")) == Applied()
     await wait_for(daemon, lambda: kernel_weight(daemon, server) == 0)
-    assert await daemon.submit(SetHostOn("web1")) is None
+    assert await daemon.submit(SetHostOn("web1")) == Applied()
     await wait_for(daemon, lambda: kernel_weight(daemon, server) == 10)
 
 
@@ -163,7 +164,7 @@ async def test_an_admin_command_that_cannot_be_committed_is_refused_and_undone(
     await server.set_mode("failing")
     target = next(iter(daemon.config.check_targets()))
     now = time.time()
-    reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+    reply: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
     # one batch: web1's check failure, then a command that cannot be committed
     daemon.queue.put_nowait(
         CheckResult(target, False, CheckStatus.FAIL, now, now, "status 500", changed=True)
@@ -171,7 +172,7 @@ async def test_an_admin_command_that_cannot_be_committed_is_refused_and_undone(
     daemon.queue.put_nowait(AdminRequest(SetHostOff("web1", frozenset({"maint"})), reply))
     batch_done = daemon.changed
     answer = await reply
-    assert answer is not None and answer.startswith("# state could not be saved")
+    assert isinstance(answer, Refused) and answer.reason.startswith("state could not be saved")
     assert daemon.engine_snapshot().hosts.get("web1", HostState()).reasons == frozenset()
     # the command is undone, the check result is not: web1 loses its weight in that very batch
     await asyncio.wait_for(batch_done.wait(), 5)
@@ -182,7 +183,7 @@ async def test_an_admin_command_that_cannot_be_committed_is_refused_and_undone(
 async def test_an_on_that_changes_nothing_says_so(running: tuple[Daemon, RealServer]) -> None:
     daemon, _ = running
     answer = await daemon.submit(SetHostOn("web1"))
-    assert answer is not None and not answer.startswith("#")
+    assert answer == Applied("nothing to do")
 
 
 async def test_an_admin_command_and_a_check_in_one_batch_are_both_stored(
@@ -193,7 +194,7 @@ async def test_an_admin_command_and_a_check_in_one_batch_are_both_stored(
     target = next(iter(daemon.config.check_targets()))
     now = time.time()
     await server.set_mode("failing")
-    reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+    reply: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
     # one batch: the check's change first, then the command's (same pair)
     daemon.queue.put_nowait(
         CheckResult(target, False, CheckStatus.FAIL, now, now, "status 500", changed=True)
@@ -201,7 +202,7 @@ async def test_an_admin_command_and_a_check_in_one_batch_are_both_stored(
     daemon.queue.put_nowait(
         AdminRequest(SetPairsOff("web1", ("www",), frozenset({"maint"})), reply)
     )
-    assert await reply is None
+    assert await reply == Applied()
     await wait_for(daemon, lambda: kernel_weight(daemon, server) == 0)
     stored = daemon.store.load().pairs[("www", "web1")]
     assert stored.reasons == frozenset({"maint"})  # not overwritten by the check's older record

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 
+from ipvswm.answers import Answer, Applied, Refused
 from ipvswm.config.model import CheckKind, CheckSpec, Config, GlobalOptions, Host, VirtualService
 from ipvswm.console.commands import STARTING
 from ipvswm.console.control import CheckView, ReloadOutcome
@@ -99,21 +100,21 @@ class FakeControl:
     def checks(self) -> list[CheckView]:
         return list(self.check_views)
 
-    async def submit(self, event: AdminEvent) -> str | None:
+    async def submit(self, event: AdminEvent) -> Answer:
         await asyncio.sleep(0)  # the real one awaits a commit
         if self.submit_error is not None:
-            return self.submit_error
+            return Refused(self.submit_error)
         self.submitted.append(event)
         self._apply(event)
         self._recompute()
         if self.auto_kernel:
             self.table = self.desired_table()
         self.notify()
-        return self.submit_note
+        return Applied(self.submit_note)
 
-    async def forget(self, host: str) -> str | None:
+    async def forget(self, host: str) -> Answer:
         await asyncio.sleep(0)
-        return f"# no kept admin state for host '{host}'"
+        return Refused(f"no kept admin state for host '{host}'")
 
     async def reload(self, force: bool = False) -> ReloadOutcome:
         self.reloads += 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
+from ipvswm.answers import Refused
 from ipvswm.cluster import keys
 from ipvswm.cluster.etcd import (
     Delete,
@@ -263,22 +264,22 @@ class ClusterStore:
 
     async def commit(
         self, event: AdminEvent, vss_of: Callable[[str], tuple[str, ...]]
-    ) -> str | None:
+    ) -> Refused | None:
         """Write an admin command to the store; None once committed, else the refusal."""
         return await self.commit_ops(keys.ops_for(event, self.node, time.time(), vss_of))
 
-    async def commit_forget(self, host: str, config: Config, snap: StateSnapshot) -> str | None:
+    async def commit_forget(self, host: str, config: Config, snap: StateSnapshot) -> Refused | None:
         """Share a `forget host H` typed here (nothing to share if the engine keeps nothing)."""
         share, vss = forget_scope(config, snap, host)
         if not share:
             return None
         return await self.commit_ops(keys.forget_ops(host, self.node, time.time(), vss))
 
-    async def commit_ops(self, relative: list[Op]) -> str | None:
+    async def commit_ops(self, relative: list[Op]) -> Refused | None:
         """Commit a transaction of relative keys; None once committed, else the refusal."""
         if self.presence.duplicate is not None:
-            return (
-                f"# another director also uses Cluster.Node={self.node}"
+            return Refused(
+                f"another director also uses Cluster.Node={self.node}"
                 f" ({self.presence.duplicate}): nothing changed (rename one of them;"
                 " add 'local' to change this director only)"
             )
@@ -292,8 +293,8 @@ class ClusterStore:
             await self.client.txn(ops)
         except EtcdError as exc:
             self._lost(str(exc))
-            return (
-                f"# cluster store unreachable ({exc}): nothing changed"
+            return Refused(
+                f"cluster store unreachable ({exc}): nothing changed"
                 " (add 'local' to change this director only)"
             )
         self._forget_local(relative)

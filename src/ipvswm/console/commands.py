@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ipvswm.answers import Refused
 from ipvswm.config.model import Config
 from ipvswm.console import render
 from ipvswm.console.command_types import (
@@ -139,23 +140,24 @@ async def _admin(cmd: SetHost | SetWeight, control: Control, session: Session) -
     event = admin_event(cmd)
     # `local` only when given: a Control without a cluster store need not know the word.
     answer = await (control.submit(event, local=True) if cmd.local else control.submit(event))
-    if answer is not None and answer.startswith("#"):
-        return failed(answer)
+    if isinstance(answer, Refused):
+        return failed(answer.reason)
     text = describe(cmd) + (" (local: this director only)" if cmd.local else "")
-    note = f" ({answer})" if answer else ""
+    note = f" ({answer.note})" if answer.note else ""
     log.info("console %s: %s%s", printable(session.name), printable(text), printable(note))
-    data = {"event": type(event).__name__, **_event_data(event), "note": answer}
-    lines = [f"ok: {text}"] + ([f"note: {answer}"] if answer else [])
+    data = {"event": type(event).__name__, **_event_data(event), "note": answer.note}
+    lines = [f"ok: {text}"] + ([f"note: {answer.note}"] if answer.note else [])
     return Reply(lines=lines, data=data)
 
 
 async def _forget(cmd: Forget, control: Control, session: Session) -> Reply:
     # `local` only when given, as for `set host` (a Control without a cluster store).
     answer = await (control.forget(cmd.host, local=True) if cmd.local else control.forget(cmd.host))
-    if answer is not None and answer.startswith("#"):
-        return failed(answer)
-    log.info("console %s: forget host %s (%s)", session.name, cmd.host, answer)
-    return Reply(lines=[f"ok: host {cmd.host}: {answer}"], data={"host": cmd.host, "note": answer})
+    if isinstance(answer, Refused):
+        return failed(answer.reason)
+    note = answer.note
+    log.info("console %s: forget host %s (%s)", session.name, cmd.host, note)
+    return Reply(lines=[f"ok: host {cmd.host}: {note}"], data={"host": cmd.host, "note": note})
 
 
 def _event_data(event: AdminEvent) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ipvswm.answers import Answer
 from ipvswm.config.model import Config
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent, CheckStatus
@@ -53,16 +54,13 @@ class Control(Protocol):
         """Every running checker."""
         ...
 
-    async def submit(self, event: AdminEvent, local: bool = False) -> str | None:
+    async def submit(self, event: AdminEvent, local: bool = False) -> Answer:
         """Apply an admin event; returns after its state change is committed (`local`: on this
-        director only, not through the cluster store).
-
-        None when done; a text starting with `#` when it could not be applied; any other text is
-        a note for the operator about a command that was applied (e.g. "still off (kernel)").
-        """
+        director only, not through the cluster store): Applied (with a note for the operator,
+        e.g. "still off (kernel)") or Refused (nothing changed, and why)."""
         ...
 
-    async def forget(self, host: str, local: bool = False) -> str | None:
+    async def forget(self, host: str, local: bool = False) -> Answer:
         """`forget host H` (with a cluster store, on every director unless `local`); answers as
         `submit` does."""
         ...
