@@ -21,26 +21,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.unit.test_engine_fixtures import T0, big_config
 
+from ipvswm.answers import Refused
 from ipvswm.config.model import Config
 from ipvswm.engine import Engine
 from ipvswm.events import CheckResult, CheckStatus, ConfigLoaded, SetHostOff, SetHostOn, Tick
 
 
 def admin_command(engine: Engine, event: SetHostOff | SetHostOn, now: float) -> None:
-    """What the owner asks of the engine for one admin command (the commit aside)."""
-    if hasattr(engine, "plan"):
-        plan = engine.plan(event, now)
-        engine.apply(plan, now)  # type: ignore[arg-type]
-    else:  # before issue 14: a checkpoint to roll back to, then the event
-        engine.checkpoint()  # type: ignore[attr-defined]
-        engine.handle(event, now)
+    """What the owner asks of the engine for one admin command (the commit aside): its plan,
+    then (once committed) its application, and the desired table the kernel applier reads.
+
+    Before issue 14 this was a checkpoint (a deep copy of the engine, to roll back to if the
+    commit failed), then `handle(event)`.
+    """
+    plan = engine.plan(event, now)
+    assert not isinstance(plan, Refused), plan
+    engine.apply(plan, now)
     engine.desired_table()
 
 
 def changed_reload(engine: Engine, config: Config, now: float) -> None:
-    """What the owner asks of the engine for a reload (describe_diff and checks aside)."""
-    if hasattr(engine, "checkpoint"):  # before issue 14
-        engine.checkpoint()
+    """What the owner asks of the engine for a reload (describe_diff and checks aside), with
+    the desired table; before issue 14 a checkpoint came first."""
     engine.handle(ConfigLoaded(config, engine.desired_table()), now)
     engine.desired_table()
 

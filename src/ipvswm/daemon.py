@@ -160,14 +160,17 @@ class Daemon:
             return 1
         self._install_signals()
         self.sync = KernelSync(
-            make_backend(self.backend_name, opts.ipvsadm, opts.ipvs_timeout), self.stopping
+            make_backend(self.backend_name, opts.ipvsadm, opts.ipvs_timeout),
+            self.stopping,
+            snapshot.managed,
         )
         actual = await self._first_read()
         if actual is None:  # stopped before the kernel could be read
             await self._shutdown()
             return 0
         self.engine = Engine(self.config, time.time(), snapshot, actual)
-        refused = check_start(self.engine, actual, self.config.options.config_max_removed_share)
+        limit = self.config.options.config_max_removed_share
+        refused = check_start(self.engine, actual, self.sync.managed, limit)
         if refused is not None and not self.force:
             log.error("cannot start: %s: %s", self.config_path, refused)
             await self._shutdown()
@@ -175,7 +178,6 @@ class Daemon:
         if refused is not None:
             log.warning("start-up forced (--force): %s", refused.partition("; ")[0])
         self.owner = Owner(self)
-        self.owner.unsaved = self.engine.record_applied(actual)
         self.started.set()  # from here the console answers from the real state
         try:
             if not await self._catch_up_cluster():

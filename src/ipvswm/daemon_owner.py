@@ -1,11 +1,12 @@
 """The one owner of the engine: takes queued events in batches, commits, then asks the applier.
 
-Order within a batch (SPEC §6): an admin command's state change is committed in its own
-transaction and acknowledged before the kernel is changed for it; if that commit fails the engine
-goes back to the state before the command and the command is refused. State changes caused by
-checks are committed once per batch; if that fails they are kept and retried with the next batch,
-and the kernel still follows the checks (a dead server must lose its weight even when the disk is
-full). `applied_weight` bookkeeping is advisory and rides along with the next commit.
+Order within a batch (SPEC §6): an admin command is planned by the engine (a value, nothing
+changed), its state change committed in its own transaction, and only then applied to the engine
+and acknowledged, before the kernel is changed for it; if that commit fails nothing is applied
+and the command is refused. State changes caused by checks (and the weights an admin command
+leads to) are committed once per batch; if that fails they are kept and retried with the next
+batch, and the kernel still follows the checks (a dead server must lose its weight even when the
+disk is full). The kernel sync's managed-set bookkeeping rides along with the next commit.
 
 The kernel follows in the applier task (daemon_applier): the owner never waits for the kernel, so
 a hung ipvsadm delays neither the next commit nor its answer (issue 10 item 11).
@@ -46,7 +47,7 @@ from ipvswm.engine.state import Phase, StateChanges
 from ipvswm.events import ConfigLoaded, EngineEvent, ForgetHost, Tick
 from ipvswm.kernel.backend import FailureKind
 from ipvswm.kernel.sync import SyncOutcome
-from ipvswm.kernel.table import ServiceKey, Table
+from ipvswm.kernel.table import Table
 from ipvswm.logs import CHECK_STATUS
 
 if TYPE_CHECKING:
@@ -114,8 +115,11 @@ class Owner:
             self._alert(alert)
         for kept in step.kept:
             self._kept(kept)
-        self.unsaved = merge_changes(self.unsaved, step.changes)
         assert self.d.sync is not None
+        added = self.d.sync.manage(self.engine.service_keys())
+        self.unsaved = merge_changes(
+            merge_changes(self.unsaved, step.changes), StateChanges(managed_added=added)
+        )
         self.applier = KernelApplier(self.d.sync, self, self.d.stopping)
         await self.applier.converge(None, "start-up")
         self.flush()
@@ -144,37 +148,36 @@ class Owner:
             self._step(item, now, batch)
 
     def _admin(self, item: AdminRequest, now: float, batch: Batch) -> None:
-        """One admin command: its own transaction, acknowledged once committed.
-
-        If the commit fails the engine is rolled back to just before the command (check results
-        taken earlier in the batch stay), and nothing of the command is logged or applied.
-        """
-        checkpoint = self.engine.checkpoint()
+        """One admin command: planned, committed in its own transaction, then applied and
+        acknowledged. If the commit fails nothing of the command is applied or logged."""
         try:
-            step = self.engine.handle(item.event, now)
-        except Exception:  # a bug must not stop the daemon: log it, keep the last good state
+            plan = self.engine.plan(item.event, now)
+        except Exception:  # a bug must not stop the daemon: log it, nothing was changed
             log.exception("engine failed on %s", type(item.event).__name__)
-            self.engine.rollback(checkpoint)
             _answer(item.reply, Refused(INTERNAL_ERROR))
             return
-        if step.error is not None:
-            self._absorb(step, batch)  # an error changes nothing but may carry pending changes
-            _answer(item.reply, Refused(step.error))
+        if isinstance(plan, Refused):
+            _answer(item.reply, plan)
             return
         # Everything decided so far goes into this transaction, in order: a later commit of the
         # batch's earlier changes must never overwrite what this command wrote.
-        changes = merge_changes(merge_changes(self.unsaved, batch.changes), step.changes)
+        changes = merge_changes(merge_changes(self.unsaved, batch.changes), plan.changes)
         try:
             if changes and self.d.store is not None:
                 self.d.store.save(changes)
         except Exception as exc:
-            log.error("cannot save state: %s; admin command refused and undone", exc)
-            self.engine.rollback(checkpoint)
+            log.error("cannot save state: %s; admin command refused, nothing changed", exc)
             _answer(item.reply, Refused(f"state could not be saved, nothing changed: {exc}"))
             return
         self.unsaved = StateChanges()
         batch.changes = StateChanges()
-        self._absorb(step, batch, keep_changes=False)
+        try:
+            step = self.engine.apply(plan, now)
+        except Exception:  # a bug: the command is committed; the next reload or restart heals
+            log.exception("engine failed applying %s", type(item.event).__name__)
+            _answer(item.reply, Refused(INTERNAL_ERROR))
+            return
+        self._absorb(step, batch)  # the weights it leads to ride with the batch's commit
         _answer(item.reply, Applied(step.note))
 
     def take_shared(self, update: SharedUpdate, now: float, batch: Batch) -> None:
@@ -193,7 +196,7 @@ class Owner:
                     "from director %s: %s: not applied here (%s)",
                     change.node,
                     what,
-                    step.error.lstrip("# "),
+                    step.error.reason,
                 )
             elif step.note != NOTHING_TO_DO:
                 log.info("from director %s: %s", change.node, what)
@@ -210,9 +213,7 @@ class Owner:
             step = self._step(change.event, now, batch)
             what, who = describe_event(change.event), change.node
             if step.error is not None:
-                log.warning(
-                    "cluster store: %s: not applied here (%s)", what, step.error.lstrip("# ")
-                )
+                log.warning("cluster store: %s: not applied here (%s)", what, step.error.reason)
             elif step.note != NOTHING_TO_DO:
                 log.info("cluster store: %s (shared by %s, added by the reload)", what, who)
 
@@ -221,7 +222,7 @@ class Owner:
             step = self.engine.handle(event, now)
         except Exception:  # a bug must not stop the daemon: log it, keep the last good state
             log.exception("engine failed on %s", type(event).__name__)
-            return Step(error=INTERNAL_ERROR)
+            return Step(error=Refused(INTERNAL_ERROR))
         self._absorb(step, batch)
         return step
 
@@ -263,13 +264,15 @@ class Owner:
         for name in RESTART_OPTIONS:
             if getattr(d.config.options, name) != getattr(config.options, name):
                 log.warning("config reload: %s changed; it takes effect after a restart", name)
-        checkpoint = self.engine.checkpoint()
+        # The engine cannot refuse a reload: an error here is a bug (logged by _step).
         step = self._step(ConfigLoaded(config, d.kernel_table()), now, batch)
         if step.error is not None:
-            self.engine.rollback(checkpoint)
-            log.error("config reload failed (%s); keeping the running config", step.error)
+            log.error("config reload failed (%s); keeping the running config", step.error.reason)
             d.metrics.reload(False)
-            return ReloadOutcome(ok=False, errors=(step.error,))
+            return ReloadOutcome(ok=False, errors=(INTERNAL_ERROR,))
+        if d.sync is not None:  # managed from now on: committed before the kernel gets them
+            managed = d.sync.manage(self.engine.service_keys())
+            batch.changes = merge_changes(batch.changes, StateChanges(managed_added=managed))
         old, d.config = d.config, config
         if d.cluster is not None:
             self._take_late_shared(old, now, batch)
@@ -377,21 +380,22 @@ class Owner:
 
     # --- for the kernel applier (ApplierHost) ------------------------------------------------
 
-    def plan(self) -> tuple[Table, frozenset[ServiceKey]]:
-        """The desired table and the managed services, as decided now."""
-        return self.engine.desired_table(), self.engine.managed()
+    def plan(self) -> Table:
+        """The desired table, as decided now."""
+        return self.engine.desired_table()
 
     def booked(self, outcome: SyncOutcome) -> None:
-        """Count a convergence and book what the kernel now holds for the next commit."""
+        """Count a convergence; book the managed set's changes (services the kernel no longer
+        has) for the next commit."""
         if outcome.ops or outcome.errors:
             self.d.metrics.kernel_apply(len(outcome.ops), len(outcome.errors))
         if outcome.backend_failure is not None:
             self.d.metrics.backend_error(outcome.backend_failure)
-        actual = self.d.sync.actual if self.d.sync is not None else None
-        if actual is not None:
-            engine = self.engine
-            recorded = merge_changes(engine.record_applied(actual), engine.confirm_absent(actual))
-            self.unsaved = merge_changes(self.unsaved, recorded)
+        if self.d.sync is not None:
+            added, removed = self.d.sync.managed_changes()
+            if added or removed:
+                booked = StateChanges(managed_added=added, managed_removed=removed)
+                self.unsaved = merge_changes(self.unsaved, booked)
 
     def resynced(self, failure: FailureKind | None) -> None:
         """A full read ended: count a failure, or note the time and commit the bookkeeping."""

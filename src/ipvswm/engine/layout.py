@@ -106,16 +106,11 @@ class Layout:
         tid = self.target_ids.get(target)
         return [] if tid is None else self.by_tid[tid]
 
-    def adoption(
-        self, pid: PairId, vs_state: VsState, state: PairState, kernel: Table | None
-    ) -> int:
-        """The weight a pair keeps until its first check: the kernel's, else the last applied."""
+    def adoption(self, pid: PairId, vs_state: VsState, kernel: Table | None) -> int:
+        """The weight a pair keeps until its first check: the kernel's (none known: 0)."""
         key, dest = self.keys[pid[0]], self.dests[pid]
-        if kernel is not None:
-            found = kernel.destination(key, dest)
-            weight = 0 if found is None else found.weight
-        else:
-            weight = state.applied_weight or 0
+        found = None if kernel is None else kernel.destination(key, dest)
+        weight = 0 if found is None else found.weight
         sorry = self.sorry[pid[0]]
         if weight == 1 and vs_state.sorry_on and sorry is not None and sorry.dest == dest:
             return 0  # that 1 is the sorry server's, not the pair's
