@@ -10,7 +10,7 @@ from ipvswm.answers import Answer, Applied, Refused
 from ipvswm.config.model import CheckKind, CheckSpec, Config, GlobalOptions, Host, VirtualService
 from ipvswm.console.commands import STARTING
 from ipvswm.console.control import CheckView, ReloadOutcome
-from ipvswm.engine.layout import dest_port, service_key
+from ipvswm.engine.mapping import dest_port, service_key
 from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot, VsState
 from ipvswm.events import (
     AdminEvent,

@@ -1,44 +1,24 @@
-"""Indexes of one config for the engine: pairs by id, check target, host and VS; sorry servers."""
+"""Indexes of one config for the engine: pairs by id, check target, host and VS; sorry servers.
+
+How a config maps onto the kernel table (service keys, destination ports, sorry servers) is
+`engine.mapping`, the public part that readers outside the engine use too.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 
-from ipvswm.config.model import CheckTarget, Config, Host, Method, Pair, VirtualService
+from ipvswm.config.model import CheckTarget, Config, Host, Pair, VirtualService
+from ipvswm.engine.mapping import FORWARD, SorryTarget, dest_port, resolve_sorry, service_key
 from ipvswm.engine.state import PairId, PairState, VsState
 from ipvswm.kernel.table import (
     Destination,
     DestKey,
-    Forward,
-    Protocol,
     Service,
     ServiceEntry,
     ServiceKey,
     Table,
 )
-
-_FORWARD = {Method.NAT: Forward.MASQ, Method.DR: Forward.ROUTE, Method.TUN: Forward.TUNNEL}
-
-
-@dataclass(frozen=True, slots=True)
-class SorryTarget:
-    """Where a VS's sorry server is: a host (by tag) or the fallback address."""
-
-    label: str  # the host tag, or the fallback title (else its IP)
-    dest: DestKey  # where the kernel holds it (dr/tun: on the VS port)
-    port: int  # its configured port (its own, else the VS's real-server port)
-
-
-def service_key(vs: VirtualService) -> ServiceKey:
-    """The kernel identity of a VS."""
-    return ServiceKey(Protocol(vs.proto.value), vs.address, vs.port)
-
-
-def dest_port(vs: VirtualService, port: int) -> int:
-    """With dr/tun the kernel forces the destination port to the VS port; follow it, or the
-    reconciler would fight the kernel forever."""
-    return port if vs.method is Method.NAT else vs.port
 
 
 def unweighted_targets(
@@ -128,7 +108,7 @@ class Layout:
         gets weight 1 while the sorry state is on.
         """
         vs = self.vss[vs_tag]
-        forward = _FORWARD[vs.method]
+        forward = FORWARD[vs.method]
         dests: dict[DestKey, Destination] = {}
         for pid in self.by_vs[vs_tag]:
             key = self.dests[pid]
@@ -138,28 +118,3 @@ class Layout:
             dests[sorry.dest] = Destination(sorry.dest, forward=forward, weight=1)
         service = Service(self.keys[vs_tag], scheduler=vs.scheduler, persistent=vs.persistent)
         return ServiceEntry(service, dests)
-
-
-def resolve_sorry(
-    config: Config, vs: VirtualService, hosts: Mapping[str, Host] | None = None
-) -> SorryTarget | None:
-    """The VS's `sorry_server` host, else SorryServer.Default, else the fallback IP, else none.
-
-    A sorry server of the other address family than the VS is skipped (IPVS cannot mix them).
-    `hosts` (tag -> host) saves a scan of the config when the caller has it.
-    """
-    opts = config.options
-    for tag in (vs.sorry_server, opts.sorry_server_default):
-        host = (hosts.get(tag) if hosts is not None else config.host(tag)) if tag else None
-        if host is not None and _same_family(host.address, vs.address):
-            port = host.port if host.port is not None else vs.rs_port
-            return SorryTarget(host.tag, DestKey(host.address, dest_port(vs, port)), port)
-    ip = opts.sorry_server_fallback_ip
-    if ip and _same_family(ip, vs.address):
-        label = opts.sorry_server_fallback_title or ip
-        return SorryTarget(label, DestKey(ip, dest_port(vs, vs.rs_port)), vs.rs_port)
-    return None
-
-
-def _same_family(a: str, b: str) -> bool:
-    return (":" in a) == (":" in b)
