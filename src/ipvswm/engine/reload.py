@@ -55,25 +55,32 @@ class Reloading(Core):
         for tag in new.hosts:
             if tag not in self._hosts:
                 self._restore_host(tag, b)
+        changed_vss = {t for t, vs in new.vss.items() if everything or old.vss.get(t) != vs}
         stale: list[set[PairId]] = []
         awaiting: list[set[PairId]] = []
         checks: dict[int, TargetCheck] = {}
-        for target, tid in new.target_ids.items():
-            old_tid = old.target_ids.get(target)
+        for tid, pids in enumerate(new.by_tid):
+            # A checker of a pair whose host and VS are unchanged is the same checker: found by
+            # that pair, which saves hashing its target (a nested dataclass) for every checker.
+            first = pids[0]
+            if first in old.pairs and first[1] not in changed_hosts and first[0] not in changed_vss:
+                old_tid: int | None = old.tids[first]
+            else:
+                old_tid = old.target_ids.get(new.pairs[first].check)  # type: ignore[arg-type]
             if old_tid is None:
                 stale.append(set())
                 awaiting.append(set())
                 continue
-            members = set(new.by_tid[tid])
-            stale.append(self._stale[old_tid] & members)
-            awaiting.append(self._awaiting[old_tid] & members)
+            was_stale, was_awaiting = self._stale[old_tid], self._awaiting[old_tid]
+            members = set(pids) if was_stale or was_awaiting else set()
+            stale.append(was_stale & members)
+            awaiting.append(was_awaiting & members)
             if old_tid in self._checks:
                 checks[tid] = self._checks[old_tid]
         born = [tag for tag in new.vss if tag not in self._vss]
         for tag in born:
             self._vss[tag] = VsState()
             self._vs_sum[tag] = 0
-        changed_vss = {t for t, vs in new.vss.items() if everything or old.vss.get(t) != vs}
         dirty |= changed_vss
         dirty.update(t for t in new.vss if old.sorry.get(t) != new.sorry[t])
         causes: dict[PairId, str] = {}
