@@ -27,11 +27,11 @@ class Reloading(Core):
     def _reload(self, config: Config, kernel: Table | None, now: float, b: StepBuilder) -> None:
         if config == self._layout.config:
             return  # e.g. only comments changed: every pair keeps its state as it is
-        old, new = self._layout, Layout(config)
+        old = self._layout
+        new = Layout(config, old)
         before = dict(self._desired())
         everything = old.config.options != config.options  # ramping times, sorry defaults, ...
         gone_vss = {t for t in old.vss if t not in new.vss or old.keys[t] != new.keys[t]}
-        changed_hosts = {t for t, h in new.hosts.items() if everything or old.hosts.get(t) != h}
         dirty: set[str] = set()  # VSs whose desired entry must be rebuilt
         for pid, pair in old.pairs.items():
             if pid not in new.pairs or pid[0] in gone_vss:
@@ -63,7 +63,7 @@ class Reloading(Core):
             # A checker of a pair whose host and VS are unchanged is the same checker: found by
             # that pair, which saves hashing its target (a nested dataclass) for every checker.
             first = pids[0]
-            if first in old.pairs and first[1] not in changed_hosts and first[0] not in changed_vss:
+            if new.pairs[first] is old.pairs.get(first):
                 old_tid: int | None = old.tids[first]
             else:
                 old_tid = old.target_ids.get(new.pairs[first].check)  # type: ignore[arg-type]
@@ -102,9 +102,9 @@ class Reloading(Core):
                 if pair.check is not None:
                     stale[new.tids[pid]].add(pid)
                 continue
-            if pair.host not in changed_hosts and pair.vs not in changed_vss:
-                continue  # the same host on the same VS: the same pair
             before_pair = old.pairs[pid]
+            if pair is before_pair:
+                continue  # the same host on the same VS (Layout keeps its object)
             if pair == before_pair and pair.vs not in changed_vss:
                 continue
             todo.add(pid)
