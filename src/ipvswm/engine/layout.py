@@ -51,6 +51,8 @@ def unweighted_targets(
 class Layout:
     """Everything about a config that the engine looks up on each event, indexed once."""
 
+    holes: int  # check ids without pairs (checks a reload removed)
+
     def __init__(self, config: Config, previous: Layout | None = None) -> None:
         """Index `config`; the pairs of a host and a VS both unchanged since `previous` (the
         layout of the config before a reload) are its very objects (`pair is old` means the same
@@ -62,9 +64,15 @@ class Layout:
         self.pairs: dict[PairId, Pair] = {}
         self.dests: dict[PairId, DestKey] = {}
         # Check targets are interned to small ints: hashing a CheckTarget (a nested dataclass)
-        # costs microseconds, and the engine looks a pair's checker up on every evaluation.
+        # costs microseconds, and the engine looks a pair's checker up on every evaluation. A
+        # reload keeps the ids (copying the dict hashes nothing); the ids of checks gone are
+        # holes (no pairs) until they are half of all, when the ids are made afresh.
+        keep_ids = previous is not None and previous.holes * 2 <= len(previous.by_tid)
         self.target_ids: dict[CheckTarget, int] = {}
         self.by_tid: list[list[PairId]] = []
+        if previous is not None and keep_ids:
+            self.target_ids = dict(previous.target_ids)
+            self.by_tid = [[] for _ in previous.by_tid]
         self.tids: dict[PairId, int] = {}
         self.by_host: dict[str, list[PairId]] = {tag: [] for tag in self.hosts}
         self.by_vs: dict[str, list[PairId]] = {tag: [] for tag in self.vss}
@@ -73,8 +81,10 @@ class Layout:
         same_vss = {t for t, vs in self.vss.items() if previous and previous.vss.get(t) == vs}
         for pair in config.pairs():
             pid = (pair.vs, pair.host)
+            tid: int | None = None
             if previous is not None and pair.host in same_hosts and pair.vs in same_vss:
                 pair, dest = previous.pairs[pid], previous.dests[pid]
+                tid = previous.tids.get(pid) if keep_ids else None
             else:
                 dest = DestKey(pair.address, dest_port(self.vss[pair.vs], pair.port))
             self.pairs[pid] = pair
@@ -82,11 +92,16 @@ class Layout:
             self.by_host[pair.host].append(pid)
             self.by_vs[pair.vs].append(pid)
             if pair.check is not None:
-                tid = self.target_ids.setdefault(pair.check, len(self.by_tid))
-                if tid == len(self.by_tid):
-                    self.by_tid.append([])
+                if tid is None:
+                    tid = self.target_ids.setdefault(pair.check, len(self.by_tid))
+                    if tid == len(self.by_tid):
+                        self.by_tid.append([])
                 self.by_tid[tid].append(pid)
                 self.tids[pid] = tid
+        gone = [target for target, tid in self.target_ids.items() if not self.by_tid[tid]]
+        for target in gone:
+            del self.target_ids[target]
+        self.holes = len(self.by_tid) - len(self.target_ids)  # ids without pairs
         self.sorry: dict[str, SorryTarget | None] = {
             tag: self._resolve_sorry(vs) for tag, vs in self.vss.items()
         }

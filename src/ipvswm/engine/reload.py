@@ -60,6 +60,10 @@ class Reloading(Core):
         awaiting: list[set[PairId]] = []
         checks: dict[int, TargetCheck] = {}
         for tid, pids in enumerate(new.by_tid):
+            if not pids:  # the id of a check gone (Layout)
+                stale.append(set())
+                awaiting.append(set())
+                continue
             # A checker of a pair whose host and VS are unchanged is the same checker: found by
             # that pair, which saves hashing its target (a nested dataclass) for every checker.
             first = pids[0]
