@@ -84,3 +84,21 @@ def test_added_and_removed_pairs_reload_like_a_full_re_evaluation() -> None:
         reference.touched,
         reference.messages,
     )
+
+
+def test_checks_changed_by_many_reloads_still_reach_their_pairs() -> None:
+    """The ids of removed checks are kept as holes, then made afresh (engine.layout)."""
+    cfg = _config(50)
+    d = healthy(cfg)
+    at = T0 + 10
+    for path in ("/a", "/b", "/c", "/d", "/e"):
+        spec = replace(cfg.services[1].check, path=path)
+        cfg = replace(cfg, services=(cfg.services[0], replace(cfg.services[1], check=spec)))
+        d.at(at).feed(ConfigLoaded(cfg))
+        at += 10
+        d.at(at).check("api", "a", False)
+        assert d.weight("api", "a") == 0
+        assert d.engine.pairs_for_target(d.target("api", "a")) == (("api", "a"),)
+        d.at(at + 5).check("api", "a", True)
+        assert d.weight("api", "a") == 10
+        at += 10
