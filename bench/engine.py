@@ -2,7 +2,10 @@
 
 Prints, one `name = value unit` per line, the median cost of handling one check result (with the
 desired-table refresh the daemon does after each step) when a check first passes, when it stays
-passing, and when it fails; and the cost of building the engine.
+passing, and when it fails; the cost of building the engine; the median owner-side engine cost of
+one admin command (`set host H off`, through the engine's plan and apply, with the desired-table
+refresh) and of a changed reload (one host's weight changed on every VS, with the desired-table
+refresh) at the same size.
 """
 
 from __future__ import annotations
@@ -11,14 +14,44 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.unit.test_engine_fixtures import T0, big_config
 
+from ipvswm.answers import Refused
+from ipvswm.config.model import Config
 from ipvswm.engine import Engine
-from ipvswm.events import CheckResult, CheckStatus, Tick
+from ipvswm.events import CheckResult, CheckStatus, ConfigLoaded, SetHostOff, SetHostOn, Tick
+
+
+def admin_command(engine: Engine, event: SetHostOff | SetHostOn, now: float) -> None:
+    """What the owner asks of the engine for one admin command (the commit aside): its plan,
+    then (once committed) its application, and the desired table the kernel applier reads.
+
+    Before issue 14 this was a checkpoint (a deep copy of the engine, to roll back to if the
+    commit failed), then `handle(event)`.
+    """
+    plan = engine.plan(event, now)
+    assert not isinstance(plan, Refused), plan
+    engine.apply(plan, now)
+    engine.desired_table()
+
+
+def changed_reload(engine: Engine, config: Config, now: float) -> None:
+    """What the owner asks of the engine for a reload (describe_diff and checks aside), with
+    the desired table; before issue 14 a checkpoint came first."""
+    engine.handle(ConfigLoaded(config, engine.desired_table()), now)
+    engine.desired_table()
+
+
+def one_weight_changed(cfg: Config, delta: int) -> Config:
+    """`cfg` with every weight of its first host changed by `delta`."""
+    first = cfg.hosts[0]
+    weights = tuple((vs, w + delta) for vs, w in first.weights)
+    return replace(cfg, hosts=(replace(first, weights=weights), *cfg.hosts[1:]))
 
 
 def main() -> None:
@@ -26,6 +59,8 @@ def main() -> None:
     parser.add_argument("--vs", type=int, default=1000)
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--results", type=int, default=2000, help="check results per round")
+    parser.add_argument("--admin", type=int, default=10, help="set host off/on rounds")
+    parser.add_argument("--reloads", type=int, default=4, help="changed reloads")
     args = parser.parse_args()
     cfg = big_config(args.vs, args.hosts)
     start = time.perf_counter()
@@ -47,6 +82,23 @@ def main() -> None:
             engine.desired_table()
             timings.append(time.perf_counter() - start)
         print(f"check_result_{name}_median = {statistics.median(timings) * 1e6:.1f} us")
+    now = T0 + 4
+    timings = []
+    for _ in range(args.admin):
+        for event in (SetHostOff("h1"), SetHostOn("h1")):
+            now += 1
+            start = time.perf_counter()
+            admin_command(engine, event, now)
+            timings.append(time.perf_counter() - start)
+    print(f"admin_command_median = {statistics.median(timings) * 1e3:.1f} ms")
+    timings = []
+    configs = (one_weight_changed(cfg, 1), cfg)
+    for i in range(args.reloads):
+        now += 1
+        start = time.perf_counter()
+        changed_reload(engine, configs[i % 2], now)
+        timings.append(time.perf_counter() - start)
+    print(f"changed_reload_median = {statistics.median(timings) * 1e3:.1f} ms")
     print(f"pairs = {args.vs * args.hosts} pairs")
 
 

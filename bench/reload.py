@@ -119,7 +119,7 @@ async def one_run(text: str) -> dict[str, float]:
         raise SystemExit(f"CheckSet.update started {len(added)} and stopped {len(removed)}")
     figures["desired_table"], desired = timed(engine.desired_table)
     figures["reconcile_desired_vs_itself"], ops = timed(
-        lambda: reconcile(desired, desired, engine.managed())
+        lambda: reconcile(desired, desired, engine.service_keys())
     )
     if ops or desired != desired_before:
         raise SystemExit(f"reconcile found {len(ops)} operation(s) after a no-op reload")

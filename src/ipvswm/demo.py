@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ipvswm.config.parser import parse_file
 from ipvswm.daemon import Daemon
-from ipvswm.engine.layout import service_key
+from ipvswm.engine.mapping import service_key
 from ipvswm.views import pair_views
 
 WWW = ("web1", "web2", "web3")

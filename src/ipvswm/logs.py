@@ -16,10 +16,9 @@ import sys
 from dataclasses import dataclass
 
 from ipvswm.config.model import GlobalOptions
-
-CHECK_STATUS = 19  # check status changes: shown at Log.Level >= 5
-CHECK_RESULT = 18  # every check result: shown at Log.Level >= 6
-KERNEL_OP = 10  # every kernel op and its output: shown at Log.Level >= 10
+from ipvswm.loglevels import CHECK_RESULT as CHECK_RESULT
+from ipvswm.loglevels import CHECK_STATUS as CHECK_STATUS
+from ipvswm.loglevels import KERNEL_OP as KERNEL_OP
 
 logging.addLevelName(CHECK_STATUS, "CHECK_STATUS")
 logging.addLevelName(CHECK_RESULT, "CHECK_RESULT")

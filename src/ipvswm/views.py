@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ipvswm.config.model import Config, Pair
-from ipvswm.engine.layout import dest_port, service_key
+from ipvswm.engine.mapping import dest_port, service_key
 from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot
 from ipvswm.kernel.table import DestKey, Table
 

@@ -91,14 +91,14 @@ async def test_an_engine_bug_is_answered_and_the_daemon_goes_on(
 ) -> None:
     daemon, server = running
     assert daemon.engine is not None
-    real_handle = daemon.engine.handle
+    real_plan = daemon.engine.plan  # where an admin command enters the engine
 
     def broken(event: object, now: float) -> object:
         if isinstance(event, SetOverride):
             raise RuntimeError("planted bug")
-        return real_handle(event, now)  # type: ignore[arg-type]
+        return real_plan(event, now)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(daemon.engine, "handle", broken)
+    monkeypatch.setattr(daemon.engine, "plan", broken)
     assert await daemon.inbox.submit(SetOverride("web1", 3)) == Refused("internal error (logged)")
     # the owner loop is alive: later commands and check results still work
     assert await daemon.inbox.submit(SetHostOff("web1")) == Applied()

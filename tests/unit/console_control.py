@@ -18,7 +18,7 @@ from ipvswm.config.model import CheckKind, CheckSpec, Config, GlobalOptions, Hos
 from ipvswm.console.control import CheckView
 from ipvswm.daemon.requests import ReloadOutcome
 from ipvswm.engine.engine import Engine
-from ipvswm.engine.layout import dest_port, service_key
+from ipvswm.engine.mapping import dest_port, service_key
 from ipvswm.engine.outputs import Step
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent, CheckResult, CheckStatus, EngineEvent, ForgetHost, Tick

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ipvswm.answers import Refused
 from ipvswm.console.command_types import Admin, ParseError
 from ipvswm.console.grammar import parse
 from ipvswm.console.render import printable
@@ -20,7 +21,9 @@ def test_on_that_removes_no_reason_of_a_held_host_is_an_error_naming_its_reasons
     d = healthy(basic())
     d.at(T0 + 1).feed(SetHostOff("web1", frozenset({"maint"})))
     step = d.at(T0 + 2).feed(SetHostOn("web1"))  # removes 'default', which it does not have
-    assert step.error == "# nothing removed: host web1 has no reason 'default'; still off (maint)"
+    assert step.error == Refused(
+        "nothing removed: host web1 has no reason 'default'; still off (maint)"
+    )
     assert not step.changes and not step.decisions
 
 
@@ -28,9 +31,8 @@ def test_on_names_pair_reasons_that_still_hold_the_host() -> None:
     d = healthy(basic())
     d.at(T0 + 1).feed(SetPairsOff("web1", ("web",), frozenset({"deploy"})))
     step = d.at(T0 + 2).feed(SetHostOn("web1", None))  # '*': the host itself has no reason
-    assert (
-        step.error
-        == "# nothing removed: host web1 has no reason at all; still off (vs web: deploy)"
+    assert step.error == Refused(
+        "nothing removed: host web1 has no reason at all; still off (vs web: deploy)"
     )
     d.feed(SetHostOff("web1"))
     step = d.at(T0 + 3).feed(SetHostOn("web1"))  # removes 'default': applied, and told why
@@ -42,8 +44,8 @@ def test_pair_on_that_removes_nothing_names_the_host_reasons() -> None:
     d = healthy(basic())
     d.at(T0 + 1).feed(SetHostOff("web1", frozenset({"kernel"})))
     step = d.at(T0 + 2).feed(SetPairsOn("web1", ("web",)))
-    assert step.error == (
-        "# nothing removed: host web1 on vs web has no reason 'default'; still off (kernel)"
+    assert step.error == Refused(
+        "nothing removed: host web1 on vs web has no reason 'default'; still off (kernel)"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ipvswm.answers import Refused
 from ipvswm.engine.rules import MIN_RAMP_STEP
 from ipvswm.engine.state import Phase
 from ipvswm.events import (
@@ -295,7 +296,7 @@ def test_admin_errors_change_nothing(event: object, error: str) -> None:
     d = healthy(cfg)
     before = d.engine.snapshot()
     step = d.at(T0 + 5).feed(event)  # type: ignore[arg-type]
-    assert step.error == error
+    assert step.error == Refused(error)  # Refused drops the leading "# "
     assert not step.decisions and not step.changes and not step.touched
     assert d.engine.snapshot() == before
 

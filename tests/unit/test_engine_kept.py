@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipvswm.answers import Refused
 from ipvswm.config.model import Config
 from ipvswm.engine.engine import Engine
 from ipvswm.engine.state import KeptHost, KeptPair, Phase, StateSnapshot
@@ -63,7 +64,7 @@ def test_forget_host_drops_the_kept_state() -> None:
     d = healthy(basic())
     d.at(T0 + 2).feed(SetHostOff("web2", frozenset({"maint"})))
     d.at(T0 + 3).feed(ConfigLoaded(without_web2()))
-    assert d.feed(ForgetHost("nosuch")).error == "# no kept admin state for host 'nosuch'"
+    assert d.feed(ForgetHost("nosuch")).error == Refused("no kept admin state for host 'nosuch'")
     step = d.feed(ForgetHost("web2"))
     assert step.error is None and step.note is not None and "maint" in step.note
     assert step.changes.kept == {"web2": None}

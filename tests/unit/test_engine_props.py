@@ -151,7 +151,7 @@ class EngineMachine(RuleBasedStateMachine):
         return_step = self._feed(event)
         if refused:  # an `on` that removed no reason while others hold the host (issue 10)
             assert return_step.error is not None
-            assert return_step.error.startswith("# nothing removed: host ")
+            assert return_step.error.reason.startswith("nothing removed: host ")
             return
         assert return_step.error is None
         for pid in pids:
@@ -226,7 +226,7 @@ class EngineMachine(RuleBasedStateMachine):
         step = self._feed(SetHostOn(name, reasons, ramp))
         held = old or any(self.pair_reasons.get(pid) for pid in pids)
         if self.host_reasons[name] == old and held:  # removed nothing: refused, says why
-            assert step.error is not None and step.error.startswith("# nothing removed: host ")
+            assert step.error is not None and step.error.reason.startswith("nothing removed: host ")
             return
         assert step.error is None
         for pid in pids:

@@ -48,8 +48,8 @@ def test_a_new_vs_in_the_kernel_keeps_its_weights_with_zero_ops() -> None:
     step = d.steps[-1]
     assert d.kernel_weights("x") == {WEB1: 7}
     assert (d.weight("x", "web1"), d.phase("x", "web1")) == (7, Phase.ENABLED)
-    assert reconcile(d.engine.desired_table(), kernel, d.engine.managed()) == []
-    assert step.changes.managed_added == {X}  # managed from now on: never re-created
+    assert reconcile(d.engine.desired_table(), kernel, d.engine.service_keys()) == []
+    assert X in d.engine.service_keys()  # desired, so the sync manages it: never re-created
     assert [(x.host, x.new_weight, x.cause) for x in step.decisions] == [
         ("web1", 7, "adopted from kernel")
     ]
@@ -139,7 +139,7 @@ def test_a_new_vs_in_sorry_state_in_the_kernel_starts_in_it_quietly() -> None:
     assert d.engine.snapshot().vss["x"].sorry_on
     assert step.changes.vss["x"] is not None and step.changes.vss["x"].sorry_on
     assert step.alerts == ()  # no switch: the sorry server was in already
-    assert reconcile(d.engine.desired_table(), kernel, d.engine.managed()) == []
+    assert reconcile(d.engine.desired_table(), kernel, d.engine.service_keys()) == []
     # Its first check confirms the outage: announced (and mailed) once.
     step = d.at(RELOAD + 1).check("x", "web1", False)
     assert [(a.vs, a.on, a.at, a.mail) for a in step.alerts] == [("x", True, RELOAD, True)]

@@ -11,7 +11,8 @@ from ipvswm.checks.checkset import FIRST_CHECKS_PER_SECOND, FIRST_WINDOW_MIN, Ch
 from ipvswm.checks.probe import ProbeOutcome
 from ipvswm.config.model import CheckTarget
 from ipvswm.config.parser import parse_text
-from ipvswm.engine.layout import service_key, unweighted_targets
+from ipvswm.engine.layout import unweighted_targets
+from ipvswm.engine.mapping import service_key
 from ipvswm.kernel.table import Destination, DestKey, Service, ServiceEntry, Table
 from tests.support.checks import Results
 from tests.support.virtualtime import run_virtual

@@ -63,10 +63,10 @@ def desired(scheduler: str) -> Table:
 async def test_a_scheduler_the_model_does_not_list_is_taken_from_the_kernel() -> None:
     backend = KernelBackend()
     sync = KernelSync(backend)  # type: ignore[arg-type]
-    outcome = await sync.converge(desired("twos"), [VS])  # raised KernelRefused before
+    outcome = await sync.converge(desired("twos"))  # raised KernelRefused before
     assert outcome.ok
     assert sync.actual == backend.table
-    assert (await sync.converge(desired("twos"), [VS])).ops == ()
+    assert (await sync.converge(desired("twos"))).ops == ()
 
 
 async def test_a_failing_backend_is_logged_once_per_episode(
@@ -77,15 +77,15 @@ async def test_a_failing_backend_is_logged_once_per_episode(
     sync = KernelSync(backend)  # type: ignore[arg-type]
     with caplog.at_level(logging.INFO, "ipvswm.kernel.sync"):
         for _ in range(10):
-            assert not (await sync.converge(desired("wrr"), [VS])).ok
+            assert not (await sync.converge(desired("wrr"))).ok
         assert [r.levelno for r in caplog.records if r.levelno >= logging.WARNING] == [
             logging.ERROR
         ]
         backend.fail = None
-        assert (await sync.converge(desired("wrr"), [VS])).ok
+        assert (await sync.converge(desired("wrr"))).ok
         assert "operations succeed again" in caplog.records[-1].getMessage()
         backend.fail = BackendError(FailureKind.OTHER, "ipvsadm: exit 2")
-        await sync.converge(desired("rr"), [VS])
+        await sync.converge(desired("rr"))
     assert [r.levelno for r in caplog.records if r.levelno >= logging.WARNING] == [
         logging.ERROR,
         logging.ERROR,

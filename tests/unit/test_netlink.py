@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pyroute2.netlink.generic import ipvs
 
-from ipvswm.kernel.backend import BackendError, FailureKind
+from ipvswm.kernel.backend import BackendError, FailureKind, refusal_message
 from ipvswm.kernel.netlink import (
     CMD_DEL_DEST,
     CMD_DEL_SERVICE,
@@ -21,7 +21,6 @@ from ipvswm.kernel.netlink import (
     op_message,
     parse_dest,
     parse_service,
-    refusal_message,
 )
 from ipvswm.kernel.table import (
     AddDestination,

@@ -131,13 +131,28 @@ def test_every_pair_field_survives(db: str) -> None:
         "last_check_ended": 3.0,
         "weight": 17,
         "phase": Phase.RAMPING,
-        "applied_weight": 10,
     }
     default = PairState()
     assert all(value != getattr(default, name) for name, value in sample.items())
     pair = PairState(**sample)
     with Store(db) as store:
         store.save(StateChanges(pairs={("web", "h1"): pair}))
+    with Store(db) as store:
+        assert store.load().pairs == {("web", "h1"): pair}
+
+
+def test_a_pair_row_of_an_older_version_with_applied_weight_still_loads(db: str) -> None:
+    """Versions before issue 14 stored the weight last applied to the kernel in each pair row;
+    nothing reads it any more (the kernel sync holds the kernel's table), so it is ignored."""
+    pair = PairState(weight=7, phase=Phase.ENABLED)
+    with Store(db) as store:
+        store.save(StateChanges(pairs={("web", "h1"): pair}))
+    conn = sqlite3.connect(db)
+    (data,) = conn.execute("SELECT data FROM pairs").fetchone()
+    old = json.dumps({**json.loads(data), "applied_weight": 7})
+    conn.execute("UPDATE pairs SET data = ?", (old,))
+    conn.commit()
+    conn.close()
     with Store(db) as store:
         assert store.load().pairs == {("web", "h1"): pair}
 
@@ -409,7 +424,7 @@ def test_format_dump_lists_every_record() -> None:
         "pairs (1):",
         "  web/h1 reasons=a,b enabled_at=1970-01-01T00:00:00.500Z down_since=- ramp_duration=-"
         ' ramp_deadline=- override=- check_status=unknown check_cause="" last_pass_started=-'
-        " last_check_started=- last_check_ended=- weight=0 phase=DISABLED applied_weight=-"
+        " last_check_started=- last_check_ended=- weight=0 phase=DISABLED"
         " failed_at=-",
         "vss (1):",
         "  web sorry_on=yes sorry_since=1970-01-02T00:00:00.000Z kept_since=-",

@@ -23,7 +23,7 @@ from ipvswm.config.model import Config, GlobalOptions, VirtualService
 from ipvswm.config.options import GLOBAL_KEYS
 from ipvswm.console.control import CheckView
 from ipvswm.engine.kept import describe as describe_kept
-from ipvswm.engine.layout import resolve_sorry
+from ipvswm.engine.mapping import resolve_sorry
 from ipvswm.engine.state import HostState, PairState, StateSnapshot, VsState
 from ipvswm.kernel.table import Table
 from ipvswm.timestamps import is_time_field, utc_text

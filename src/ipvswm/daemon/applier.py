@@ -36,17 +36,12 @@ more than an ipvsadm call's timeout, so a hung call is killed by its own timeout
 class ApplierHost(Protocol):
     """What the applier needs from the owner of the engine (it never changes the engine)."""
 
-    async def settled(self) -> None:
-        """Return once the engine holds no change that may yet be undone (an admin command
-        whose commit is under way)."""
-        ...
-
-    def plan(self) -> tuple[Table, Collection[ServiceKey]]:
-        """The desired table and the managed services, as decided now."""
+    def plan(self) -> Table:
+        """The desired table, as decided now."""
         ...
 
     def booked(self, outcome: SyncOutcome) -> None:
-        """Take note of what a convergence did (kernel weights, counters)."""
+        """Take note of what a convergence did (managed services, counters)."""
         ...
 
     async def resynced(self, failure: FailureKind | None) -> None:
@@ -159,9 +154,8 @@ class KernelApplier:
         request.wake(fresh)
 
     async def _converge(self, keys: Collection[ServiceKey] | None, reason: str) -> None:
-        await self.host.settled()
-        desired, managed = self.host.plan()
-        outcome = await self.sync.converge(desired, managed, keys, reason=reason)
+        desired = self.host.plan()
+        outcome = await self.sync.converge(desired, keys, reason=reason)
         self.host.booked(outcome)
 
     async def _resync(self) -> bool:
@@ -169,8 +163,7 @@ class KernelApplier:
         begun = time.monotonic()
         # Decided before the read: what the owner decides while the read is under way is asked
         # for next, so only tampering and failed operations show as "the kernel differed".
-        await self.host.settled()
-        desired, managed = self.host.plan()
+        desired = self.host.plan()
         try:
             await self.sync.read()
         except BackendError as exc:
@@ -178,7 +171,7 @@ class KernelApplier:
             await self.host.resynced(exc.kind)
             return False
         self.last_read_begun = begun
-        outcome = await self.sync.converge(desired, managed, None, reason="resync")
+        outcome = await self.sync.converge(desired, None, reason="resync")
         if outcome.ops:
             log.warning(
                 "resync: the kernel differed from the desired table; %d operation(s) to correct it",

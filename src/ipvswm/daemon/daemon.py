@@ -185,14 +185,17 @@ class Daemon:
                 return 1
         self._install_signals()
         self.sync = KernelSync(
-            make_backend(self.backend_name, opts.ipvsadm, opts.ipvs_timeout), self.stopping
+            make_backend(self.backend_name, opts.ipvsadm, opts.ipvs_timeout),
+            self.stopping,
+            snapshot.managed,
         )
         actual = await first_read(self.sync, self._stopping, self.metrics, opts.ipvs_resync_period)
         if actual is None:  # stopped before the kernel could be read
             await self._shutdown()
             return 0
         engine = Engine(self.config, time.time(), snapshot, actual)
-        refused = check_start(engine, actual, self.config.options.config_max_removed_share)
+        limit = self.config.options.config_max_removed_share
+        refused = check_start(engine, actual, self.sync.managed, limit)
         if refused is not None and not self.force:
             log.error("cannot start: %s: %s", self.config_path, refused)
             await self._shutdown()
@@ -201,7 +204,6 @@ class Daemon:
             log.warning("start-up forced (--force): %s", refused.partition("; ")[0])
         rt = self.runtime = self._runtime(engine, self.store, self.sync)
         self.owner.attach(rt)
-        self.owner.unsaved = engine.record_applied(actual)
         self.started.set()  # from here the console answers from the real state
         try:
             if not await self._catch_up_cluster():

@@ -12,6 +12,7 @@ exits at once is what an operator sees (systemd shows the unit failed, with the 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ipvswm.engine.engine import Engine
@@ -32,7 +33,7 @@ class StartRemoval:
     total: int  # destinations in them
 
 
-def start_removal(desired: Table, actual: Table, managed: frozenset[ServiceKey]) -> StartRemoval:
+def start_removal(desired: Table, actual: Table, managed: Collection[ServiceKey]) -> StartRemoval:
     """What converging `actual` to `desired` (over `managed`) would remove."""
     held = [key for key in managed if key in actual.services]
     services: list[ServiceKey] = []
@@ -67,6 +68,10 @@ def start_refusal(gone: StartRemoval, limit: float) -> str | None:
     return f"it would remove {what}; the kernel table is left as it is; {FORCE_HINT}"
 
 
-def check_start(engine: Engine, actual: Table, limit: float) -> str | None:
-    """Why the engine's first convergence over `actual` needs `--force`, or None."""
-    return start_refusal(start_removal(engine.desired_table(), actual, engine.managed()), limit)
+def check_start(
+    engine: Engine, actual: Table, managed: Collection[ServiceKey], limit: float
+) -> str | None:
+    """Why the engine's first convergence over `actual` needs `--force`, or None; `managed` is
+    what the state DB says the daemon managed (the desired services are managed too)."""
+    desired = engine.desired_table()
+    return start_refusal(start_removal(desired, actual, {*managed, *desired.services}), limit)

@@ -1,12 +1,13 @@
 """The one owner of the engine: takes queued events in batches, commits, then asks the applier.
 
-Order within a batch (SPEC §6): an admin command's state change is committed in its own
-transaction (in the store's writer thread: the loop goes on meanwhile, the kernel applier waits)
-and acknowledged before the kernel is changed for it; if that commit fails the engine
-goes back to the state before the command and the command is refused. State changes caused by
-checks are committed once per batch; if that fails they are kept and retried with the next batch,
-and the kernel still follows the checks (a dead server must lose its weight even when the disk is
-full). `applied_weight` bookkeeping is advisory and rides along with the next commit.
+Order within a batch (SPEC §6): an admin command is planned by the engine (a value, nothing
+changed), its state change committed in its own transaction (in the store's writer thread: the
+loop goes on meanwhile), and only then applied to the engine and acknowledged, before the kernel
+is changed for it; if that commit fails nothing is applied and the command is refused. State
+changes caused by checks (and the weights an admin command leads to) are committed once per
+batch; if that fails they are kept and retried with the next batch, and the kernel still follows
+the checks (a dead server must lose its weight even when the disk is full). The kernel sync's
+managed-set bookkeeping rides along with the next commit.
 
 The kernel follows in the applier task (daemon.applier): the owner never waits for the kernel, so
 a hung ipvsadm delays neither the next commit nor its answer (issue 10 item 11).
@@ -45,7 +46,7 @@ from ipvswm.engine.state import StateChanges
 from ipvswm.events import ConfigLoaded, EngineEvent, Tick
 from ipvswm.kernel.backend import FailureKind
 from ipvswm.kernel.sync import SyncOutcome
-from ipvswm.kernel.table import ServiceKey, Table
+from ipvswm.kernel.table import Table
 
 log = logging.getLogger("ipvswm.daemon")
 
@@ -75,8 +76,6 @@ class Owner:
         self.applier: KernelApplier | None = None  # from start(): the one task changing the kernel
         self._rt: Runtime | None = None
         self._commit_lock = asyncio.Lock()  # one commit at a time, in the order decided
-        self._settled = asyncio.Event()  # no admin command's commit under way
-        self._settled.set()
 
     def attach(self, runtime: Runtime) -> None:
         """The parts this owner works with, once built (after the first kernel read)."""
@@ -133,7 +132,10 @@ class Owner:
             self._alert(alert)
         for kept in step.kept:
             self._kept(kept)
-        self.unsaved = merge_changes(self.unsaved, step.changes)
+        added = self.rt.sync.manage(self.engine.service_keys())
+        self.unsaved = merge_changes(
+            merge_changes(self.unsaved, step.changes), StateChanges(managed_added=added)
+        )
         self.applier = KernelApplier(self.rt.sync, self, self.rt.stopping)
         await self.applier.converge(None, "start-up")
         await self.flush()
@@ -162,32 +164,31 @@ class Owner:
             self._step(item, now, batch)
 
     async def _admin(self, item: AdminRequest, now: float, batch: Batch) -> None:
-        """One admin command: its own transaction, acknowledged once committed.
-
-        If the commit fails the engine is rolled back to just before the command (check results
-        taken earlier in the batch stay), and nothing of the command is logged or applied.
-        """
-        checkpoint = self.engine.checkpoint()
+        """One admin command: planned, committed in its own transaction, then applied and
+        acknowledged. If the commit fails nothing of the command is applied or logged."""
         try:
-            step = self.engine.handle(item.event, now)
-        except Exception:  # a bug must not stop the daemon: log it, keep the last good state
+            plan = self.engine.plan(item.event, now)
+        except Exception:  # a bug must not stop the daemon: log it, nothing was changed
             log.exception("engine failed on %s", type(item.event).__name__)
-            self.engine.rollback(checkpoint)
             _answer(item.reply, Refused(INTERNAL_ERROR))
             return
-        if step.error is not None:
-            self._absorb(step, batch)  # an error changes nothing but may carry pending changes
-            _answer(item.reply, Refused(step.error))
+        if isinstance(plan, Refused):
+            _answer(item.reply, plan)
             return
         # Everything decided so far goes into this transaction, in order: a later commit of the
         # batch's earlier changes must never overwrite what this command wrote.
-        failed = await self._save_admin(batch, step.changes)
+        failed = await self._save_admin(batch, plan.changes)
         if failed is not None:
-            log.error("cannot save state: %s; admin command refused and undone", failed)
-            self.engine.rollback(checkpoint)
+            log.error("cannot save state: %s; admin command refused, nothing changed", failed)
             _answer(item.reply, Refused(f"state could not be saved, nothing changed: {failed}"))
             return
-        self._absorb(step, batch, keep_changes=False)
+        try:
+            step = self.engine.apply(plan, now)
+        except Exception:  # a bug: the command is committed; the next reload or restart heals
+            log.exception("engine failed applying %s", type(item.event).__name__)
+            _answer(item.reply, Refused(INTERNAL_ERROR))
+            return
+        self._absorb(step, batch)  # the weights it leads to ride with the batch's commit
         _answer(item.reply, Applied(step.note))
 
     def take_shared(self, update: SharedUpdate, now: float, batch: Batch) -> None:
@@ -204,7 +205,7 @@ class Owner:
             step = self.engine.handle(event, now)
         except Exception:  # a bug must not stop the daemon: log it, keep the last good state
             log.exception("engine failed on %s", type(event).__name__)
-            return Step(error=INTERNAL_ERROR)
+            return Step(error=Refused(INTERNAL_ERROR))
         self._absorb(step, batch)
         return step
 
@@ -232,13 +233,15 @@ class Owner:
         for name in RESTART_OPTIONS:
             if getattr(self.config.options, name) != getattr(config.options, name):
                 log.warning("config reload: %s changed; it takes effect after a restart", name)
-        checkpoint = self.engine.checkpoint()
+        # The engine cannot refuse a reload: an error here is a bug (logged by _step).
         step = self._step(ConfigLoaded(config, rt.kernel()), now, batch)
         if step.error is not None:
-            self.engine.rollback(checkpoint)
-            log.error("config reload failed (%s); keeping the running config", step.error)
+            log.error("config reload failed (%s); keeping the running config", step.error.reason)
             rt.metrics.reload(False)
-            return ReloadOutcome(ok=False, errors=(step.error,))
+            return ReloadOutcome(ok=False, errors=(INTERNAL_ERROR,))
+        # Managed from now on: committed before the kernel gets them.
+        managed = rt.sync.manage(self.engine.service_keys())
+        batch.changes = merge_changes(batch.changes, StateChanges(managed_added=managed))
         old, self.config = self.config, config
         if rt.cluster is not None:
             self._take_late_shared(old, now, batch)
@@ -308,25 +311,20 @@ class Owner:
             self.rt.cluster.persist()  # only after the engine's state it led to is committed
 
     async def _save_admin(self, batch: Batch, changes: StateChanges) -> Exception | None:
-        """Commit an admin command's changes with everything decided before them, in order (a
-        later commit of the batch's earlier changes must never overwrite what it wrote); the
-        kernel applier waits meanwhile. The error if the commit failed (then nothing of it is
-        taken: the caller undoes the command)."""
-        self._settled.clear()
-        try:
-            async with self._commit_lock:
-                unsaved, self.unsaved = self.unsaved, StateChanges()  # booked meanwhile: newer
-                try:
-                    await self.rt.store.save(
-                        merge_changes(merge_changes(unsaved, batch.changes), changes)
-                    )
-                except Exception as exc:
-                    self.unsaved = merge_changes(unsaved, self.unsaved)
-                    return exc
-                batch.changes = StateChanges()
-                return None
-        finally:
-            self._settled.set()
+        """Commit an admin command's planned changes with everything decided before them, in
+        order (a later commit of the batch's earlier changes must never overwrite what it
+        wrote). The error if the commit failed (then the caller applies nothing of it)."""
+        async with self._commit_lock:
+            unsaved, self.unsaved = self.unsaved, StateChanges()  # booked meanwhile: newer
+            try:
+                await self.rt.store.save(
+                    merge_changes(merge_changes(unsaved, batch.changes), changes)
+                )
+            except Exception as exc:
+                self.unsaved = merge_changes(unsaved, self.unsaved)
+                return exc
+            batch.changes = StateChanges()
+            return None
 
     async def flush(self) -> None:
         """Commit what is still unsaved (at resync time and on exit)."""
@@ -339,26 +337,21 @@ class Owner:
 
     # --- for the kernel applier (ApplierHost) ------------------------------------------------
 
-    async def settled(self) -> None:
-        """Return once no admin command's commit is under way (its changes are in the engine,
-        undone if the commit fails: the kernel must not follow them before)."""
-        await self._settled.wait()
-
-    def plan(self) -> tuple[Table, frozenset[ServiceKey]]:
-        """The desired table and the managed services, as decided now."""
-        return self.engine.desired_table(), self.engine.managed()
+    def plan(self) -> Table:
+        """The desired table, as decided now."""
+        return self.engine.desired_table()
 
     def booked(self, outcome: SyncOutcome) -> None:
-        """Count a convergence and book what the kernel now holds for the next commit."""
+        """Count a convergence; book the managed set's changes (services the kernel no longer
+        has) for the next commit."""
         if outcome.ops or outcome.errors:
             self.rt.metrics.kernel_apply(len(outcome.ops), len(outcome.errors))
         if outcome.backend_failure is not None:
             self.rt.metrics.backend_error(outcome.backend_failure)
-        actual = self.rt.sync.actual
-        if actual is not None:
-            engine = self.engine
-            recorded = merge_changes(engine.record_applied(actual), engine.confirm_absent(actual))
-            self.unsaved = merge_changes(self.unsaved, recorded)
+        added, removed = self.rt.sync.managed_changes()
+        if added or removed:
+            booked = StateChanges(managed_added=added, managed_removed=removed)
+            self.unsaved = merge_changes(self.unsaved, booked)
 
     async def resynced(self, failure: FailureKind | None) -> None:
         """A full read ended: count a failure, or note the time and commit the bookkeeping."""

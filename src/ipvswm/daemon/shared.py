@@ -37,7 +37,7 @@ def take_shared(
                 "from director %s: %s: not applied here (%s)",
                 change.node,
                 what,
-                done.error.lstrip("# "),
+                done.error.reason,
             )
         elif done.note != NOTHING_TO_DO:
             log.info("from director %s: %s", change.node, what)
@@ -53,6 +53,6 @@ def take_late_shared(old: Config, config: Config, cluster: ClusterStore, step: S
         done = step(change.event)
         what, who = describe_event(change.event), change.node
         if done.error is not None:
-            log.warning("cluster store: %s: not applied here (%s)", what, done.error.lstrip("# "))
+            log.warning("cluster store: %s: not applied here (%s)", what, done.error.reason)
         elif done.note != NOTHING_TO_DO:
             log.info("cluster store: %s (shared by %s, added by the reload)", what, who)

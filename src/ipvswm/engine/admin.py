@@ -1,12 +1,13 @@
-"""Admin events (reasons and overrides) turned into new base states, or refused with an error."""
+"""Admin events (reasons and overrides) turned into new base states, or refused with the reason."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from ipvswm.answers import Refused
 from ipvswm.engine.layout import Layout
-from ipvswm.engine.state import HostState, PairId, PairState
+from ipvswm.engine.state import HostState, PairId, PairState, StateChanges
 from ipvswm.events import (
     AdminEvent,
     SetHostOff,
@@ -22,24 +23,29 @@ NOTHING_TO_DO = "nothing to do"
 
 @dataclass(frozen=True, slots=True)
 class AdminPlan:
-    """What an admin event changes: a host's reasons and the base states of pairs to re-evaluate."""
+    """What an admin event changes: a host's reasons and the base states of pairs to re-evaluate
+    (or, for `forget host`, the kept entry to drop); `changes` is what to commit before the
+    engine applies it (the admin inputs; the weights they lead to come with the next commit)."""
 
     cause: str
     host: tuple[str, HostState] | None = None
     pairs: dict[PairId, PairState] = field(default_factory=dict)  # every pair to re-evaluate
     note: str | None = None
+    forget: str | None = None  # the host whose kept admin state `forget host` drops
+    changes: StateChanges = field(default_factory=StateChanges)
+    made: int = -1  # the engine step it was made after (Engine.apply checks it)
 
 
-def plan(
+def plan_admin(
     event: AdminEvent,
     layout: Layout,
     hosts: Mapping[str, HostState],
     pairs: Mapping[PairId, PairState],
     now: float,
-) -> AdminPlan | str:
-    """The plan of an admin event, or an error text starting with "# " (nothing applied)."""
+) -> AdminPlan | Refused:
+    """The plan of an admin event, or why it is refused (nothing applied)."""
     if event.host not in layout.hosts:
-        return f"# {no_such_host(event.host)}"
+        return Refused(no_such_host(event.host))
     host_state = hosts.get(event.host, HostState())
     if isinstance(event, SetHostOff | SetHostOn):
         return _host_plan(event, layout, host_state, pairs, now)
@@ -47,9 +53,9 @@ def plan(
     pids: list[PairId] = []
     for vs in vss:
         if vs not in layout.vss:
-            return f"# {no_such_vs(vs)}"
+            return Refused(no_such_vs(vs))
         if (vs, event.host) not in layout.pairs:
-            return f"# {not_on_vs(event.host, vs)}"
+            return Refused(not_on_vs(event.host, vs))
         pids.append((vs, event.host))
     if isinstance(event, SetOverride):
         return _override_plan(event, pids, pairs)
@@ -67,8 +73,8 @@ def plan(
     held = _holding(host_state.reasons, new)
     if all(new[pid].reasons == st.reasons for pid, st in current.items()) and held:
         where = f"host {event.host} on vs {','.join(vss)}"
-        return (
-            f"# nothing removed: {where} has no reason {_asked(event.reasons)}; still off ({held})"
+        return Refused(
+            f"nothing removed: {where} has no reason {_asked(event.reasons)}; still off ({held})"
         )
     plan = _reason_plan(new, current, _on_cause(event.ramp, host_state.reasons))
     return replace(plan, note=f"still off ({held})") if held and plan.note is None else plan
@@ -80,7 +86,7 @@ def _host_plan(
     host_state: HostState,
     pairs: Mapping[PairId, PairState],
     now: float,
-) -> AdminPlan | str:
+) -> AdminPlan | Refused:
     old = host_state.reasons
     new = old | event.reasons if isinstance(event, SetHostOff) else _remove(old, event.reasons)
     pids = layout.by_host[event.host]
@@ -89,7 +95,9 @@ def _host_plan(
         if isinstance(event, SetHostOn) and held:
             # The operator wanted the host back and nothing changed: say what still holds it.
             asked = _asked(event.reasons)
-            return f"# nothing removed: host {event.host} has no reason {asked}; still off ({held})"
+            return Refused(
+                f"nothing removed: host {event.host} has no reason {asked}; still off ({held})"
+            )
         return AdminPlan(cause="", note=NOTHING_TO_DO)
     if isinstance(event, SetHostOff):
         cause = f"admin off ({_names(new)})"
@@ -107,9 +115,9 @@ def _host_plan(
 
 def _override_plan(
     event: SetOverride, pids: list[PairId], pairs: Mapping[PairId, PairState]
-) -> AdminPlan | str:
+) -> AdminPlan | Refused:
     if event.weight is not None and not 0 <= event.weight <= MAX_WEIGHT:
-        return f"# bad weight {event.weight} (0..{MAX_WEIGHT})"
+        return Refused(f"bad weight {event.weight} (0..{MAX_WEIGHT})")
     new = {pid: replace(pairs[pid], override=event.weight) for pid in pids}
     cause = "override cleared" if event.weight is None else f"override {event.weight}"
     note = None if any(pairs[pid].override != event.weight for pid in pids) else NOTHING_TO_DO

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import replace
 
+from ipvswm.answers import Refused
 from ipvswm.engine.outputs import Decision, KeptChange, SorryChange, Step
 from ipvswm.engine.state import HostState, KeptHost, PairId, PairState, StateChanges, VsState
 from ipvswm.kernel.table import ServiceKey
@@ -21,14 +22,12 @@ class StepBuilder:
         self.vss: dict[str, VsState | None] = {}
         self.kept: dict[str, KeptHost | None] = {}
         self.messages: list[str] = []  # what the owner logs (kept and restored admin state)
-        self.managed_added: set[ServiceKey] = set()
-        self.managed_removed: set[ServiceKey] = set()
         self.touched: set[ServiceKey] = set()
         self.recheck: set[str] = set()  # VS tags whose sorry state must be re-derived
         self.limit: set[str] = set()  # VS tags whose depool threshold must be re-applied
         self.kept_changes: list[KeptChange] = []  # depool-threshold switches
         self._decided: dict[tuple[str, str], int] = {}  # (vs, host) -> index in decisions
-        self.error: str | None = None
+        self.error: Refused | None = None
         self.note: str | None = None
 
     def begin(self) -> None:
@@ -56,8 +55,6 @@ class StepBuilder:
             hosts=dict(self.hosts),
             pairs=dict(self.pairs),
             vss=dict(self.vss),
-            managed_added=frozenset(self.managed_added),
-            managed_removed=frozenset(self.managed_removed),
             kept=dict(self.kept),
         )
 

@@ -1,44 +1,24 @@
-"""Indexes of one config for the engine: pairs by id, check target, host and VS; sorry servers."""
+"""Indexes of one config for the engine: pairs by id, check target, host and VS; sorry servers.
+
+How a config maps onto the kernel table (service keys, destination ports, sorry servers) is
+`engine.mapping`, the public part that readers outside the engine use too.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 
-from ipvswm.config.model import CheckTarget, Config, Host, Method, Pair, VirtualService
+from ipvswm.config.model import CheckTarget, Config, Host, Pair, VirtualService
+from ipvswm.engine.mapping import FORWARD, SorryTarget, dest_port, resolve_sorry, service_key
 from ipvswm.engine.state import PairId, PairState, VsState
 from ipvswm.kernel.table import (
     Destination,
     DestKey,
-    Forward,
-    Protocol,
     Service,
     ServiceEntry,
     ServiceKey,
     Table,
 )
-
-_FORWARD = {Method.NAT: Forward.MASQ, Method.DR: Forward.ROUTE, Method.TUN: Forward.TUNNEL}
-
-
-@dataclass(frozen=True, slots=True)
-class SorryTarget:
-    """Where a VS's sorry server is: a host (by tag) or the fallback address."""
-
-    label: str  # the host tag, or the fallback title (else its IP)
-    dest: DestKey  # where the kernel holds it (dr/tun: on the VS port)
-    port: int  # its configured port (its own, else the VS's real-server port)
-
-
-def service_key(vs: VirtualService) -> ServiceKey:
-    """The kernel identity of a VS."""
-    return ServiceKey(Protocol(vs.proto.value), vs.address, vs.port)
-
-
-def dest_port(vs: VirtualService, port: int) -> int:
-    """With dr/tun the kernel forces the destination port to the VS port; follow it, or the
-    reconciler would fight the kernel forever."""
-    return port if vs.method is Method.NAT else vs.port
 
 
 def unweighted_targets(
@@ -71,7 +51,12 @@ def unweighted_targets(
 class Layout:
     """Everything about a config that the engine looks up on each event, indexed once."""
 
-    def __init__(self, config: Config) -> None:
+    holes: int  # check ids without pairs (checks a reload removed)
+
+    def __init__(self, config: Config, previous: Layout | None = None) -> None:
+        """Index `config`; the pairs of a host and a VS both unchanged since `previous` (the
+        layout of the config before a reload) are its very objects (`pair is old` means the same
+        pair), and fewer objects are made at once (a reload at 50,000 pairs, issue 14)."""
         self.config = config
         self.vss: dict[str, VirtualService] = {vs.tag: vs for vs in config.services}
         self.hosts: dict[str, Host] = {h.tag: h for h in config.hosts}
@@ -79,24 +64,44 @@ class Layout:
         self.pairs: dict[PairId, Pair] = {}
         self.dests: dict[PairId, DestKey] = {}
         # Check targets are interned to small ints: hashing a CheckTarget (a nested dataclass)
-        # costs microseconds, and the engine looks a pair's checker up on every evaluation.
+        # costs microseconds, and the engine looks a pair's checker up on every evaluation. A
+        # reload keeps the ids (copying the dict hashes nothing); the ids of checks gone are
+        # holes (no pairs) until they are half of all, when the ids are made afresh.
+        keep_ids = previous is not None and previous.holes * 2 <= len(previous.by_tid)
         self.target_ids: dict[CheckTarget, int] = {}
         self.by_tid: list[list[PairId]] = []
+        if previous is not None and keep_ids:
+            self.target_ids = dict(previous.target_ids)
+            self.by_tid = [[] for _ in previous.by_tid]
         self.tids: dict[PairId, int] = {}
         self.by_host: dict[str, list[PairId]] = {tag: [] for tag in self.hosts}
         self.by_vs: dict[str, list[PairId]] = {tag: [] for tag in self.vss}
+        # The hosts and VSs unchanged since `previous`: their pairs are the same.
+        same_hosts = {t for t, h in self.hosts.items() if previous and previous.hosts.get(t) == h}
+        same_vss = {t for t, vs in self.vss.items() if previous and previous.vss.get(t) == vs}
         for pair in config.pairs():
             pid = (pair.vs, pair.host)
+            tid: int | None = None
+            if previous is not None and pair.host in same_hosts and pair.vs in same_vss:
+                pair, dest = previous.pairs[pid], previous.dests[pid]
+                tid = previous.tids.get(pid) if keep_ids else None
+            else:
+                dest = DestKey(pair.address, dest_port(self.vss[pair.vs], pair.port))
             self.pairs[pid] = pair
-            self.dests[pid] = DestKey(pair.address, dest_port(self.vss[pair.vs], pair.port))
+            self.dests[pid] = dest
             self.by_host[pair.host].append(pid)
             self.by_vs[pair.vs].append(pid)
             if pair.check is not None:
-                tid = self.target_ids.setdefault(pair.check, len(self.by_tid))
-                if tid == len(self.by_tid):
-                    self.by_tid.append([])
+                if tid is None:
+                    tid = self.target_ids.setdefault(pair.check, len(self.by_tid))
+                    if tid == len(self.by_tid):
+                        self.by_tid.append([])
                 self.by_tid[tid].append(pid)
                 self.tids[pid] = tid
+        gone = [target for target, tid in self.target_ids.items() if not self.by_tid[tid]]
+        for target in gone:
+            del self.target_ids[target]
+        self.holes = len(self.by_tid) - len(self.target_ids)  # ids without pairs
         self.sorry: dict[str, SorryTarget | None] = {
             tag: self._resolve_sorry(vs) for tag, vs in self.vss.items()
         }
@@ -106,16 +111,11 @@ class Layout:
         tid = self.target_ids.get(target)
         return [] if tid is None else self.by_tid[tid]
 
-    def adoption(
-        self, pid: PairId, vs_state: VsState, state: PairState, kernel: Table | None
-    ) -> int:
-        """The weight a pair keeps until its first check: the kernel's, else the last applied."""
+    def adoption(self, pid: PairId, vs_state: VsState, kernel: Table | None) -> int:
+        """The weight a pair keeps until its first check: the kernel's (none known: 0)."""
         key, dest = self.keys[pid[0]], self.dests[pid]
-        if kernel is not None:
-            found = kernel.destination(key, dest)
-            weight = 0 if found is None else found.weight
-        else:
-            weight = state.applied_weight or 0
+        found = None if kernel is None else kernel.destination(key, dest)
+        weight = 0 if found is None else found.weight
         sorry = self.sorry[pid[0]]
         if weight == 1 and vs_state.sorry_on and sorry is not None and sorry.dest == dest:
             return 0  # that 1 is the sorry server's, not the pair's
@@ -133,7 +133,7 @@ class Layout:
         gets weight 1 while the sorry state is on.
         """
         vs = self.vss[vs_tag]
-        forward = _FORWARD[vs.method]
+        forward = FORWARD[vs.method]
         dests: dict[DestKey, Destination] = {}
         for pid in self.by_vs[vs_tag]:
             key = self.dests[pid]
@@ -143,28 +143,3 @@ class Layout:
             dests[sorry.dest] = Destination(sorry.dest, forward=forward, weight=1)
         service = Service(self.keys[vs_tag], scheduler=vs.scheduler, persistent=vs.persistent)
         return ServiceEntry(service, dests)
-
-
-def resolve_sorry(
-    config: Config, vs: VirtualService, hosts: Mapping[str, Host] | None = None
-) -> SorryTarget | None:
-    """The VS's `sorry_server` host, else SorryServer.Default, else the fallback IP, else none.
-
-    A sorry server of the other address family than the VS is skipped (IPVS cannot mix them).
-    `hosts` (tag -> host) saves a scan of the config when the caller has it.
-    """
-    opts = config.options
-    for tag in (vs.sorry_server, opts.sorry_server_default):
-        host = (hosts.get(tag) if hosts is not None else config.host(tag)) if tag else None
-        if host is not None and _same_family(host.address, vs.address):
-            port = host.port if host.port is not None else vs.rs_port
-            return SorryTarget(host.tag, DestKey(host.address, dest_port(vs, port)), port)
-    ip = opts.sorry_server_fallback_ip
-    if ip and _same_family(ip, vs.address):
-        label = opts.sorry_server_fallback_title or ip
-        return SorryTarget(label, DestKey(ip, dest_port(vs, vs.rs_port)), vs.rs_port)
-    return None
-
-
-def _same_family(a: str, b: str) -> bool:
-    return (":" in a) == (":" in b)

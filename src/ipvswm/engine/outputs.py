@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ipvswm.answers import Refused
 from ipvswm.engine.state import Phase, StateChanges
 from ipvswm.kernel.table import ServiceKey
 
@@ -75,7 +76,7 @@ class Step:
     decisions: tuple[Decision, ...] = ()
     alerts: tuple[SorryChange, ...] = ()
     changes: StateChanges = field(default_factory=StateChanges)
-    error: str | None = None  # an admin event that could not be applied (e.g. "# no host 'x'")
+    error: Refused | None = None  # an admin event that was refused (e.g. "no host 'x'")
     next_wakeup: float | None = None  # when desired weights next change by time alone (ramps)
     # The services whose desired entry may have changed in this step: reconcile only these.
     touched: frozenset[ServiceKey] = frozenset()

@@ -179,7 +179,6 @@ def significant(state: PairState) -> tuple[object, ...]:
         state.check_status,
         state.weight,
         state.phase,
-        state.applied_weight,
         state.failed_at,
     )
 

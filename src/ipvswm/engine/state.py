@@ -60,7 +60,6 @@ class PairState:
     last_check_ended: float | None = None
     weight: int = 0  # the desired weight last computed
     phase: Phase = Phase.AWAIT_PASS
-    applied_weight: int | None = None  # the weight last applied to (or adopted from) the kernel
     # When a failing check would have taken the pair out of service (it carried weight); kept
     # until it is back in service or disabled. Orders the pairs the depool threshold keeps in.
     failed_at: float | None = None

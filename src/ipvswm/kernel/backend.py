@@ -3,11 +3,54 @@
 from __future__ import annotations
 
 import enum
+import errno
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ipvswm.kernel.table import Op, Table
+from ipvswm.kernel.table import (
+    AddDestination,
+    AddService,
+    DeleteDestination,
+    DeleteService,
+    EditDestination,
+    EditService,
+    Op,
+    Table,
+)
+
+# The messages ipvsadm prints for the kernel's refusals (IPVSADM.md): every backend reports a
+# refusal in these words, and the simulator (kernel.simulate) refuses with them too.
+SERVICE_EXISTS = "Service already exists"
+NO_SCHEDULER = "Scheduler or persistence engine not found"
+NO_SUCH_SERVICE = "No such service"
+SERVICE_NOT_DEFINED = "Service not defined"
+DEST_EXISTS = "Destination already exists"
+NO_SUCH_DEST = "No such destination"
+OUT_OF_RANGE = "Numerical result out of range"
+
+# The kernel's errno for each refusal, per command, as ipvsadm words it.
+_ERRNO_MESSAGES: dict[tuple[type, int], str] = {
+    (AddService, errno.EEXIST): SERVICE_EXISTS,
+    (AddService, errno.ENOENT): NO_SCHEDULER,
+    (EditService, errno.ENOENT): NO_SCHEDULER,
+    (EditService, errno.ESRCH): NO_SUCH_SERVICE,
+    (DeleteService, errno.ESRCH): NO_SUCH_SERVICE,
+    (AddDestination, errno.ESRCH): SERVICE_NOT_DEFINED,
+    (EditDestination, errno.ESRCH): SERVICE_NOT_DEFINED,
+    (DeleteDestination, errno.ESRCH): SERVICE_NOT_DEFINED,
+    (AddDestination, errno.EEXIST): DEST_EXISTS,
+    (EditDestination, errno.ENOENT): NO_SUCH_DEST,
+    (DeleteDestination, errno.ENOENT): NO_SUCH_DEST,
+    (AddDestination, errno.ERANGE): OUT_OF_RANGE,
+    (EditDestination, errno.ERANGE): OUT_OF_RANGE,
+}
+
+
+def refusal_message(op: Op, code: int) -> str:
+    """ipvsadm's words for the kernel refusing an op with this errno."""
+    return _ERRNO_MESSAGES.get((type(op), code)) or os.strerror(code)
 
 
 class FailureKind(enum.Enum):

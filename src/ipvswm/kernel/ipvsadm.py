@@ -10,16 +10,7 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, OpError
-from ipvswm.kernel.ipvsadm_format import (
-    ParseError,
-    merge_listing,
-    parse_list,
-    parse_save,
-    render_line,
-    validate_op,
-)
-from ipvswm.kernel.simulate import (
+from ipvswm.kernel.backend import (
     DEST_EXISTS,
     NO_SCHEDULER,
     NO_SUCH_DEST,
@@ -27,6 +18,18 @@ from ipvswm.kernel.simulate import (
     OUT_OF_RANGE,
     SERVICE_EXISTS,
     SERVICE_NOT_DEFINED,
+    ApplyResult,
+    BackendError,
+    FailureKind,
+    OpError,
+)
+from ipvswm.kernel.ipvsadm_format import (
+    ParseError,
+    merge_listing,
+    parse_list,
+    parse_save,
+    render_line,
+    validate_op,
 )
 from ipvswm.kernel.table import (
     AddDestination,

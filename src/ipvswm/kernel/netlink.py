@@ -11,25 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import os
 import socket
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, OpError
+from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, OpError, refusal_message
 from ipvswm.kernel.ipvsadm_format import TUN_TYPES, normalise_address, render_line, validate_op
-from ipvswm.kernel.simulate import (
-    DEST_EXISTS,
-    NO_SCHEDULER,
-    NO_SUCH_DEST,
-    NO_SUCH_SERVICE,
-    OUT_OF_RANGE,
-    SERVICE_EXISTS,
-    SERVICE_NOT_DEFINED,
-)
 from ipvswm.kernel.table import (
     AddDestination,
     AddService,
@@ -293,29 +282,6 @@ def service_of(msg: Any) -> Service:
 def dest_of(msg: Any, service: ServiceKey) -> Destination:
     """The Destination in a GET_DEST reply message."""
     return parse_dest(msg.get_attr("IPVS_CMD_ATTR_DEST"), _family(service.ipv6))
-
-
-# The kernel's errno for each refusal, per command, as ipvsadm words it.
-_ERRNO_MESSAGES: dict[tuple[type, int], str] = {
-    (AddService, errno.EEXIST): SERVICE_EXISTS,
-    (AddService, errno.ENOENT): NO_SCHEDULER,
-    (EditService, errno.ENOENT): NO_SCHEDULER,
-    (EditService, errno.ESRCH): NO_SUCH_SERVICE,
-    (DeleteService, errno.ESRCH): NO_SUCH_SERVICE,
-    (AddDestination, errno.ESRCH): SERVICE_NOT_DEFINED,
-    (EditDestination, errno.ESRCH): SERVICE_NOT_DEFINED,
-    (DeleteDestination, errno.ESRCH): SERVICE_NOT_DEFINED,
-    (AddDestination, errno.EEXIST): DEST_EXISTS,
-    (EditDestination, errno.ENOENT): NO_SUCH_DEST,
-    (DeleteDestination, errno.ENOENT): NO_SUCH_DEST,
-    (AddDestination, errno.ERANGE): OUT_OF_RANGE,
-    (EditDestination, errno.ERANGE): OUT_OF_RANGE,
-}
-
-
-def refusal_message(op: Op, code: int) -> str:
-    """ipvsadm's words for the kernel refusing an op with this errno."""
-    return _ERRNO_MESSAGES.get((type(op), code)) or os.strerror(code)
 
 
 # --- the backend ----------------------------------------------------------------------------------

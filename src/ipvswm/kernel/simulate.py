@@ -5,6 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from ipvswm.kernel.backend import (
+    DEST_EXISTS,
+    NO_SCHEDULER,
+    NO_SUCH_DEST,
+    NO_SUCH_SERVICE,
+    OUT_OF_RANGE,
+    SERVICE_EXISTS,
+    SERVICE_NOT_DEFINED,
+)
 from ipvswm.kernel.table import (
     AddDestination,
     AddService,
@@ -26,15 +35,6 @@ SCHEDULERS = frozenset(
     {"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh"}
 )
 PERSISTENCE_ENGINES = frozenset({"sip"})
-
-# The messages ipvsadm prints for the kernel's refusals (IPVSADM.md).
-SERVICE_EXISTS = "Service already exists"
-NO_SCHEDULER = "Scheduler or persistence engine not found"
-NO_SUCH_SERVICE = "No such service"
-SERVICE_NOT_DEFINED = "Service not defined"
-DEST_EXISTS = "Destination already exists"
-NO_SUCH_DEST = "No such destination"
-OUT_OF_RANGE = "Numerical result out of range"
 
 
 class KernelRefused(Exception):

@@ -1,26 +1,35 @@
-"""Keeps the kernel equal to the desired table: cached actual table, diff, apply, resync."""
+"""Keeps the kernel equal to the desired table: cached actual table, managed set, diff, apply.
+
+The sync owns the kernel-side bookkeeping: the actual table (read, then kept up to date with the
+operations the kernel accepted) and the managed set (the services this daemon manages: the
+desired ones plus removed ones not yet confirmed gone from the kernel, persisted so that a VS
+removed by a reload is still deleted after a restart). The owner persists the set's changes
+(`manage`, `managed_changes`); nothing of it goes back into the engine.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, KernelBackend
 from ipvswm.kernel.reconcile import reconcile
-from ipvswm.kernel.simulate import KernelRefused, apply_ops
 from ipvswm.kernel.table import (
     AddDestination,
     AddService,
     DeleteDestination,
     DeleteService,
+    Destination,
+    DestKey,
     EditDestination,
     EditService,
     Op,
+    ServiceEntry,
     ServiceKey,
     Table,
 )
-from ipvswm.logs import KERNEL_OP
+from ipvswm.loglevels import KERNEL_OP
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,47 @@ def describe_op(op: Op) -> str:
     return f"{name} {op.key}"
 
 
+def accepted(table: Table, ops: Iterable[Op]) -> Table:
+    """The table after ops the kernel accepted, as the kernel holds it: nothing is validated
+    (the kernel is right: a scheduler this code does not know is the kernel's business).
+
+    Only the services the ops touch are copied; new destinations start with no connections.
+    """
+    services = dict(table.services)
+    dests: dict[ServiceKey, dict[DestKey, Destination]] = {}
+
+    def of(key: ServiceKey) -> dict[DestKey, Destination] | None:
+        if key not in dests and key in services:
+            dests[key] = dict(services[key].destinations)
+        return dests.get(key)
+
+    for op in ops:
+        if isinstance(op, AddService):
+            services[op.service.key] = ServiceEntry(op.service, {})
+            dests[op.service.key] = {}
+        elif isinstance(op, EditService):
+            if (found := of(op.service.key)) is not None:
+                services[op.service.key] = ServiceEntry(op.service, found)
+        elif isinstance(op, DeleteService):
+            services.pop(op.key, None)
+            dests.pop(op.key, None)
+        elif (found := of(op.service)) is None:
+            continue
+        elif isinstance(op, AddDestination):
+            found[op.destination.key] = replace(op.destination, active=0, inactive=0)
+        elif isinstance(op, EditDestination):
+            dest, old = op.destination, found.get(op.destination.key)
+            if old is not None:  # its connections stay
+                dest = replace(dest, active=old.active, inactive=old.inactive)
+            found[dest.key] = dest
+        else:
+            found.pop(op.key, None)
+    for key, found in dests.items():
+        if key in services:
+            services[key] = ServiceEntry(services[key].service, found)
+    return Table(services)
+
+
 @dataclass(frozen=True, slots=True)
 class SyncOutcome:
     """What one convergence did."""
@@ -58,18 +108,27 @@ class SyncOutcome:
 
 
 class KernelSync:
-    """Owns the cached actual table; only the daemon's kernel applier calls it.
+    """Owns the cached actual table and the managed set; only the daemon's kernel applier
+    converges (the owner reads `actual`, and persists the managed set's changes).
 
     `stopping` is checked before every apply: once the daemon stops, no operation is begun
     (SPEC §6); what was decided stays in the state DB and is applied at the next start.
     """
 
     def __init__(
-        self, backend: KernelBackend, stopping: Callable[[], bool] = lambda: False
+        self,
+        backend: KernelBackend,
+        stopping: Callable[[], bool] = lambda: False,
+        managed: Iterable[ServiceKey] = (),
     ) -> None:
         self.backend = backend
         self.stopping = stopping
         self.actual: Table | None = None  # None until the first successful read
+        # The services this daemon manages (the state DB's, at start): the desired ones plus
+        # removed ones not yet confirmed gone from the kernel.
+        self.managed: set[ServiceKey] = set(managed)
+        self._added: set[ServiceKey] = set()  # changes of `managed` not yet persisted
+        self._removed: set[ServiceKey] = set()
         self.calls = 0  # backend calls that could change the table
         self.failures = 0
         # The failures of the current episode, each logged once: a failing kernel or ipvsadm
@@ -81,50 +140,83 @@ class KernelSync:
         self.actual = await self.backend.read()
         return self.actual
 
+    def manage(self, keys: Iterable[ServiceKey]) -> frozenset[ServiceKey]:
+        """Manage these (desired) services from now on; returns those not managed before, for
+        the caller to persist before the kernel gets them (a crash then still deletes them)."""
+        new = frozenset(k for k in keys if k not in self.managed)
+        self.managed.update(new)
+        return new
+
+    def managed_changes(self) -> tuple[frozenset[ServiceKey], frozenset[ServiceKey]]:
+        """The managed set's changes since the last call that `manage` did not return: services
+        added by a convergence, and removed ones confirmed gone from the kernel (to persist)."""
+        added, removed = frozenset(self._added), frozenset(self._removed)
+        self._added.clear()
+        self._removed.clear()
+        return added, removed
+
     async def converge(
         self,
         desired: Table,
-        managed: Collection[ServiceKey],
         keys: Collection[ServiceKey] | None = None,
         *,
         reason: str = "",
     ) -> SyncOutcome:
         """Apply what it takes to make `keys` (default: all managed) of the kernel equal `desired`.
 
-        On any error the table is re-read and the diff applied once more; what still fails is
-        reported (and corrected by the next resync).
+        The desired services are managed from now on; removed ones are forgotten once the
+        kernel no longer has them. On any error the table is re-read and the diff applied once
+        more; what still fails is reported (and corrected by the next resync).
         """
+        added = self.manage(desired.services)
+        self._added.update(added)
+        self._removed.difference_update(added)
+        try:
+            return await self._converge(desired, keys, reason)
+        finally:
+            self._confirm_absent(desired)
+
+    def _confirm_absent(self, desired: Table) -> None:
+        """Forget the removed services the kernel no longer has."""
+        if self.actual is None:
+            return
+        actual = self.actual.services
+        gone = {k for k in self.managed if k not in desired.services and k not in actual}
+        if gone:
+            self.managed -= gone
+            self._removed |= gone
+            self._added -= gone
+
+    async def _converge(
+        self, desired: Table, keys: Collection[ServiceKey] | None, reason: str
+    ) -> SyncOutcome:
         if self.actual is None:
             try:
                 await self.read()
             except BackendError as exc:
                 return self._failed(exc)
-        outcome = await self._converge_once(desired, managed, keys, reason)
+        outcome = await self._converge_once(desired, keys, reason)
         if outcome.ok or self.stopping():
             return outcome
         try:
             await self.read()
         except BackendError as exc:
             return self._failed(exc, outcome.ops)
-        retry = await self._converge_once(desired, managed, keys, reason + " (after re-read)")
+        retry = await self._converge_once(desired, keys, reason + " (after re-read)")
         return SyncOutcome(outcome.ops + retry.ops, retry.errors, retry.backend_failure)
 
     async def _converge_once(
-        self,
-        desired: Table,
-        managed: Collection[ServiceKey],
-        keys: Collection[ServiceKey] | None,
-        reason: str,
+        self, desired: Table, keys: Collection[ServiceKey] | None, reason: str
     ) -> SyncOutcome:
         assert self.actual is not None
         if keys is None:
-            ops = reconcile(desired, self.actual, managed)
+            ops = reconcile(desired, self.actual, self.managed)
         else:
             scope = set(keys)
             ops = reconcile(
                 restrict(desired, scope),
                 restrict(self.actual, scope),
-                [k for k in managed if k in scope],
+                [k for k in scope if k in self.managed],
             )
         if not ops:
             self._recovered(keys)
@@ -142,15 +234,7 @@ class KernelSync:
         except BackendError as exc:
             return self._failed(exc, tuple(ops))
         if result.ok:
-            try:
-                self.actual = apply_ops(self.actual, ops)
-            except KernelRefused:
-                # The kernel took what the model would refuse (a scheduler this code does not
-                # list, say): the kernel is right, so read what it holds.
-                try:
-                    await self.read()
-                except BackendError as exc:
-                    return self._failed(exc, tuple(ops))
+            self.actual = accepted(self.actual, ops)
             self._recovered(keys)
             return SyncOutcome(tuple(ops))
         self.failures += 1
