@@ -24,7 +24,7 @@ def peak_rss_mb() -> float:
 
 
 async def refused_reload(path: str) -> None:
-    from ipvswm.daemon import read_config
+    from ipvswm.daemon.reload import read_config
 
     worst = 0.0
     done = False

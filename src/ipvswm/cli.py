@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from ipvswm.config.filecheck import insecure_reason
     from ipvswm.config.parser import parse_file
-    from ipvswm.daemon import Daemon
+    from ipvswm.daemon.daemon import Daemon
     from ipvswm.daemonize import daemonize, fail, running_instance
 
     insecure = None if args.allow_insecure_config else insecure_reason(args.config)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ipvswm.config.parser import parse_file
-from ipvswm.daemon import Daemon
+from ipvswm.daemon.daemon import Daemon
 from ipvswm.engine.mapping import service_key
 from ipvswm.views import pair_views
 

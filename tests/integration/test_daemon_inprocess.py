@@ -17,8 +17,9 @@ import pytest
 
 from ipvswm.answers import Answer, Applied, Refused
 from ipvswm.config.parser import parse_file
-from ipvswm.daemon import Daemon, raise_fd_limit
+from ipvswm.daemon.daemon import Daemon
 from ipvswm.daemon.requests import AdminRequest, ResyncRequest
+from ipvswm.daemon.runtime import raise_fd_limit
 from ipvswm.engine.state import HostState, Phase
 from ipvswm.events import (
     CheckResult,

@@ -107,9 +107,14 @@ class EngineControl:
 
     async def _admin(self, event: AdminEvent | ForgetHost) -> Answer:
         await asyncio.sleep(self.submit_delay)  # the real one awaits a commit
-        step = self.feed(event)
-        if step.error is not None:
-            return Refused(step.error)
+        plan = self.engine.plan(event, self.now)  # as the owner: plan, (commit,) apply
+        if isinstance(plan, Refused):
+            return plan
+        step = self.engine.apply(plan, self.now)
+        if self.follow_kernel:
+            self.apply_desired()
+        else:
+            self.notify()
         self.submitted.append(event)
         return Applied(step.note)
 
