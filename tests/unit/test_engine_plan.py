@@ -53,8 +53,8 @@ def test_a_plan_applies_only_to_the_state_it_was_made_on() -> None:
 def test_a_refusal_is_a_value_and_changes_nothing() -> None:
     d = healthy(basic())
     before = d.engine.snapshot()
-    assert d.engine.plan(SetPairsOff("web1", ("api",)), T0 + 5) == Refused("no vs 'api'")
-    assert d.engine.plan(SetHostOn("nosuch"), T0 + 5) == Refused("no host 'nosuch'")
+    assert d.engine.plan(SetPairsOff("web1", ("api",)), T0 + 5) == Refused("no such vs 'api'")
+    assert d.engine.plan(SetHostOn("nosuch"), T0 + 5) == Refused("no such host 'nosuch'")
     assert d.engine.plan(ForgetHost("web1"), T0 + 5) == Refused(
         "no kept admin state for host 'web1'"
     )

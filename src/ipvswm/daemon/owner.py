@@ -124,14 +124,7 @@ class Owner:
 
     async def start(self, step: Step) -> None:
         """Take the engine's start-up step, then bring the kernel to the desired table."""
-        for decision in step.decisions:
-            log.info("%s", decision)
-        for message in step.messages:
-            log.info("%s", message)
-        for alert in step.alerts:
-            self._alert(alert)
-        for kept in step.kept:
-            self._kept(kept)
+        self._report(step)
         added = self.rt.sync.manage(self.engine.service_keys())
         self.unsaved = merge_changes(
             merge_changes(self.unsaved, step.changes), StateChanges(managed_added=added)
@@ -209,11 +202,14 @@ class Owner:
         self._absorb(step, batch)
         return step
 
-    def _absorb(self, step: Step, batch: Batch, keep_changes: bool = True) -> None:
-        """Log a step's decisions, send its alerts, and take its changes into the batch."""
-        if keep_changes:
-            batch.changes = merge_changes(batch.changes, step.changes)
+    def _absorb(self, step: Step, batch: Batch) -> None:
+        """Take a step's changes into the batch; log its decisions, send its alerts."""
+        batch.changes = merge_changes(batch.changes, step.changes)
         batch.touched.update(step.touched)
+        self._report(step)
+
+    def _report(self, step: Step) -> None:
+        """Log a step's decisions and messages; send its alerts."""
         for decision in step.decisions:
             self.decisions.log(decision)
         for message in step.messages:

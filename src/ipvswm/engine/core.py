@@ -53,6 +53,7 @@ class Core:
         kernel: Table | None = None,
     ) -> None:
         snap = snapshot if snapshot is not None else StateSnapshot()
+        self._steps = 0  # steps taken: a plan is applied only to the state it was made on
         layout = self._layout = Layout(config)
         self._hosts = {tag: st for tag, st in snap.hosts.items() if tag in layout.hosts}
         self._pairs: dict[PairId, PairState] = {}

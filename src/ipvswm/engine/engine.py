@@ -36,16 +36,6 @@ from ipvswm.kernel.table import ServiceKey, Table
 class Engine(Reloading):
     """Decides every pair's weight and phase and every VS's sorry server (SPEC §4)."""
 
-    def __init__(
-        self,
-        config: Config,
-        now: float,
-        snapshot: StateSnapshot | None = None,
-        kernel: Table | None = None,
-    ) -> None:
-        super().__init__(config, now, snapshot, kernel)
-        self._steps = 0  # steps taken: a plan is applied to the state it was made on
-
     # --- public API ---------------------------------------------------------------------------
 
     def handle(self, event: EngineEvent, now: float) -> Step:
