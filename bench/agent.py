@@ -22,10 +22,13 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 
-from ipvswm.checks.agent import AgentFailed, poll_agent
-from ipvswm.checks.agentline import MAX_LINE, parse_agent_line
+from ipvswm.checks.agent import AgentFailed
+from ipvswm.checks.agent import poll_agent
+from ipvswm.checks.agentline import MAX_LINE
+from ipvswm.checks.agentline import parse_agent_line
 from ipvswm.config.agent import AgentPoll
 from ipvswm.config.model import AgentTarget
 

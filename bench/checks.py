@@ -39,15 +39,22 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 
 import aiohttp
 
 from ipvswm.checks.checkset import CheckSet
-from ipvswm.checks.probe import BODY_CAP, PreparedCheck, ProbeOutcome, probe
+from ipvswm.checks.probe import BODY_CAP
+from ipvswm.checks.probe import PreparedCheck
+from ipvswm.checks.probe import ProbeOutcome
+from ipvswm.checks.probe import probe
 from ipvswm.checks.transport import check_transport
-from ipvswm.checks.wire import CheckFailed, request_bytes
-from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
+from ipvswm.checks.wire import CheckFailed
+from ipvswm.checks.wire import request_bytes
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
 from ipvswm.events import CheckResult
 
 ADDRESSES = [f"127.0.0.{i}" for i in range(40, 50)]

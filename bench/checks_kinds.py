@@ -25,15 +25,20 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 
 import dns.asyncquery
 import dns.message
 
-from ipvswm.checks.dns import DnsPlan, check_dns
-from ipvswm.checks.execcheck import ExecSlots, check_exec
+from ipvswm.checks.dns import DnsPlan
+from ipvswm.checks.dns import check_dns
+from ipvswm.checks.execcheck import ExecSlots
+from ipvswm.checks.execcheck import check_exec
 from ipvswm.checks.wire import CheckFailed
-from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
 
 ADDRESS = "127.0.0.50"
 

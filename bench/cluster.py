@@ -23,19 +23,23 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.daemon import ConsoleSession, DaemonProcess  # noqa: E402
+from tests.support.daemon import ConsoleSession  # noqa: E402
+from tests.support.daemon import DaemonProcess  # noqa: E402
 from tests.support.emulator import Emulator  # noqa: E402
 from tests.support.etcd import Etcd  # noqa: E402
 from tests.support.realservers import ThreadedRealServers  # noqa: E402
 
-from ipvswm.cluster.adapter import ClusterStore, SharedUpdate  # noqa: E402
-from ipvswm.cluster.etcd import EtcdClient, Put  # noqa: E402
+from ipvswm.cluster.adapter import ClusterStore  # noqa: E402
+from ipvswm.cluster.adapter import SharedUpdate  # noqa: E402
+from ipvswm.cluster.etcd import EtcdClient  # noqa: E402
+from ipvswm.cluster.etcd import Put  # noqa: E402
 from ipvswm.cluster.memory import Memory  # noqa: E402
 from ipvswm.config.model import GlobalOptions  # noqa: E402
 

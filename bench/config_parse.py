@@ -9,7 +9,8 @@ import argparse
 import time
 import tracemalloc
 
-from ipvswm.config.parser import parse_text, summarize
+from ipvswm.config.parser import parse_text
+from ipvswm.config.parser import summarize
 
 
 def generate(services: int, hosts: int, per_host: int = 3) -> str:

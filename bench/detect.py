@@ -34,16 +34,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.daemon import DaemonProcess, wait_until  # noqa: E402
-from tests.support.emulator import Emulator, Invocation  # noqa: E402
-from tests.support.realservers import ThreadedRealServer, ThreadedRealServers  # noqa: E402
+from tests.support.daemon import DaemonProcess  # noqa: E402
+from tests.support.daemon import wait_until  # noqa: E402
+from tests.support.emulator import Emulator  # noqa: E402
+from tests.support.emulator import Invocation  # noqa: E402
+from tests.support.realservers import ThreadedRealServer  # noqa: E402
+from tests.support.realservers import ThreadedRealServers  # noqa: E402
 
 FIRST_ADDRESS = 160  # real servers on 127.0.0.160.., VSs on 192.0.2.160..
 ANCHOR = "127.0.0.199"

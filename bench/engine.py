@@ -19,12 +19,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.unit.test_engine_fixtures import T0, big_config
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import big_config
 
 from ipvswm.answers import Refused
 from ipvswm.config.model import Config
 from ipvswm.engine import Engine
-from ipvswm.events import CheckResult, CheckStatus, ConfigLoaded, SetHostOff, SetHostOn, Tick
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from ipvswm.events import ConfigLoaded
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import Tick
 
 
 def admin_command(engine: Engine, event: SetHostOff | SetHostOn, now: float) -> None:

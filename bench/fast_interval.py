@@ -27,8 +27,11 @@ sys.path.insert(0, str(REPO))
 from tests.support.realservers import ThreadedRealServers  # noqa: E402
 
 from ipvswm.checks.checker import Checker  # noqa: E402
-from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget  # noqa: E402
-from ipvswm.events import CheckResult, CheckStatus  # noqa: E402
+from ipvswm.config.model import CheckKind  # noqa: E402
+from ipvswm.config.model import CheckSpec  # noqa: E402
+from ipvswm.config.model import CheckTarget  # noqa: E402
+from ipvswm.events import CheckResult  # noqa: E402
+from ipvswm.events import CheckStatus  # noqa: E402
 
 
 async def trial(

@@ -17,20 +17,18 @@ from pathlib import Path
 from ipvswm.kernel.ipvsadm import IpvsadmBackend
 from ipvswm.kernel.ipvsadm_format import render_op
 from ipvswm.kernel.reconcile import reconcile
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    Destination,
-    DestKey,
-    EditDestination,
-    Forward,
-    Op,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 EMULATOR = Path(__file__).resolve().parent.parent / "tests" / "emulator" / "ipvsadm"
 

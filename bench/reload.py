@@ -34,10 +34,14 @@ from typing import TypeVar
 from ipvswm.checks.checkset import CheckSet
 from ipvswm.checks.probe import ProbeOutcome
 from ipvswm.config.diff import describe_diff
-from ipvswm.config.model import CheckTarget, Config
+from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import Config
 from ipvswm.config.parser import parse_text
 from ipvswm.engine.engine import Engine
-from ipvswm.events import CheckResult, CheckStatus, ConfigLoaded, Tick
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from ipvswm.events import ConfigLoaded
+from ipvswm.events import Tick
 from ipvswm.kernel.reconcile import reconcile
 
 T = TypeVar("T")

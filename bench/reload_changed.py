@@ -36,7 +36,12 @@ from ipvswm.events import ConfigLoaded
 from ipvswm.kernel.reconcile import reconcile
 from ipvswm.kernel.sync import restrict
 from ipvswm.kernel.table import Table
-from reload import T0, generate, idle_probe, parse, steady_engine, timed
+from reload import T0
+from reload import generate
+from reload import idle_probe
+from reload import parse
+from reload import steady_engine
+from reload import timed
 
 try:  # the first-checks hook of issue 16 (absent before it)
     from ipvswm.engine.layout import unweighted_targets

@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from tests.support.daemon import DaemonProcess, wait_until  # noqa: E402
+from tests.support.daemon import DaemonProcess  # noqa: E402
+from tests.support.daemon import wait_until  # noqa: E402
 from tests.support.emulator import Emulator  # noqa: E402
 from tests.support.realservers import ThreadedRealServers  # noqa: E402
 

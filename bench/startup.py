@@ -30,10 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from tests.support.daemon import DaemonProcess, wait_until  # noqa: E402
+from tests.support.daemon import DaemonProcess  # noqa: E402
+from tests.support.daemon import wait_until  # noqa: E402
 from tests.support.emulator import Emulator  # noqa: E402
 
-from detect import InvocationLog, batch_weights  # noqa: E402
+from detect import InvocationLog  # noqa: E402
+from detect import batch_weights  # noqa: E402
 
 FARM = "127.0.0.202"
 FULL = 10

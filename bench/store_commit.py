@@ -17,7 +17,8 @@ import statistics
 import tempfile
 import time
 
-from ipvswm.engine.state import HostState, StateChanges
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import StateChanges
 from ipvswm.store import Store
 from ipvswm.store.writer import StoreWriter
 

@@ -38,12 +38,17 @@ BENCH = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from farm import addresses, raise_fd_limit  # noqa: E402
-from tests.support.daemon import DaemonProcess, wait_until  # noqa: E402
+from farm import addresses  # noqa: E402
+from farm import raise_fd_limit  # noqa: E402
+from tests.support.daemon import DaemonProcess  # noqa: E402
+from tests.support.daemon import wait_until  # noqa: E402
 from tests.support.emulator import Emulator  # noqa: E402
-from vm_keepalived import cpu_seconds, pss_mb, tree  # noqa: E402
+from vm_keepalived import cpu_seconds  # noqa: E402
+from vm_keepalived import pss_mb  # noqa: E402
+from vm_keepalived import tree  # noqa: E402
 
-from detect import InvocationLog, is_read  # noqa: E402
+from detect import InvocationLog  # noqa: E402
+from detect import is_read  # noqa: E402
 
 FARM = Path(__file__).resolve().parent / "farm.py"
 FIRST = "127.77.0.1"

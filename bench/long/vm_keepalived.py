@@ -41,7 +41,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from tests.kernel import vm  # noqa: E402
-from tests.support.daemon import DaemonProcess, wait_until  # noqa: E402
+from tests.support.daemon import DaemonProcess  # noqa: E402
+from tests.support.daemon import wait_until  # noqa: E402
 
 FARM = Path(__file__).resolve().parent / "farm.py"
 IPVSADM = "/usr/sbin/ipvsadm"

@@ -30,18 +30,16 @@ from pathlib import Path
 from ipvswm.kernel.ipvsadm import IpvsadmBackend
 from ipvswm.kernel.ipvsadm_format import render_line
 from ipvswm.kernel.netlink import NetlinkBackend
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    Destination,
-    DestKey,
-    EditDestination,
-    Forward,
-    Op,
-    Protocol,
-    Service,
-    ServiceKey,
-)
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceKey
 
 REPO = Path(__file__).resolve().parents[2]
 IPVSADM = "/usr/sbin/ipvsadm"

@@ -24,7 +24,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Parse and validate a config file; print every error, or a one-line summary."""
     from ipvswm.config.filecheck import insecure_reason
     from ipvswm.config.guard import problems
-    from ipvswm.config.parser import parse_file, summarize
+    from ipvswm.config.parser import parse_file
+    from ipvswm.config.parser import summarize
 
     _warnings_to_stderr()
     result = parse_file(args.config)
@@ -89,7 +90,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ipvswm.config.filecheck import insecure_reason
     from ipvswm.config.parser import parse_file
     from ipvswm.daemon.daemon import Daemon
-    from ipvswm.daemonize import daemonize, fail, running_instance
+    from ipvswm.daemonize import daemonize
+    from ipvswm.daemonize import fail
+    from ipvswm.daemonize import running_instance
 
     insecure = None if args.allow_insecure_config else insecure_reason(args.config)
     if insecure is not None:
@@ -122,7 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_dump(args: argparse.Namespace) -> int:
     """Print the persistent state (the original's --dump)."""
     from ipvswm.config.parser import parse_file
-    from ipvswm.store import StoreError, dump_file
+    from ipvswm.store import StoreError
+    from ipvswm.store import dump_file
 
     result = parse_file(args.config)
     if result.config is None:

@@ -12,7 +12,8 @@ import contextlib
 import socket
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from pathlib import Path
 
 from ipvswm.config.parser import parse_file

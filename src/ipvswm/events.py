@@ -10,7 +10,9 @@ import enum
 from dataclasses import dataclass
 
 from ipvswm.checks.agentline import AgentReply
-from ipvswm.config.model import AgentTarget, CheckTarget, Config
+from ipvswm.config.model import AgentTarget
+from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import Config
 from ipvswm.kernel.table import Table
 from ipvswm.vocabulary import DEFAULT_REASON
 

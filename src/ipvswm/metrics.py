@@ -22,19 +22,29 @@ import contextlib
 import json
 import logging
 import platform
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter
+from prometheus_client import Histogram
+from prometheus_client import Info
+from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ipvswm import __version__
-from ipvswm.config.model import CheckTarget, Config, Pair
-from ipvswm.engine.state import Phase, StateSnapshot
+from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import Config
+from ipvswm.config.model import Pair
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import CheckResult
 from ipvswm.kernel.backend import FailureKind
 from ipvswm.kernel.table import Table
-from ipvswm.views import PairView, pair_views, service_key
+from ipvswm.views import PairView
+from ipvswm.views import pair_views
+from ipvswm.views import service_key
 
 log = logging.getLogger(__name__)
 

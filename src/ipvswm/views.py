@@ -10,10 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ipvswm.config.model import Config, Pair
-from ipvswm.engine.mapping import dest_port, service_key
-from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot
-from ipvswm.kernel.table import DestKey, Table
+from ipvswm.config.model import Config
+from ipvswm.config.model import Pair
+from ipvswm.engine.mapping import dest_port
+from ipvswm.engine.mapping import service_key
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Table
 
 __all__ = ["PairView", "pair_views", "service_key"]
 

@@ -8,7 +8,8 @@ commands that only read (show, dump, wait) — same checks, same order, same wor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:

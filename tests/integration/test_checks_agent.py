@@ -9,9 +9,14 @@ import asyncio
 
 import pytest
 
-from ipvswm.checks.agent import MISSES, AgentFailed, AgentSet, poll_agent
-from ipvswm.checks.agentline import MAX_LINE, AgentReply
-from ipvswm.config.agent import AgentPoll, agent_polls
+from ipvswm.checks.agent import MISSES
+from ipvswm.checks.agent import AgentFailed
+from ipvswm.checks.agent import AgentSet
+from ipvswm.checks.agent import poll_agent
+from ipvswm.checks.agentline import MAX_LINE
+from ipvswm.checks.agentline import AgentReply
+from ipvswm.config.agent import AgentPoll
+from ipvswm.config.agent import agent_polls
 from ipvswm.config.model import AgentTarget
 from ipvswm.config.parser import parse_text
 from ipvswm.events import AgentResult

@@ -14,7 +14,8 @@ import itertools
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from collections.abc import Callable
 
 import pytest
 
@@ -23,9 +24,12 @@ from ipvswm.checks.checker import Checker
 from ipvswm.checks.checkset import CheckSet
 from ipvswm.checks.probe import PreparedCheck
 from ipvswm.checks.wire import parse_status as real_parse
-from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
 from ipvswm.events import CheckStatus
-from tests.support.checks import FailingSink, Results
+from tests.support.checks import FailingSink
+from tests.support.checks import Results
 from tests.support.realservers import RealServer
 
 pytestmark = pytest.mark.integration

@@ -9,17 +9,17 @@ import pytest
 
 from ipvswm.checks.checkset import CheckSet
 from ipvswm.checks.probe import probe
-from ipvswm.config.model import (
-    CheckKind,
-    CheckSpec,
-    CheckTarget,
-    Config,
-    Host,
-    VirtualService,
-    check_target,
-)
-from ipvswm.events import CheckResult, CheckStatus
-from tests.support.realservers import RealServer, ThreadedRealServers
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import Config
+from ipvswm.config.model import Host
+from ipvswm.config.model import VirtualService
+from ipvswm.config.model import check_target
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from tests.support.realservers import RealServer
+from tests.support.realservers import ThreadedRealServers
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from ipvswm.checks import execcheck
-from ipvswm.checks.execcheck import ExecSlots, check_exec
+from ipvswm.checks.execcheck import ExecSlots
+from ipvswm.checks.execcheck import check_exec
 from ipvswm.checks.probe import probe
 from ipvswm.config.model import CheckTarget
 from ipvswm.config.parser import parse_text

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
 
 import pytest
 import trustme
 
 from ipvswm.checks.probe import probe
-from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
 from ipvswm.config.parser import parse_text
-from tests.support.realservers import RealServer, make_ca, server_context
+from tests.support.realservers import RealServer
+from tests.support.realservers import make_ca
+from tests.support.realservers import server_context
 
 pytestmark = pytest.mark.integration
 

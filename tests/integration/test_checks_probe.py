@@ -5,15 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Iterator
 
 import pytest
 import trustme
 
 from ipvswm.checks import plain
-from ipvswm.checks.probe import HEAD_LIMIT, PreparedCheck, probe
-from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget, check_target
-from tests.support.realservers import RealServer, client_context, make_ca, server_context
+from ipvswm.checks.probe import HEAD_LIMIT
+from ipvswm.checks.probe import PreparedCheck
+from ipvswm.checks.probe import probe
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import check_target
+from tests.support.realservers import RealServer
+from tests.support.realservers import client_context
+from tests.support.realservers import make_ca
+from tests.support.realservers import server_context
 
 pytestmark = pytest.mark.integration
 

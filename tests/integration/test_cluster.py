@@ -16,17 +16,19 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.support.cluster import (
-    FULL,
-    PREFIX,
-    Director,
-    director_pair,
-    etcd,
-    servers,
-    stop_all,
-)
-from tests.support.daemon import ConsoleSession, free_port, run_cli, wait_until
-from tests.support.etcd import Etcd, make_tls
+from tests.support.cluster import FULL
+from tests.support.cluster import PREFIX
+from tests.support.cluster import Director
+from tests.support.cluster import director_pair
+from tests.support.cluster import etcd
+from tests.support.cluster import servers
+from tests.support.cluster import stop_all
+from tests.support.daemon import ConsoleSession
+from tests.support.daemon import free_port
+from tests.support.daemon import run_cli
+from tests.support.daemon import wait_until
+from tests.support.etcd import Etcd
+from tests.support.etcd import make_tls
 from tests.support.realservers import ThreadedRealServer
 from tests.support.smtp import Inbox
 

@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import (
-    FULL,
-    PREFIX,
-    VIP,
-    Director,
-    director_pair,
-    etcd,
-    servers,
-    stop_all,
-)
+from tests.support.cluster import FULL
+from tests.support.cluster import PREFIX
+from tests.support.cluster import VIP
+from tests.support.cluster import Director
+from tests.support.cluster import director_pair
+from tests.support.cluster import etcd
+from tests.support.cluster import servers
+from tests.support.cluster import stop_all
 from tests.support.daemon import wait_until
 from tests.support.etcd import Etcd
 from tests.support.realservers import ThreadedRealServer

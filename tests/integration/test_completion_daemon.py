@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import REPO, DaemonProcess, ipvswm_command
+from tests.support.daemon import REPO
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import ipvswm_command
 from tests.support.emulator import Emulator
 
 pytestmark = pytest.mark.integration

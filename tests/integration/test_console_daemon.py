@@ -20,15 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import (
-    ConsoleSession,
-    DaemonProcess,
-    free_port,
-    run_cli,
-    wait_until,
-)
-from tests.support.emulator import Emulator, table_weights
-from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.daemon import ConsoleSession
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import free_port
+from tests.support.daemon import run_cli
+from tests.support.daemon import wait_until
+from tests.support.emulator import Emulator
+from tests.support.emulator import table_weights
+from tests.support.realservers import ThreadedRealServer
+from tests.support.realservers import ThreadedRealServers
 
 pytestmark = pytest.mark.integration
 

@@ -15,15 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from ipvswm.console.command_types import Admin, Quit, Wait, WaitFor
+from ipvswm.console.command_types import Admin
+from ipvswm.console.command_types import Quit
+from ipvswm.console.command_types import Wait
+from ipvswm.console.command_types import WaitFor
 from ipvswm.console.grammar import parse
-from tests.support.daemon import (
-    ConsoleSession,
-    DaemonProcess,
-    dump_state,
-    wait_until,
-)
-from tests.support.emulator import Emulator, table_weights
+from tests.support.daemon import ConsoleSession
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import dump_state
+from tests.support.daemon import wait_until
+from tests.support.emulator import Emulator
+from tests.support.emulator import table_weights
 from tests.support.realservers import ThreadedRealServers
 
 pytestmark = pytest.mark.integration

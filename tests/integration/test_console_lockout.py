@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from ipvswm.console.command_types import MAX_WAIT_TIMEOUT, ParseError, Wait, WaitFor
+from ipvswm.console.command_types import MAX_WAIT_TIMEOUT
+from ipvswm.console.command_types import ParseError
+from ipvswm.console.command_types import Wait
+from ipvswm.console.command_types import WaitFor
 from ipvswm.console.grammar import parse
-from ipvswm.console.server import ConsoleServer, Limits
+from ipvswm.console.server import ConsoleServer
+from ipvswm.console.server import Limits
 from tests.unit.console_control import EngineControl
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import DaemonProcess, ipvswm_command, run_cli, wait_until
-from tests.support.emulator import Emulator, table_weights
-from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import ipvswm_command
+from tests.support.daemon import run_cli
+from tests.support.daemon import wait_until
+from tests.support.emulator import Emulator
+from tests.support.emulator import table_weights
+from tests.support.realservers import ThreadedRealServer
+from tests.support.realservers import ThreadedRealServers
 
 pytestmark = pytest.mark.integration
 

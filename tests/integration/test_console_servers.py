@@ -14,20 +14,28 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck
+from hypothesis import assume
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from ipvswm.console import fifo
-from ipvswm.console.client import console_main, ctl_main
+from ipvswm.console.client import console_main
+from ipvswm.console.client import ctl_main
 from ipvswm.console.command_types import ParseError
 from ipvswm.console.grammar import parse
-from ipvswm.console.server import ConsoleError, ConsoleServer, Limits
+from ipvswm.console.server import ConsoleError
+from ipvswm.console.server import ConsoleServer
+from ipvswm.console.server import Limits
 from ipvswm.events import SetHostOff
-from tests.integration.test_console_fuzz import closes_session, lines_of
+from tests.integration.test_console_fuzz import closes_session
+from tests.integration.test_console_fuzz import lines_of
 from tests.unit.console_control import EngineControl
 
 pytestmark = pytest.mark.integration

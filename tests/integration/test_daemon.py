@@ -14,9 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import DaemonProcess, free_port, ipvswm_command, wait_until
-from tests.support.emulator import Emulator, wait_weight
-from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import free_port
+from tests.support.daemon import ipvswm_command
+from tests.support.daemon import wait_until
+from tests.support.emulator import Emulator
+from tests.support.emulator import wait_weight
+from tests.support.realservers import ThreadedRealServer
+from tests.support.realservers import ThreadedRealServers
 
 pytestmark = pytest.mark.integration
 

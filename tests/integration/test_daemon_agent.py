@@ -10,11 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_daemon_metrics import Scraper, pair, value
+from tests.integration.test_daemon_metrics import Scraper
+from tests.integration.test_daemon_metrics import pair
+from tests.integration.test_daemon_metrics import value
 from tests.support.agentserver import AgentServer
-from tests.support.daemon import DaemonProcess, free_port, wait_until
-from tests.support.emulator import Emulator, wait_weight
-from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import free_port
+from tests.support.daemon import wait_until
+from tests.support.emulator import Emulator
+from tests.support.emulator import wait_weight
+from tests.support.realservers import ThreadedRealServer
+from tests.support.realservers import ThreadedRealServers
 
 # A scenario of many sequential steps against a real daemon: on a loaded 2-core machine it has
 # taken 100 s, close to the suite's 120 s per test; the bound is for hangs, not a time budget.

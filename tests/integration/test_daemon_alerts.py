@@ -21,9 +21,13 @@ from aiosmtpd.controller import Controller
 
 from ipvswm.alerts import Mailer
 from ipvswm.config.model import GlobalOptions
-from tests.support.daemon import DaemonProcess, free_port, wait_until
-from tests.support.emulator import Emulator, wait_weight
-from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import free_port
+from tests.support.daemon import wait_until
+from tests.support.emulator import Emulator
+from tests.support.emulator import wait_weight
+from tests.support.realservers import ThreadedRealServer
+from tests.support.realservers import ThreadedRealServers
 from tests.support.smtp import Inbox
 
 SMTP_HOST = "127.0.0.1"

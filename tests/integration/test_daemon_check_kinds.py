@@ -13,7 +13,8 @@ import pytest
 
 from tests.support.daemon import DaemonProcess
 from tests.support.dnsserver import DnsResponder
-from tests.support.emulator import Emulator, wait_weight
+from tests.support.emulator import Emulator
+from tests.support.emulator import wait_weight
 from tests.support.realservers import ThreadedRealServers
 
 pytestmark = pytest.mark.integration

@@ -10,27 +10,33 @@ import os
 import resource
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ipvswm.answers import Answer, Applied, Refused
+from ipvswm.answers import Answer
+from ipvswm.answers import Applied
+from ipvswm.answers import Refused
 from ipvswm.config.parser import parse_file
 from ipvswm.daemon.daemon import Daemon
-from ipvswm.daemon.requests import AdminRequest, ResyncRequest
+from ipvswm.daemon.requests import AdminRequest
+from ipvswm.daemon.requests import ResyncRequest
 from ipvswm.daemon.runtime import raise_fd_limit
-from ipvswm.engine.state import HostState, Phase
-from ipvswm.events import (
-    CheckResult,
-    CheckStatus,
-    SetHostOff,
-    SetHostOn,
-    SetOverride,
-    SetPairsOff,
-)
-from ipvswm.kernel.backend import BackendError, FailureKind
-from ipvswm.kernel.table import DestKey, Protocol, ServiceKey
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import Phase
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOff
+from ipvswm.kernel.backend import BackendError
+from ipvswm.kernel.backend import FailureKind
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import ServiceKey
 from tests.support.realservers import RealServer
 
 pytestmark = pytest.mark.integration

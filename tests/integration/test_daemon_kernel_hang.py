@@ -15,9 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import ConsoleSession, DaemonProcess, wait_until
-from tests.support.emulator import Emulator, wait_weight
-from tests.support.held import HeldIpvsadm, alive
+from tests.support.daemon import ConsoleSession
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import wait_until
+from tests.support.emulator import Emulator
+from tests.support.emulator import wait_weight
+from tests.support.held import HeldIpvsadm
+from tests.support.held import alive
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.daemon import DaemonProcess, free_port, wait_until
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import free_port
+from tests.support.daemon import wait_until
 from tests.support.emulator import Emulator
-from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.realservers import ThreadedRealServer
+from tests.support.realservers import ThreadedRealServers
 
 pytestmark = pytest.mark.integration
 

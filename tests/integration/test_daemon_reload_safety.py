@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import ConsoleSession, DaemonProcess, wait_until
-from tests.support.emulator import Emulator, wait_weight
+from tests.support.daemon import ConsoleSession
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import wait_until
+from tests.support.emulator import Emulator
+from tests.support.emulator import wait_weight
 from tests.support.realservers import ThreadedRealServers
 
 pytestmark = pytest.mark.integration

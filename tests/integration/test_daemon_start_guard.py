@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import DaemonProcess, ipvswm_command
-from tests.support.emulator import Emulator, wait_weight
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import ipvswm_command
+from tests.support.emulator import Emulator
+from tests.support.emulator import wait_weight
 
 pytestmark = pytest.mark.integration
 

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import DaemonProcess, wait_until
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import wait_until
 from tests.support.emulator import Emulator
-from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.realservers import ThreadedRealServer
+from tests.support.realservers import ThreadedRealServers
 
 pytestmark = pytest.mark.integration
 

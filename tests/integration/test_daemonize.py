@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import ipvswm_command, wait_until
+from tests.support.daemon import ipvswm_command
+from tests.support.daemon import wait_until
 
 pytestmark = pytest.mark.integration
 

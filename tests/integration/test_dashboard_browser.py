@@ -20,11 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import director_pair, etcd
-from tests.support.daemon import REPO, DaemonProcess, free_port, wait_until
+from tests.support.cluster import director_pair
+from tests.support.cluster import etcd
+from tests.support.daemon import REPO
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import free_port
+from tests.support.daemon import wait_until
 from tests.support.emulator import Emulator
 from tests.support.etcd import Etcd
-from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.realservers import ThreadedRealServer
+from tests.support.realservers import ThreadedRealServers
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from ipvswm.config.parser import parse_text
-from tests.support.daemon import DaemonProcess, wait_until
-from tests.support.emulator import Emulator, wait_weight
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import wait_until
+from tests.support.emulator import Emulator
+from tests.support.emulator import wait_weight
 from tests.support.held import HeldIpvsadm
 
 pytestmark = pytest.mark.integration

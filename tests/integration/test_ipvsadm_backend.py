@@ -10,24 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from ipvswm.kernel.backend import BackendError, FailureKind
+from ipvswm.kernel.backend import BackendError
+from ipvswm.kernel.backend import FailureKind
 from ipvswm.kernel.ipvsadm import IpvsadmBackend
 from ipvswm.kernel.reconcile import reconcile
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    DeleteService,
-    Destination,
-    DestKey,
-    EditDestination,
-    EditService,
-    Forward,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import EditService
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 from tests.support.emulator import Emulator
 
 pytestmark = pytest.mark.integration

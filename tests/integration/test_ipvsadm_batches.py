@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 
 from ipvswm.config.parser import parse_text
-from ipvswm.kernel.ipvsadm import MAX_BATCH_OPS, OPS_PER_TIMEOUT, IpvsadmBackend, batch_timeout
-from ipvswm.kernel.table import Destination, DestKey, EditDestination, Protocol, ServiceKey
+from ipvswm.kernel.ipvsadm import MAX_BATCH_OPS
+from ipvswm.kernel.ipvsadm import OPS_PER_TIMEOUT
+from ipvswm.kernel.ipvsadm import IpvsadmBackend
+from ipvswm.kernel.ipvsadm import batch_timeout
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import ServiceKey
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import DaemonProcess, ipvswm_command, run_cli, wait_until
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import ipvswm_command
+from tests.support.daemon import run_cli
+from tests.support.daemon import wait_until
 from tests.support.emulator import Emulator
 
 pytestmark = pytest.mark.integration

@@ -20,9 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import REPO, DaemonProcess, wait_until
-from tests.support.emulator import Emulator, Invocation, table_weights
-from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.daemon import REPO
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import wait_until
+from tests.support.emulator import Emulator
+from tests.support.emulator import Invocation
+from tests.support.emulator import table_weights
+from tests.support.realservers import ThreadedRealServer
+from tests.support.realservers import ThreadedRealServers
 
 pytestmark = pytest.mark.integration
 

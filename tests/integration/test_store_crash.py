@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ipvswm.engine.state import StateSnapshot
-from ipvswm.kernel.table import Protocol, ServiceKey
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import ServiceKey
 from ipvswm.store import Store
 
 BATCH = 40  # pairs written by every save, so a kill often lands inside a transaction

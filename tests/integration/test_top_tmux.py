@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import DaemonProcess, free_port, ipvswm_command, wait_until
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import free_port
+from tests.support.daemon import ipvswm_command
+from tests.support.daemon import wait_until
 from tests.support.emulator import Emulator
 from tests.support.realservers import ThreadedRealServers
 

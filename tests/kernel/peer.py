@@ -14,7 +14,8 @@ import os
 import socket
 import sys
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
 
 
 class DualStackServer(ThreadingHTTPServer):

@@ -22,8 +22,13 @@ from typing import Any
 import pytest
 
 from ipvswm.console.client import Connection
-from tests.kernel.netns import VIP, VIP6, RealServer, Topology, sh
-from tests.support.daemon import DaemonProcess, wait_until
+from tests.kernel.netns import VIP
+from tests.kernel.netns import VIP6
+from tests.kernel.netns import RealServer
+from tests.kernel.netns import Topology
+from tests.kernel.netns import sh
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import wait_until
 from tests.support.emulator import table_weights
 
 pytestmark = pytest.mark.integration

@@ -21,20 +21,18 @@ from ipvswm.kernel.ipvsadm import IpvsadmBackend
 from ipvswm.kernel.ipvsadm_format import parse_save
 from ipvswm.kernel.netlink import NetlinkBackend
 from ipvswm.kernel.reconcile import reconcile
-from ipvswm.kernel.table import (
-    DeleteDestination,
-    DeleteService,
-    Destination,
-    DestKey,
-    EditDestination,
-    EditService,
-    Forward,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
+from ipvswm.kernel.table import DeleteDestination
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import EditService
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 from tests.kernel.netns import sh
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.kernel.netns import VIP, Topology, sh
-from tests.support.daemon import DaemonProcess, ipvswm_command, wait_until
+from tests.kernel.netns import VIP
+from tests.kernel.netns import Topology
+from tests.kernel.netns import sh
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import ipvswm_command
+from tests.support.daemon import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ipvswm.events import CheckResult, CheckStatus
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
 
 
 class Results:

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import DaemonProcess, free_port, wait_until
+from tests.support.daemon import DaemonProcess
+from tests.support.daemon import free_port
+from tests.support.daemon import wait_until
 from tests.support.emulator import Emulator
 from tests.support.etcd import Etcd
-from tests.support.realservers import ThreadedRealServer, ThreadedRealServers
+from tests.support.realservers import ThreadedRealServer
+from tests.support.realservers import ThreadedRealServers
 
 VIP = "192.0.2.60:80"
 FULL = 10

@@ -15,12 +15,14 @@ import ssl
 import subprocess
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import free_port, wait_until
+from tests.support.daemon import free_port
+from tests.support.daemon import wait_until
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 

@@ -13,16 +13,31 @@ import asyncio
 import contextlib
 import dataclasses
 
-from ipvswm.answers import Answer, Applied, Refused
-from ipvswm.config.model import CheckKind, CheckSpec, Config, GlobalOptions, Host, VirtualService
+from ipvswm.answers import Answer
+from ipvswm.answers import Applied
+from ipvswm.answers import Refused
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import Config
+from ipvswm.config.model import GlobalOptions
+from ipvswm.config.model import Host
+from ipvswm.config.model import VirtualService
 from ipvswm.console.control import CheckView
 from ipvswm.daemon.requests import ReloadOutcome
 from ipvswm.engine.engine import Engine
-from ipvswm.engine.mapping import dest_port, service_key
+from ipvswm.engine.mapping import dest_port
+from ipvswm.engine.mapping import service_key
 from ipvswm.engine.outputs import Step
 from ipvswm.engine.state import StateSnapshot
-from ipvswm.events import AdminEvent, CheckResult, CheckStatus, EngineEvent, ForgetHost, Tick
-from ipvswm.kernel.table import DestKey, ServiceEntry, Table
+from ipvswm.events import AdminEvent
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from ipvswm.events import EngineEvent
+from ipvswm.events import ForgetHost
+from ipvswm.events import Tick
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import Table
 from ipvswm.vocabulary import STARTING
 
 T0 = 1_700_000_000.0  # the virtual clock's start

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipvswm.checks.agentline import AgentReply, parse_agent_line
+from ipvswm.checks.agentline import AgentReply
+from ipvswm.checks.agentline import parse_agent_line
 
 
 @pytest.mark.parametrize(

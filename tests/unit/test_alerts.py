@@ -6,28 +6,29 @@ import dataclasses
 
 import pytest
 
-from ipvswm.alerts import Mailer, host_lines, parse_smtp
-from ipvswm.config.model import (
-    CheckKind,
-    CheckSpec,
-    Config,
-    GlobalOptions,
-    Host,
-    Method,
-    VirtualService,
-)
+from ipvswm.alerts import Mailer
+from ipvswm.alerts import host_lines
+from ipvswm.alerts import parse_smtp
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import Config
+from ipvswm.config.model import GlobalOptions
+from ipvswm.config.model import Host
+from ipvswm.config.model import Method
+from ipvswm.config.model import VirtualService
 from ipvswm.engine.outputs import SorryChange
-from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import CheckStatus
-from ipvswm.kernel.table import (
-    Destination,
-    DestKey,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 OPTIONS = GlobalOptions(
     email_smtp="127.0.0.1:2525",

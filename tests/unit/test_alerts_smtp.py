@@ -7,7 +7,8 @@ import email
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from email.policy import default as default_policy
 from pathlib import Path
 
@@ -15,7 +16,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from ipvswm.alerts import Mailer
-from ipvswm.config.model import CheckKind, CheckSpec, GlobalOptions, VirtualService
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import GlobalOptions
+from ipvswm.config.model import VirtualService
 from ipvswm.engine.outputs import SorryChange
 from tests.support.smtp import Inbox
 

@@ -21,11 +21,17 @@ import pytest
 
 from ipvswm.checks import plain
 from ipvswm.checks.checker import Checker
-from ipvswm.checks.decide import SLOTS_PER_SECOND, slot_of
+from ipvswm.checks.decide import SLOTS_PER_SECOND
+from ipvswm.checks.decide import slot_of
 from ipvswm.checks.probe import ProbeOutcome
-from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
-from ipvswm.events import CheckResult, CheckStatus
-from tests.support.checks import RISE_FALL, FailingSink, Results
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from tests.support.checks import RISE_FALL
+from tests.support.checks import FailingSink
+from tests.support.checks import Results
 from tests.support.virtualtime import run_virtual
 
 P, F, U = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.UNKNOWN

@@ -12,7 +12,9 @@ import pytest
 from ipvswm.checks.checker import Checker
 from ipvswm.checks.decide import next_gap
 from ipvswm.checks.probe import ProbeOutcome
-from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
 from ipvswm.config.parser import parse_text
 from ipvswm.events import CheckStatus
 from tests.support.checks import Results

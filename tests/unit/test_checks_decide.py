@@ -6,17 +6,16 @@ import itertools
 
 import pytest
 
-from ipvswm.checks.decide import (
-    Counts,
-    count,
-    first_offset,
-    first_start,
-    first_window,
-    next_gap,
-    next_start,
-    slot_of,
-)
-from ipvswm.config.model import CheckKind, CheckSpec
+from ipvswm.checks.decide import Counts
+from ipvswm.checks.decide import count
+from ipvswm.checks.decide import first_offset
+from ipvswm.checks.decide import first_start
+from ipvswm.checks.decide import first_window
+from ipvswm.checks.decide import next_gap
+from ipvswm.checks.decide import next_start
+from ipvswm.checks.decide import slot_of
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
 from ipvswm.events import CheckStatus
 from tests.support.checks import RISE_FALL
 

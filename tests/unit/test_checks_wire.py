@@ -8,19 +8,19 @@ import socket
 import pytest
 
 from ipvswm.checks.plain import SocketPlan
-from ipvswm.checks.wire import (
-    BODY_CAP,
-    LOCAL_ERRNOS,
-    CheckFailed,
-    LocalError,
-    body_length,
-    body_want,
-    connect_failure,
-    io_failure,
-    parse_status,
-    request_bytes,
-)
-from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
+from ipvswm.checks.wire import BODY_CAP
+from ipvswm.checks.wire import LOCAL_ERRNOS
+from ipvswm.checks.wire import CheckFailed
+from ipvswm.checks.wire import LocalError
+from ipvswm.checks.wire import body_length
+from ipvswm.checks.wire import body_want
+from ipvswm.checks.wire import connect_failure
+from ipvswm.checks.wire import io_failure
+from ipvswm.checks.wire import parse_status
+from ipvswm.checks.wire import request_bytes
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
 
 
 def head(*lines: str) -> bytes:

@@ -7,7 +7,12 @@ import time
 
 from ipvswm.checks.checkset import CheckSet
 from ipvswm.checks.probe import ProbeOutcome
-from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget, Config, Host, VirtualService
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import Config
+from ipvswm.config.model import Host
+from ipvswm.config.model import VirtualService
 from ipvswm.events import CheckResult
 from tests.support.virtualtime import run_virtual
 

@@ -12,7 +12,8 @@ import pytest
 from ipvswm import __version__
 from ipvswm.cli import main
 from ipvswm.config.parser import parse_text
-from ipvswm.console.command_types import Admin, ParseError
+from ipvswm.console.command_types import Admin
+from ipvswm.console.command_types import ParseError
 from ipvswm.console.grammar import parse
 from ipvswm.events import SetHostOn
 

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from ipvswm.cluster.etcd import Delete, Op, Put, prefix_end, unb64
-from ipvswm.cluster.keys import describe_event, diff, forget_ops, ops_for
+from ipvswm.cluster.etcd import Delete
+from ipvswm.cluster.etcd import Op
+from ipvswm.cluster.etcd import Put
+from ipvswm.cluster.etcd import prefix_end
+from ipvswm.cluster.etcd import unb64
+from ipvswm.cluster.keys import describe_event
+from ipvswm.cluster.keys import diff
+from ipvswm.cluster.keys import forget_ops
+from ipvswm.cluster.keys import ops_for
 from ipvswm.config.options import cluster_problems
-from ipvswm.events import SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOff
+from ipvswm.events import SetPairsOn
 
 
 def vss_of(host: str) -> tuple[str, ...]:

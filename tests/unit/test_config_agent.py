@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ipvswm.config.agent import agent_polls
 from ipvswm.config.diff import describe_diff
-from ipvswm.config.model import AgentTarget, Config
+from ipvswm.config.model import AgentTarget
+from ipvswm.config.model import Config
 from ipvswm.config.parser import parse_text
 
 

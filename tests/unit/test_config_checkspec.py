@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ipvswm.config.checkspec import substitute
-from ipvswm.config.model import CheckKind, Method
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import Method
 from ipvswm.config.parser import parse_text
 
 

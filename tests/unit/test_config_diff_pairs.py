@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from ipvswm.config.diff import describe_diff
-from ipvswm.config.model import CheckKind, CheckSpec, Config, Host, Pair, VirtualService
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import Config
+from ipvswm.config.model import Host
+from ipvswm.config.model import Pair
+from ipvswm.config.model import VirtualService
 
 VS_TAGS = ("www", "api", "img")
 HOST_TAGS = ("web1", "web2", "web3", "web4")

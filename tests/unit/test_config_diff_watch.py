@@ -11,15 +11,14 @@ from pathlib import Path
 import pytest
 
 from ipvswm.config.diff import describe_diff
-from ipvswm.config.model import (
-    CheckKind,
-    CheckSpec,
-    Config,
-    GlobalOptions,
-    Host,
-    VirtualService,
-)
-from ipvswm.config.watch import ConfigWatcher, file_signature
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import Config
+from ipvswm.config.model import GlobalOptions
+from ipvswm.config.model import Host
+from ipvswm.config.model import VirtualService
+from ipvswm.config.watch import ConfigWatcher
+from ipvswm.config.watch import file_signature
 from tests.support.watch import watched
 
 HTTP = CheckSpec(CheckKind.HTTP, url_host="www.example.test", path="/health")

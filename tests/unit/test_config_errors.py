@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from ipvswm.config.options import VS_OPTIONS
-from ipvswm.config.parser import ConfigError, ParseResult, parse_file, parse_text
+from ipvswm.config.parser import ConfigError
+from ipvswm.config.parser import ParseResult
+from ipvswm.config.parser import parse_file
+from ipvswm.config.parser import parse_text
 
 
 def resolver(name: str) -> list[str]:

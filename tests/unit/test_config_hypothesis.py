@@ -7,21 +7,23 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from ipvswm.config.model import (
-    CheckKind,
-    CheckSpec,
-    Config,
-    GlobalOptions,
-    Host,
-    Method,
-    Proto,
-    VirtualService,
-)
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import Config
+from ipvswm.config.model import GlobalOptions
+from ipvswm.config.model import Host
+from ipvswm.config.model import Method
+from ipvswm.config.model import Proto
+from ipvswm.config.model import VirtualService
 from ipvswm.config.options import GLOBALS_BY_LOWER
-from ipvswm.config.parser import ParseResult, parse_file, parse_text
+from ipvswm.config.parser import ParseResult
+from ipvswm.config.parser import parse_file
+from ipvswm.config.parser import parse_text
 
 # Names resolve into 198.51.100.0/24 and 2001:db8:ffff::/48; generated literals never go there.
 NAMES = {

@@ -7,17 +7,17 @@ import logging
 
 import pytest
 
-from ipvswm.config.model import (
-    CheckKind,
-    CheckSpec,
-    Config,
-    GlobalOptions,
-    Host,
-    Method,
-    Proto,
-    VirtualService,
-)
-from ipvswm.config.parser import ConfigError, parse_text, summarize
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import Config
+from ipvswm.config.model import GlobalOptions
+from ipvswm.config.model import Host
+from ipvswm.config.model import Method
+from ipvswm.config.model import Proto
+from ipvswm.config.model import VirtualService
+from ipvswm.config.parser import ConfigError
+from ipvswm.config.parser import parse_text
+from ipvswm.config.parser import summarize
 
 NAMES = {
     "web1.example": ["192.0.2.21"],

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from ipvswm.config.parser import parse_text, system_resolver
+from ipvswm.config.parser import parse_text
+from ipvswm.config.parser import system_resolver
 from ipvswm.config.resolve import split_host_port
 
 

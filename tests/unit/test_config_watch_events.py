@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from ipvswm.config import watch
-from ipvswm.config.inotify import InotifyError, writers_present
+from ipvswm.config.inotify import InotifyError
+from ipvswm.config.inotify import writers_present
 from ipvswm.config.watch import ConfigWatcher
-from tests.support.watch import Recorder, watched
+from tests.support.watch import Recorder
+from tests.support.watch import watched
 
 NEVER = 3600.0  # a poll period no test waits for (Recorder.next waits 30 s at most): whatever
 # is handed over came from an event

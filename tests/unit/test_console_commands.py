@@ -11,10 +11,19 @@ import pytest
 from ipvswm.config.model import Method
 from ipvswm.console.session import Session
 from ipvswm.daemon.requests import ReloadOutcome
-from ipvswm.events import SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
-from ipvswm.kernel.table import Destination, DestKey, Forward, ServiceEntry, Table
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOff
+from ipvswm.events import SetPairsOn
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import Table
 from ipvswm.views import service_key
-from tests.unit.console_control import EngineControl, sample_config
+from tests.unit.console_control import EngineControl
+from tests.unit.console_control import sample_config
 
 
 async def run(session: Session, line: str) -> tuple[int, list[str], dict[str, object]]:

@@ -6,27 +6,33 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipvswm.console.command_types import (
-    Admin,
-    ConfigAction,
-    ConfigCmd,
-    Dump,
-    DumpWhat,
-    Format,
-    Help,
-    History,
-    LogLevel,
-    ParseError,
-    Quit,
-    Repeat,
-    ShowChecks,
-    ShowHosts,
-    ShowVs,
-    Wait,
-    WaitFor,
-)
-from ipvswm.console.grammar import COMMANDS, help_lines, parse, split_words
-from ipvswm.events import ForgetHost, SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
+from ipvswm.console.command_types import Admin
+from ipvswm.console.command_types import ConfigAction
+from ipvswm.console.command_types import ConfigCmd
+from ipvswm.console.command_types import Dump
+from ipvswm.console.command_types import DumpWhat
+from ipvswm.console.command_types import Format
+from ipvswm.console.command_types import Help
+from ipvswm.console.command_types import History
+from ipvswm.console.command_types import LogLevel
+from ipvswm.console.command_types import ParseError
+from ipvswm.console.command_types import Quit
+from ipvswm.console.command_types import Repeat
+from ipvswm.console.command_types import ShowChecks
+from ipvswm.console.command_types import ShowHosts
+from ipvswm.console.command_types import ShowVs
+from ipvswm.console.command_types import Wait
+from ipvswm.console.command_types import WaitFor
+from ipvswm.console.grammar import COMMANDS
+from ipvswm.console.grammar import help_lines
+from ipvswm.console.grammar import parse
+from ipvswm.console.grammar import split_words
+from ipvswm.events import ForgetHost
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOff
+from ipvswm.events import SetPairsOn
 
 D = frozenset({"default"})
 

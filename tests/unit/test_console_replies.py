@@ -6,13 +6,19 @@ from __future__ import annotations
 import pytest
 
 from ipvswm.answers import Refused
-from ipvswm.console.command_types import Admin, ParseError
+from ipvswm.console.command_types import Admin
+from ipvswm.console.command_types import ParseError
 from ipvswm.console.grammar import parse
 from ipvswm.console.render import printable
 from ipvswm.console.session import Session
-from ipvswm.events import SetHostOff, SetHostOn, SetPairsOff, SetPairsOn
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetPairsOff
+from ipvswm.events import SetPairsOn
 from tests.unit.console_control import EngineControl
-from tests.unit.test_engine_fixtures import T0, basic, healthy
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import basic
+from tests.unit.test_engine_fixtures import healthy
 
 # --- item 10: `set host H on` names what still holds H, and fails when it removed nothing -----
 

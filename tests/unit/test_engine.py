@@ -7,25 +7,21 @@ import pytest
 from ipvswm.answers import Refused
 from ipvswm.engine.rules import MIN_RAMP_STEP
 from ipvswm.engine.state import Phase
-from ipvswm.events import (
-    CheckResult,
-    CheckStatus,
-    SetHostOff,
-    SetHostOn,
-    SetOverride,
-    SetPairsOff,
-    SetPairsOn,
-)
-from tests.unit.test_engine_fixtures import (
-    NO_CHECK,
-    T0,
-    Driver,
-    basic,
-    config,
-    healthy,
-    host,
-    vs,
-)
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOff
+from ipvswm.events import SetPairsOn
+from tests.unit.test_engine_fixtures import NO_CHECK
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import Driver
+from tests.unit.test_engine_fixtures import basic
+from tests.unit.test_engine_fixtures import config
+from tests.unit.test_engine_fixtures import healthy
+from tests.unit.test_engine_fixtures import host
+from tests.unit.test_engine_fixtures import vs
 
 ENABLED, AWAIT, RAMPING, DISABLED = Phase.ENABLED, Phase.AWAIT_PASS, Phase.RAMPING, Phase.DISABLED
 

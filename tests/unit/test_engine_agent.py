@@ -6,16 +6,21 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ipvswm.checks.agentline import parse_agent_line
-from ipvswm.config.model import AgentTarget, Config
+from ipvswm.config.model import AgentTarget
+from ipvswm.config.model import Config
 from ipvswm.engine.state import Phase
-from ipvswm.events import (
-    AgentResult,
-    CheckStatus,
-    SetHostOff,
-    SetHostOn,
-    SetOverride,
-)
-from tests.unit.test_engine_fixtures import NO_CHECK, T0, Driver, config, healthy, host, vs
+from ipvswm.events import AgentResult
+from ipvswm.events import CheckStatus
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from tests.unit.test_engine_fixtures import NO_CHECK
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import Driver
+from tests.unit.test_engine_fixtures import config
+from tests.unit.test_engine_fixtures import healthy
+from tests.unit.test_engine_fixtures import host
+from tests.unit.test_engine_fixtures import vs
 
 AGENT_PORT = 9777
 

@@ -6,8 +6,17 @@ from dataclasses import replace
 
 from ipvswm.config.model import Config
 from ipvswm.engine.state import Phase
-from ipvswm.events import ConfigLoaded, SetHostOff, SetHostOn, SetOverride, SetPairsOff
-from tests.unit.test_engine_fixtures import T0, Driver, config, healthy, host, vs
+from ipvswm.events import ConfigLoaded
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOff
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import Driver
+from tests.unit.test_engine_fixtures import config
+from tests.unit.test_engine_fixtures import healthy
+from tests.unit.test_engine_fixtures import host
+from tests.unit.test_engine_fixtures import vs
 
 ENABLED, AWAIT, KEPT, DISABLED = Phase.ENABLED, Phase.AWAIT_PASS, Phase.FAILING_KEPT, Phase.DISABLED
 RAMPING = Phase.RAMPING

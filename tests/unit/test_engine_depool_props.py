@@ -7,22 +7,28 @@ from dataclasses import replace
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis.stateful import initialize
+from hypothesis.stateful import invariant
+from hypothesis.stateful import rule
 
-from ipvswm.config.model import CheckTarget, Config
+from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import Config
 from ipvswm.engine import Engine
-from ipvswm.engine.state import PairState, Phase
-from ipvswm.events import (
-    CheckResult,
-    CheckStatus,
-    ConfigLoaded,
-    EngineEvent,
-    SetHostOff,
-    SetHostOn,
-    SetOverride,
-    Tick,
-)
-from tests.unit.test_engine_fixtures import T0, config, host, vs
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from ipvswm.events import ConfigLoaded
+from ipvswm.events import EngineEvent
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import Tick
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import config
+from tests.unit.test_engine_fixtures import host
+from tests.unit.test_engine_fixtures import vs
 
 WEIGHTS = {"h1": 100, "h2": 50, "h3": 30, "h4": 0, "h5": 70}
 THRESHOLDS = (0.0, 0.3, 0.5, 0.75, 1.0)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from ipvswm.engine.rules import scaled_weight
 from ipvswm.engine.state import Phase
-from ipvswm.events import CheckResult, CheckStatus, SetOverride
-from tests.unit.test_engine_fixtures import T0, Driver, basic, healthy
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from ipvswm.events import SetOverride
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import Driver
+from tests.unit.test_engine_fixtures import basic
+from tests.unit.test_engine_fixtures import healthy
 
 
 def report(d: Driver, host: str, pct: int | None, passed: bool = True) -> None:

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
-from ipvswm.config.model import (
-    CheckKind,
-    CheckSpec,
-    CheckTarget,
-    Config,
-    GlobalOptions,
-    Host,
-    Method,
-    VirtualService,
-)
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import Config
+from ipvswm.config.model import GlobalOptions
+from ipvswm.config.model import Host
+from ipvswm.config.model import Method
+from ipvswm.config.model import VirtualService
 from ipvswm.engine import Engine
 from ipvswm.engine.outputs import Step
-from ipvswm.engine.state import PairState, Phase, StateSnapshot
-from ipvswm.events import CheckResult, CheckStatus, EngineEvent, Tick
-from ipvswm.kernel.table import DestKey, Table
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from ipvswm.events import EngineEvent
+from ipvswm.events import Tick
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Table
 
 T0 = 1_000_000.0
 HTTP = CheckSpec(CheckKind.HTTP, url_host="www.example.org", path="/health")

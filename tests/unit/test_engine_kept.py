@@ -5,9 +5,21 @@ from __future__ import annotations
 from ipvswm.answers import Refused
 from ipvswm.config.model import Config
 from ipvswm.engine.engine import Engine
-from ipvswm.engine.state import KeptHost, KeptPair, Phase, StateSnapshot
-from ipvswm.events import ConfigLoaded, ForgetHost, SetHostOff, SetOverride, SetPairsOff
-from tests.unit.test_engine_fixtures import T0, basic, config, healthy, host, vs
+from ipvswm.engine.state import KeptHost
+from ipvswm.engine.state import KeptPair
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.events import ConfigLoaded
+from ipvswm.events import ForgetHost
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOff
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import basic
+from tests.unit.test_engine_fixtures import config
+from tests.unit.test_engine_fixtures import healthy
+from tests.unit.test_engine_fixtures import host
+from tests.unit.test_engine_fixtures import vs
 
 WEEK = 604800.0
 

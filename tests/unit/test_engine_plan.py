@@ -8,9 +8,17 @@ import pytest
 
 from ipvswm.answers import Refused
 from ipvswm.engine.admin import AdminPlan
-from ipvswm.engine.state import HostState, KeptHost, StateSnapshot
-from ipvswm.events import ForgetHost, SetHostOff, SetHostOn, SetOverride, SetPairsOff
-from tests.unit.test_engine_fixtures import T0, basic, healthy
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import KeptHost
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.events import ForgetHost
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOff
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import basic
+from tests.unit.test_engine_fixtures import healthy
 
 
 def test_plan_is_pure_and_carries_the_admin_input_to_commit() -> None:

@@ -6,36 +6,42 @@ import math
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis.stateful import initialize
+from hypothesis.stateful import invariant
+from hypothesis.stateful import rule
 
-from ipvswm.config.model import CheckTarget, Config
+from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import Config
 from ipvswm.engine import Engine
 from ipvswm.engine.outputs import Step
 from ipvswm.engine.rules import MIN_RAMP_STEP
-from ipvswm.engine.state import PairId, Phase, VsState
-from ipvswm.events import (
-    CheckResult,
-    CheckStatus,
-    ConfigLoaded,
-    EngineEvent,
-    SetHostOff,
-    SetHostOn,
-    SetOverride,
-    SetPairsOff,
-    SetPairsOn,
-    Tick,
-)
-from ipvswm.kernel.table import (
-    Destination,
-    DestKey,
-    Forward,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
-from tests.unit.test_engine_fixtures import NO_CHECK, T0, config, host, vs
+from ipvswm.engine.state import PairId
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import VsState
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from ipvswm.events import ConfigLoaded
+from ipvswm.events import EngineEvent
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOff
+from ipvswm.events import SetPairsOn
+from ipvswm.events import Tick
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
+from tests.unit.test_engine_fixtures import NO_CHECK
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import config
+from tests.unit.test_engine_fixtures import host
+from tests.unit.test_engine_fixtures import vs
 
 HOSTS = ("h1", "h2", "h3")
 REASONS = ("default", "maint", "deploy")

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from ipvswm.config.model import Config
 from ipvswm.engine.state import Phase
-from ipvswm.events import CheckStatus, ConfigLoaded, SetHostOff, SetHostOn
+from ipvswm.events import CheckStatus
+from ipvswm.events import ConfigLoaded
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
 from ipvswm.kernel.reconcile import reconcile
-from ipvswm.kernel.table import Destination, DestKey, Forward, Protocol, ServiceKey, Table
-from tests.unit.test_engine_fixtures import T0, Driver, basic, config, healthy, host, vs
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import Driver
+from tests.unit.test_engine_fixtures import basic
+from tests.unit.test_engine_fixtures import config
+from tests.unit.test_engine_fixtures import healthy
+from tests.unit.test_engine_fixtures import host
+from tests.unit.test_engine_fixtures import vs
 
 X = ServiceKey(Protocol.TCP, "192.0.2.5", 80)
 WEB1, WEB2 = DestKey("198.51.100.1", 80), DestKey("198.51.100.2", 80)

@@ -6,8 +6,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ipvswm.config.model import Config
-from ipvswm.events import ConfigLoaded, SetHostOff, SetHostOn, SetOverride
-from tests.unit.test_engine_fixtures import T0, Driver, config, healthy, host, vs
+from ipvswm.events import ConfigLoaded
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import Driver
+from tests.unit.test_engine_fixtures import config
+from tests.unit.test_engine_fixtures import healthy
+from tests.unit.test_engine_fixtures import host
+from tests.unit.test_engine_fixtures import vs
 
 
 def _config(weight: int, **options: object) -> Config:

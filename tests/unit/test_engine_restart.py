@@ -4,30 +4,35 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ipvswm.config.model import CheckKind, CheckSpec
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
 from ipvswm.engine import Engine
-from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot
-from ipvswm.events import CheckStatus, ConfigLoaded, SetHostOff, SetHostOn, SetOverride, Tick
-from ipvswm.kernel.table import (
-    Destination,
-    DestKey,
-    Forward,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
-from tests.unit.test_engine_fixtures import (
-    NO_CHECK,
-    T0,
-    Driver,
-    basic,
-    config,
-    healthy,
-    host,
-    vs,
-)
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.events import CheckStatus
+from ipvswm.events import ConfigLoaded
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import Tick
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
+from tests.unit.test_engine_fixtures import NO_CHECK
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import Driver
+from tests.unit.test_engine_fixtures import basic
+from tests.unit.test_engine_fixtures import config
+from tests.unit.test_engine_fixtures import healthy
+from tests.unit.test_engine_fixtures import host
+from tests.unit.test_engine_fixtures import vs
 
 WEB = ServiceKey(Protocol.TCP, "192.0.2.1", 80)
 WEB1, WEB2 = DestKey("198.51.100.1", 80), DestKey("198.51.100.2", 80)

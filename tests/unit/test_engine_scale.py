@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from ipvswm.config.model import Config
 from ipvswm.engine import Engine
-from ipvswm.events import CheckResult, CheckStatus, Tick
-from tests.unit.test_engine_fixtures import T0, big_config
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from ipvswm.events import Tick
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import big_config
 
 
 def _big() -> Config:

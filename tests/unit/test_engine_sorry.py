@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from ipvswm.config.model import Config
 from ipvswm.engine.outputs import SorryChange
-from ipvswm.engine.state import StateSnapshot, VsState
-from ipvswm.events import CheckStatus, ConfigLoaded, SetHostOff
-from ipvswm.kernel.table import (
-    Destination,
-    DestKey,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
-from tests.unit.test_engine_fixtures import NO_CHECK, T0, Driver, config, healthy, host, vs
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.engine.state import VsState
+from ipvswm.events import CheckStatus
+from ipvswm.events import ConfigLoaded
+from ipvswm.events import SetHostOff
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
+from tests.unit.test_engine_fixtures import NO_CHECK
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import Driver
+from tests.unit.test_engine_fixtures import config
+from tests.unit.test_engine_fixtures import healthy
+from tests.unit.test_engine_fixtures import host
+from tests.unit.test_engine_fixtures import vs
 
 WEB = ServiceKey(Protocol.TCP, "192.0.2.1", 80)
 WEB1, WEB2 = DestKey("198.51.100.1", 80), DestKey("198.51.100.2", 80)

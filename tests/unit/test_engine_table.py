@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ipvswm.config.model import Config, Method, Proto
+from ipvswm.config.model import Config
+from ipvswm.config.model import Method
+from ipvswm.config.model import Proto
 from ipvswm.engine.state import Phase
-from ipvswm.events import SetHostOff, SetHostOn
-from ipvswm.kernel.table import Destination, DestKey, Forward, Protocol, Service, ServiceKey
-from tests.unit.test_engine_fixtures import (
-    NO_CHECK,
-    T0,
-    Driver,
-    config,
-    healthy,
-    host,
-    vs,
-)
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceKey
+from tests.unit.test_engine_fixtures import NO_CHECK
+from tests.unit.test_engine_fixtures import T0
+from tests.unit.test_engine_fixtures import Driver
+from tests.unit.test_engine_fixtures import config
+from tests.unit.test_engine_fixtures import healthy
+from tests.unit.test_engine_fixtures import host
+from tests.unit.test_engine_fixtures import vs
 
 SORRY = DestKey("198.51.100.99", 80)
 

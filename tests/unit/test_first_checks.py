@@ -7,13 +7,20 @@ import asyncio
 import random
 import time
 
-from ipvswm.checks.checkset import FIRST_CHECKS_PER_SECOND, FIRST_WINDOW_MIN, CheckSet, first_window
+from ipvswm.checks.checkset import FIRST_CHECKS_PER_SECOND
+from ipvswm.checks.checkset import FIRST_WINDOW_MIN
+from ipvswm.checks.checkset import CheckSet
+from ipvswm.checks.checkset import first_window
 from ipvswm.checks.probe import ProbeOutcome
 from ipvswm.config.model import CheckTarget
 from ipvswm.config.parser import parse_text
 from ipvswm.engine.layout import unweighted_targets
 from ipvswm.engine.mapping import service_key
-from ipvswm.kernel.table import Destination, DestKey, Service, ServiceEntry, Table
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import Table
 from tests.support.checks import Results
 from tests.support.virtualtime import run_virtual
 

@@ -6,29 +6,25 @@ import pytest
 
 from ipvswm.kernel.backend import FailureKind
 from ipvswm.kernel.ipvsadm import interpret_batch
-from ipvswm.kernel.ipvsadm_format import (
-    ParseError,
-    merge_listing,
-    parse_list,
-    parse_save,
-    render_line,
-    validate_op,
-)
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    DeleteDestination,
-    DeleteService,
-    Destination,
-    DestKey,
-    EditDestination,
-    EditService,
-    Forward,
-    Op,
-    Protocol,
-    Service,
-    ServiceKey,
-)
+from ipvswm.kernel.ipvsadm_format import ParseError
+from ipvswm.kernel.ipvsadm_format import merge_listing
+from ipvswm.kernel.ipvsadm_format import parse_list
+from ipvswm.kernel.ipvsadm_format import parse_save
+from ipvswm.kernel.ipvsadm_format import render_line
+from ipvswm.kernel.ipvsadm_format import validate_op
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import DeleteDestination
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import EditService
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceKey
 
 VIP = ServiceKey(Protocol.TCP, "192.0.2.1", 80)
 VIP6 = ServiceKey(Protocol.TCP, "2001:db8::1", 80)

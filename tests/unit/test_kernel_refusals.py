@@ -10,23 +10,24 @@ from typing import Any
 import pytest
 
 from ipvswm.config.parser import parse_text
-from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind
-from ipvswm.kernel.ipvsadm_format import OTHER_FAMILY, validate_op
+from ipvswm.kernel.backend import ApplyResult
+from ipvswm.kernel.backend import BackendError
+from ipvswm.kernel.backend import FailureKind
+from ipvswm.kernel.ipvsadm_format import OTHER_FAMILY
+from ipvswm.kernel.ipvsadm_format import validate_op
 from ipvswm.kernel.netlink import _apply_ops
 from ipvswm.kernel.sync import KernelSync
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    Destination,
-    DestKey,
-    Forward,
-    Op,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 VS = ServiceKey(Protocol.TCP, "192.0.2.10", 80)
 

@@ -6,22 +6,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ipvswm.kernel.backend import ApplyResult
-from ipvswm.kernel.sync import KernelSync, accepted
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    DeleteService,
-    Destination,
-    DestKey,
-    EditDestination,
-    EditService,
-    Op,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
+from ipvswm.kernel.sync import KernelSync
+from ipvswm.kernel.sync import accepted
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import EditService
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 WEB = ServiceKey(Protocol.TCP, "192.0.2.1", 80)
 GONE = ServiceKey(Protocol.TCP, "192.0.2.77", 80)

@@ -16,17 +16,15 @@ import pytest
 
 from ipvswm import logs
 from ipvswm.config.model import GlobalOptions
-from ipvswm.logs import (
-    CHECK_RESULT,
-    CHECK_STATUS,
-    KERNEL_OP,
-    LineFormatter,
-    LogControl,
-    parse_syslog_address,
-    python_level,
-    setup_logging,
-    syslog_facility,
-)
+from ipvswm.logs import CHECK_RESULT
+from ipvswm.logs import CHECK_STATUS
+from ipvswm.logs import KERNEL_OP
+from ipvswm.logs import LineFormatter
+from ipvswm.logs import LogControl
+from ipvswm.logs import parse_syslog_address
+from ipvswm.logs import python_level
+from ipvswm.logs import setup_logging
+from ipvswm.logs import syslog_facility
 
 log = logging.getLogger("ipvswm.test")
 LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})\|(\d+)\|(.*)$")

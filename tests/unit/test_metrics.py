@@ -11,29 +11,33 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ipvswm import __version__
-from ipvswm.config.model import (
-    CheckKind,
-    CheckSpec,
-    CheckTarget,
-    Config,
-    Host,
-    Method,
-    Proto,
-    VirtualService,
-)
-from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot, VsState
-from ipvswm.events import CheckResult, CheckStatus
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import Config
+from ipvswm.config.model import Host
+from ipvswm.config.model import Method
+from ipvswm.config.model import Proto
+from ipvswm.config.model import VirtualService
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.engine.state import VsState
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
 from ipvswm.kernel.backend import FailureKind
-from ipvswm.kernel.table import (
-    Destination,
-    DestKey,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
-from ipvswm.metrics import Metrics, MetricsServer, parse_listen, status_document
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
+from ipvswm.metrics import Metrics
+from ipvswm.metrics import MetricsServer
+from ipvswm.metrics import parse_listen
+from ipvswm.metrics import status_document
 
 HTTP = CheckSpec(kind=CheckKind.HTTP, url_host="www.example.org", path="/health")
 WWW_KEY = ServiceKey(Protocol.TCP, "192.0.2.10", 80)

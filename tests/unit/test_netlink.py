@@ -9,34 +9,32 @@ from typing import Any
 import pytest
 from pyroute2.netlink.generic import ipvs
 
-from ipvswm.kernel.backend import BackendError, FailureKind, refusal_message
-from ipvswm.kernel.netlink import (
-    CMD_DEL_DEST,
-    CMD_DEL_SERVICE,
-    CMD_NEW_DEST,
-    CMD_NEW_SERVICE,
-    CMD_SET_DEST,
-    CMD_SET_SERVICE,
-    NetlinkBackend,
-    op_message,
-    parse_dest,
-    parse_service,
-)
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    DeleteDestination,
-    DeleteService,
-    Destination,
-    DestKey,
-    EditDestination,
-    EditService,
-    Forward,
-    Op,
-    Protocol,
-    Service,
-    ServiceKey,
-)
+from ipvswm.kernel.backend import BackendError
+from ipvswm.kernel.backend import FailureKind
+from ipvswm.kernel.backend import refusal_message
+from ipvswm.kernel.netlink import CMD_DEL_DEST
+from ipvswm.kernel.netlink import CMD_DEL_SERVICE
+from ipvswm.kernel.netlink import CMD_NEW_DEST
+from ipvswm.kernel.netlink import CMD_NEW_SERVICE
+from ipvswm.kernel.netlink import CMD_SET_DEST
+from ipvswm.kernel.netlink import CMD_SET_SERVICE
+from ipvswm.kernel.netlink import NetlinkBackend
+from ipvswm.kernel.netlink import op_message
+from ipvswm.kernel.netlink import parse_dest
+from ipvswm.kernel.netlink import parse_service
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import DeleteDestination
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import EditService
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceKey
 
 VIP = ServiceKey(Protocol.TCP, "192.0.2.1", 80)
 VIP6 = ServiceKey(Protocol.UDP, "2001:db8::1", 53)

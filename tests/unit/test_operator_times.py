@@ -10,10 +10,13 @@ from ipvswm.config.model import GlobalOptions
 from ipvswm.config.options import GLOBAL_KEYS
 from ipvswm.console.session import Session
 from ipvswm.engine.outputs import SorryChange
-from ipvswm.engine.state import KeptHost, Phase, VsState
+from ipvswm.engine.state import KeptHost
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import VsState
 from ipvswm.store import format_dump
 from ipvswm.timestamps import utc_text
-from tests.unit.console_control import EngineControl, sample_config
+from tests.unit.console_control import EngineControl
+from tests.unit.console_control import sample_config
 
 AT = 1_700_000_000.25  # 2023-11-14T22:13:20.250Z
 SHOWN = "2023-11-14T22:13:20.250Z"

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from ipvswm.kernel.reconcile import kernel_destinations, reconcile
+from ipvswm.kernel.reconcile import kernel_destinations
+from ipvswm.kernel.reconcile import reconcile
 from ipvswm.kernel.simulate import apply_ops
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    DeleteDestination,
-    DeleteService,
-    Destination,
-    DestKey,
-    EditDestination,
-    EditService,
-    Forward,
-    Op,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import DeleteDestination
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import EditService
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 VIP = ServiceKey(Protocol.TCP, "192.0.2.1", 80)
 VIP2 = ServiceKey(Protocol.UDP, "192.0.2.2", 53)

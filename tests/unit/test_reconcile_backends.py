@@ -12,21 +12,20 @@ from ipvswm.kernel.dryrun import DryRunBackend
 from ipvswm.kernel.ipvsadm import IpvsadmBackend
 from ipvswm.kernel.netlink import NetlinkBackend
 from ipvswm.kernel.reconcile import reconcile
-from ipvswm.kernel.simulate import KernelRefused, apply_ops
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    DeleteDestination,
-    Destination,
-    DestKey,
-    EditDestination,
-    Forward,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
+from ipvswm.kernel.simulate import KernelRefused
+from ipvswm.kernel.simulate import apply_ops
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import DeleteDestination
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 VIP = ServiceKey(Protocol.TCP, "192.0.2.1", 80)
 RS = DestKey("127.0.0.2", 80)

@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 
 from ipvswm.cli import main
-from ipvswm.config.guard import FORCE_HINT, problems, refusal, removal
+from ipvswm.config.guard import FORCE_HINT
+from ipvswm.config.guard import problems
+from ipvswm.config.guard import refusal
+from ipvswm.config.guard import removal
 from ipvswm.config.model import Config
-from ipvswm.config.parser import MAX_ERRORS, ParseResult, parse_file, parse_text
+from ipvswm.config.parser import MAX_ERRORS
+from ipvswm.config.parser import ParseResult
+from ipvswm.config.parser import parse_file
+from ipvswm.config.parser import parse_text
 from ipvswm.config.reader import MAX_CONFIG_BYTES
 
 BASE = """\

@@ -14,21 +14,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from ipvswm.engine.state import (
-    HostState,
-    PairState,
-    Phase,
-    StateChanges,
-    StateSnapshot,
-    VsState,
-)
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import StateChanges
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.engine.state import VsState
 from ipvswm.events import CheckStatus
-from ipvswm.kernel.table import Protocol, ServiceKey
-from ipvswm.store import Store, StoreError, decode_record, dump_file, encode_record, format_dump
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.store import Store
+from ipvswm.store import StoreError
 from ipvswm.store import database as store_mod
+from ipvswm.store import decode_record
+from ipvswm.store import dump_file
+from ipvswm.store import encode_record
+from ipvswm.store import format_dump
 
 # --- strategies built from the dataclass fields, so fields added later are covered too ----------
 

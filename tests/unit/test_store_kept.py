@@ -5,9 +5,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ipvswm.engine.state import KeptHost, KeptPair, StateChanges
-from ipvswm.store import Store, dump_file
+from ipvswm.engine.state import KeptHost
+from ipvswm.engine.state import KeptPair
+from ipvswm.engine.state import StateChanges
+from ipvswm.store import Store
 from ipvswm.store import database as store_mod
+from ipvswm.store import dump_file
 
 ENTRY = KeptHost(
     1_700_000_000.5, frozenset({"maint"}), {"www": KeptPair(frozenset({"deploy"}), 7, 30.0)}

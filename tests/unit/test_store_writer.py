@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ipvswm.engine.state import HostState, StateChanges
-from ipvswm.store import Store, StoreError
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import StateChanges
+from ipvswm.store import Store
+from ipvswm.store import StoreError
 from ipvswm.store.writer import StoreWriter
 
 

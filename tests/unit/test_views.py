@@ -6,12 +6,26 @@ import dataclasses
 
 import pytest
 
-from ipvswm.config.model import CheckKind, CheckSpec, Config, Host, Method, VirtualService
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import Config
+from ipvswm.config.model import Host
+from ipvswm.config.model import Method
+from ipvswm.config.model import VirtualService
 from ipvswm.engine.layout import Layout
-from ipvswm.engine.state import HostState, PairState, Phase, StateSnapshot
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import CheckStatus
-from ipvswm.kernel.table import Destination, DestKey, Service, ServiceEntry, Table
-from ipvswm.views import PairView, pair_views, service_key
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import Table
+from ipvswm.views import PairView
+from ipvswm.views import pair_views
+from ipvswm.views import service_key
 
 TCP = CheckSpec(CheckKind.TCP)
 NONE = CheckSpec(CheckKind.NONE)

@@ -32,24 +32,27 @@ import socket
 import time
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
+from email.utils import make_msgid
 
 from ipvswm import __version__
-from ipvswm.alerts.smtp import (
-    SMTP_PORT,
-    MailError,
-    abort_smtp,
-    in_thread,
-    parse_smtp,
-    send_cause,
-    smtp_send,
-)
-from ipvswm.config.model import Config, GlobalOptions, VirtualService
-from ipvswm.engine.outputs import KeptChange, SorryChange
+from ipvswm.alerts.smtp import SMTP_PORT
+from ipvswm.alerts.smtp import MailError
+from ipvswm.alerts.smtp import abort_smtp
+from ipvswm.alerts.smtp import in_thread
+from ipvswm.alerts.smtp import parse_smtp
+from ipvswm.alerts.smtp import send_cause
+from ipvswm.alerts.smtp import smtp_send
+from ipvswm.config.model import Config
+from ipvswm.config.model import GlobalOptions
+from ipvswm.config.model import VirtualService
+from ipvswm.engine.outputs import KeptChange
+from ipvswm.engine.outputs import SorryChange
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.kernel.table import Table
 from ipvswm.timestamps import utc_text
-from ipvswm.views import pair_views, service_key
+from ipvswm.views import pair_views
+from ipvswm.views import service_key
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,12 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 
-from ipvswm.checks.agentline import MAX_LINE, AgentReply, parse_agent_line
+from ipvswm.checks.agentline import MAX_LINE
+from ipvswm.checks.agentline import AgentReply
+from ipvswm.checks.agentline import parse_agent_line
 from ipvswm.config.agent import AgentPoll
 from ipvswm.config.model import AgentTarget
 from ipvswm.events import AgentResult

@@ -9,9 +9,14 @@ import time
 from collections.abc import Callable
 
 from ipvswm.checks import decide
-from ipvswm.checks.probe import LoopCheck, PreparedCheck, Probe, ProbeOutcome, probe
+from ipvswm.checks.probe import LoopCheck
+from ipvswm.checks.probe import PreparedCheck
+from ipvswm.checks.probe import Probe
+from ipvswm.checks.probe import ProbeOutcome
+from ipvswm.checks.probe import probe
 from ipvswm.config.model import CheckTarget
-from ipvswm.events import CheckResult, CheckStatus
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
 
 logger = logging.getLogger(__name__)
 

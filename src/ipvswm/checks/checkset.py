@@ -7,9 +7,14 @@ import logging
 import random
 from collections.abc import Collection
 
-from ipvswm.checks.checker import Checker, Sink
-from ipvswm.checks.decide import FIRST_CHECKS_PER_SECOND, FIRST_WINDOW_MIN, first_window
-from ipvswm.checks.probe import Probe, ProbeOutcome, probe
+from ipvswm.checks.checker import Checker
+from ipvswm.checks.checker import Sink
+from ipvswm.checks.decide import FIRST_CHECKS_PER_SECOND
+from ipvswm.checks.decide import FIRST_WINDOW_MIN
+from ipvswm.checks.decide import first_window
+from ipvswm.checks.probe import Probe
+from ipvswm.checks.probe import ProbeOutcome
+from ipvswm.checks.probe import probe
 from ipvswm.config.model import CheckTarget
 
 __all__ = ["FIRST_CHECKS_PER_SECOND", "FIRST_WINDOW_MIN", "CheckSet", "first_window"]

@@ -29,8 +29,13 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from ipvswm.checks.loopcheck import CallbackCheck, Sockaddr, numeric_sockaddr, run_once
-from ipvswm.checks.wire import CheckFailed, connect_failure, io_failure
+from ipvswm.checks.loopcheck import CallbackCheck
+from ipvswm.checks.loopcheck import Sockaddr
+from ipvswm.checks.loopcheck import numeric_sockaddr
+from ipvswm.checks.loopcheck import run_once
+from ipvswm.checks.wire import CheckFailed
+from ipvswm.checks.wire import connect_failure
+from ipvswm.checks.wire import io_failure
 from ipvswm.config.model import CheckTarget
 
 _DGRAM_NONBLOCK = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK

@@ -26,7 +26,9 @@ import signal
 import subprocess
 from collections import deque
 
-from ipvswm.checks.wire import CheckFailed, LocalError, errno_name
+from ipvswm.checks.wire import CheckFailed
+from ipvswm.checks.wire import LocalError
+from ipvswm.checks.wire import errno_name
 from ipvswm.config.checkspec import substitute
 from ipvswm.config.model import CheckTarget
 

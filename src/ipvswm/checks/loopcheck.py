@@ -13,7 +13,10 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any
+from typing import Generic
+from typing import Protocol
+from typing import TypeVar
 
 logger = logging.getLogger(__name__)
 

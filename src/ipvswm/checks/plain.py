@@ -21,19 +21,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ipvswm.checks.loopcheck import CallbackCheck, Sockaddr, numeric_sockaddr, run_once
-from ipvswm.checks.wire import (
-    HEAD_END,
-    HEAD_LIMIT,
-    CheckFailed,
-    body_length,
-    body_want,
-    connect_failure,
-    io_failure,
-    parse_status,
-    send_bytes,
-)
-from ipvswm.config.model import CheckKind, CheckSpec, CheckTarget
+from ipvswm.checks.loopcheck import CallbackCheck
+from ipvswm.checks.loopcheck import Sockaddr
+from ipvswm.checks.loopcheck import numeric_sockaddr
+from ipvswm.checks.loopcheck import run_once
+from ipvswm.checks.wire import HEAD_END
+from ipvswm.checks.wire import HEAD_LIMIT
+from ipvswm.checks.wire import CheckFailed
+from ipvswm.checks.wire import body_length
+from ipvswm.checks.wire import body_want
+from ipvswm.checks.wire import connect_failure
+from ipvswm.checks.wire import io_failure
+from ipvswm.checks.wire import parse_status
+from ipvswm.checks.wire import send_bytes
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import CheckTarget
 
 _HEAD_READ = 16 * 1024
 _IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EINTR})

@@ -13,15 +13,25 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from ipvswm.checks.dns import DnsCheck, DnsPlan, check_dns
+from ipvswm.checks.dns import DnsCheck
+from ipvswm.checks.dns import DnsPlan
+from ipvswm.checks.dns import check_dns
 from ipvswm.checks.execcheck import check_exec
-from ipvswm.checks.plain import PlainCheck, SocketPlan, check_plain
+from ipvswm.checks.plain import PlainCheck
+from ipvswm.checks.plain import SocketPlan
+from ipvswm.checks.plain import check_plain
 from ipvswm.checks.transport import check_transport
-from ipvswm.checks.wire import BODY_CAP, HEAD_LIMIT, CheckFailed, LocalError, request_bytes
-from ipvswm.config.model import CheckKind, CheckTarget
+from ipvswm.checks.wire import BODY_CAP
+from ipvswm.checks.wire import HEAD_LIMIT
+from ipvswm.checks.wire import CheckFailed
+from ipvswm.checks.wire import LocalError
+from ipvswm.checks.wire import request_bytes
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckTarget
 
 __all__ = ["BODY_CAP", "HEAD_LIMIT", "PreparedCheck", "Probe", "ProbeOutcome", "probe"]
 

@@ -14,18 +14,17 @@ import functools
 import ssl
 from collections.abc import Callable
 
-from ipvswm.checks.wire import (
-    BODY_CAP,
-    HEAD_END,
-    HEAD_LIMIT,
-    CheckFailed,
-    body_length,
-    body_want,
-    connect_failure,
-    io_failure,
-    parse_status,
-)
-from ipvswm.config.model import CheckKind, CheckTarget
+from ipvswm.checks.wire import BODY_CAP
+from ipvswm.checks.wire import HEAD_END
+from ipvswm.checks.wire import HEAD_LIMIT
+from ipvswm.checks.wire import CheckFailed
+from ipvswm.checks.wire import body_length
+from ipvswm.checks.wire import body_want
+from ipvswm.checks.wire import connect_failure
+from ipvswm.checks.wire import io_failure
+from ipvswm.checks.wire import parse_status
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckTarget
 
 
 async def check_transport(

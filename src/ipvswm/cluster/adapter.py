@@ -23,20 +23,24 @@ from prometheus_client import CollectorRegistry
 
 from ipvswm.answers import Refused
 from ipvswm.cluster import keys
-from ipvswm.cluster.connect import ClusterStartError, client_for
-from ipvswm.cluster.etcd import (
-    Delete,
-    EtcdAuthError,
-    EtcdCompacted,
-    EtcdError,
-    Op,
-    Put,
-    WatchEvent,
-)
+from ipvswm.cluster.connect import ClusterStartError
+from ipvswm.cluster.connect import client_for
+from ipvswm.cluster.etcd import Delete
+from ipvswm.cluster.etcd import EtcdAuthError
+from ipvswm.cluster.etcd import EtcdCompacted
+from ipvswm.cluster.etcd import EtcdError
+from ipvswm.cluster.etcd import Op
+from ipvswm.cluster.etcd import Put
+from ipvswm.cluster.etcd import WatchEvent
 from ipvswm.cluster.memory import Memory
-from ipvswm.cluster.presence import ClusterGauges, Member, Presence, member_of
-from ipvswm.cluster.sharing import forget_scope, local_marks
-from ipvswm.config.model import Config, GlobalOptions
+from ipvswm.cluster.presence import ClusterGauges
+from ipvswm.cluster.presence import Member
+from ipvswm.cluster.presence import Presence
+from ipvswm.cluster.presence import member_of
+from ipvswm.cluster.sharing import forget_scope
+from ipvswm.cluster.sharing import local_marks
+from ipvswm.config.model import Config
+from ipvswm.config.model import GlobalOptions
 from ipvswm.engine.state import StateSnapshot
 from ipvswm.events import AdminEvent
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ipvswm.cluster.etcd import EtcdClient, TlsFiles
+from ipvswm.cluster.etcd import EtcdClient
+from ipvswm.cluster.etcd import TlsFiles
 from ipvswm.config.model import GlobalOptions
 
 

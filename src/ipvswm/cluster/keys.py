@@ -26,19 +26,20 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ipvswm.cluster.etcd import Delete, Op, Put
-from ipvswm.events import (
-    AdminEvent,
-    ForgetHost,
-    SetHostOff,
-    SetHostOn,
-    SetOverride,
-    SetPairsOff,
-    SetPairsOn,
-)
+from ipvswm.cluster.etcd import Delete
+from ipvswm.cluster.etcd import Op
+from ipvswm.cluster.etcd import Put
+from ipvswm.events import AdminEvent
+from ipvswm.events import ForgetHost
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOff
+from ipvswm.events import SetPairsOn
 
 ROOT = "/ipvswm/"
 MEMBER = "member/"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 BUSY_TIMEOUT_MS = 5000
 

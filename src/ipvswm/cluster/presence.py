@@ -23,12 +23,16 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
+from prometheus_client import Gauge
 
 from ipvswm.cluster import keys
-from ipvswm.cluster.etcd import EtcdClient, EtcdError, Put
+from ipvswm.cluster.etcd import EtcdClient
+from ipvswm.cluster.etcd import EtcdError
+from ipvswm.cluster.etcd import Put
 
 log = logging.getLogger("ipvswm.cluster.adapter")
 

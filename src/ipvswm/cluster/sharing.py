@@ -13,12 +13,15 @@
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Mapping
 
 from ipvswm.cluster import keys
 from ipvswm.config.model import Config
 from ipvswm.engine.state import StateSnapshot
-from ipvswm.events import ForgetHost, SetHostOff, SetHostOn
+from ipvswm.events import ForgetHost
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
 
 PairId = tuple[str, str]  # (vs, host)
 

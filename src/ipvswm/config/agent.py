@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ipvswm.config.model import AgentTarget, Config
-from ipvswm.config.values import parse_interval, parse_port
+from ipvswm.config.model import AgentTarget
+from ipvswm.config.model import Config
+from ipvswm.config.values import parse_interval
+from ipvswm.config.values import parse_port
 
 OFF_WORDS = frozenset({"off", "none", "0"})
 HOST_OPTIONS = ("agent", "agent_interval")

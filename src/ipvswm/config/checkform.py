@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass
 
 from ipvswm.config.model import CheckKind
-from ipvswm.config.resolve import split_host_port, valid_hostname, valid_ipv6
+from ipvswm.config.resolve import split_host_port
+from ipvswm.config.resolve import valid_hostname
+from ipvswm.config.resolve import valid_ipv6
 from ipvswm.config.values import port_field
 
 CHECK_FORMS = (

@@ -18,12 +18,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ipvswm.config.checkform import CheckForm, parse_check
+from ipvswm.config.checkform import CheckForm
+from ipvswm.config.checkform import parse_check
 from ipvswm.config.checkopts import decode_text
-from ipvswm.config.model import CheckKind, CheckSpec, GlobalOptions
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import GlobalOptions
 from ipvswm.config.options import VS_OPTIONS
-from ipvswm.config.resolve import split_host_port, valid_hostname
-from ipvswm.config.values import parse_expect, port_field, show
+from ipvswm.config.resolve import split_host_port
+from ipvswm.config.resolve import valid_hostname
+from ipvswm.config.values import parse_expect
+from ipvswm.config.values import port_field
+from ipvswm.config.values import show
 
 DNS_TYPES = (
     "A",

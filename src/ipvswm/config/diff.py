@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ipvswm.config.agent import agent_polls
-from ipvswm.config.model import Config, GlobalOptions, Pair
+from ipvswm.config.model import Config
+from ipvswm.config.model import GlobalOptions
+from ipvswm.config.model import Pair
 
 # Options read once at start: a reload that changes them says a restart is needed.
 RESTART_OPTIONS = (

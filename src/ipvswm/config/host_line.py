@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ipvswm.config.agent import HOST_OPTIONS, parse_host_option
-from ipvswm.config.model import Host, shown_address
-from ipvswm.config.parse_state import HOST_SYNTAX, ParseState
-from ipvswm.config.values import parse_int, show
+from ipvswm.config.agent import HOST_OPTIONS
+from ipvswm.config.agent import parse_host_option
+from ipvswm.config.model import Host
+from ipvswm.config.model import shown_address
+from ipvswm.config.parse_state import HOST_SYNTAX
+from ipvswm.config.parse_state import ParseState
+from ipvswm.config.values import parse_int
+from ipvswm.config.values import show
 
 _MAX_KNOWN = 10  # longest list of known tags in a message
 

@@ -11,38 +11,34 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ipvswm.config.checkopts import (
-    HTTP_METHODS,
-    parse_header,
-    parse_http_method,
-    parse_match_text,
-)
+from ipvswm.config.checkopts import HTTP_METHODS
+from ipvswm.config.checkopts import parse_header
+from ipvswm.config.checkopts import parse_http_method
+from ipvswm.config.checkopts import parse_match_text
 from ipvswm.config.model import GlobalOptions
-from ipvswm.config.values import (
-    MAX_PERSISTENT,
-    parse_backend,
-    parse_bool,
-    parse_cluster_word,
-    parse_delay,
-    parse_endpoint,
-    parse_endpoints,
-    parse_facility,
-    parse_fraction,
-    parse_host_tag,
-    parse_int,
-    parse_interval,
-    parse_ip,
-    parse_method,
-    parse_names,
-    parse_optional_ip,
-    parse_optional_tag,
-    parse_port,
-    parse_proto,
-    parse_scheduler,
-    parse_token,
-    plain_text,
-    show,
-)
+from ipvswm.config.values import MAX_PERSISTENT
+from ipvswm.config.values import parse_backend
+from ipvswm.config.values import parse_bool
+from ipvswm.config.values import parse_cluster_word
+from ipvswm.config.values import parse_delay
+from ipvswm.config.values import parse_endpoint
+from ipvswm.config.values import parse_endpoints
+from ipvswm.config.values import parse_facility
+from ipvswm.config.values import parse_fraction
+from ipvswm.config.values import parse_host_tag
+from ipvswm.config.values import parse_int
+from ipvswm.config.values import parse_interval
+from ipvswm.config.values import parse_ip
+from ipvswm.config.values import parse_method
+from ipvswm.config.values import parse_names
+from ipvswm.config.values import parse_optional_ip
+from ipvswm.config.values import parse_optional_tag
+from ipvswm.config.values import parse_port
+from ipvswm.config.values import parse_proto
+from ipvswm.config.values import parse_scheduler
+from ipvswm.config.values import parse_token
+from ipvswm.config.values import plain_text
+from ipvswm.config.values import show
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import heapq
 
 from ipvswm.config.model import Proto
-from ipvswm.config.resolve import AddressResolver, Resolver, split_host_port
-from ipvswm.config.result import MAX_ERRORS, ConfigError
-from ipvswm.config.values import port_field, show, valid_tag
+from ipvswm.config.resolve import AddressResolver
+from ipvswm.config.resolve import Resolver
+from ipvswm.config.resolve import split_host_port
+from ipvswm.config.result import MAX_ERRORS
+from ipvswm.config.result import ConfigError
+from ipvswm.config.values import port_field
+from ipvswm.config.values import show
+from ipvswm.config.values import valid_tag
 
 VS_SYNTAX = "'! TAG ADDR:PORT[:RSPORT] CHECK [OPTIONS]'"
 HOST_SYNTAX = "'TAG HOST[:PORT] [VSTAG=WEIGHT ...]'"

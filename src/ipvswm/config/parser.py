@@ -40,12 +40,23 @@ from collections.abc import Iterator
 from typing import Any
 
 from ipvswm.config.host_line import host_line
-from ipvswm.config.model import Config, GlobalOptions, Method
-from ipvswm.config.options import GLOBALS_BY_LOWER, cluster_problems, with_default_fifo
-from ipvswm.config.parse_state import HOST_SYNTAX, VS_SYNTAX, ParseState
-from ipvswm.config.reader import ConfigReadError, read_config_bytes
-from ipvswm.config.resolve import Resolver, split_host_port, system_resolver
-from ipvswm.config.result import MAX_ERRORS, ConfigError, ParseResult
+from ipvswm.config.model import Config
+from ipvswm.config.model import GlobalOptions
+from ipvswm.config.model import Method
+from ipvswm.config.options import GLOBALS_BY_LOWER
+from ipvswm.config.options import cluster_problems
+from ipvswm.config.options import with_default_fifo
+from ipvswm.config.parse_state import HOST_SYNTAX
+from ipvswm.config.parse_state import VS_SYNTAX
+from ipvswm.config.parse_state import ParseState
+from ipvswm.config.reader import ConfigReadError
+from ipvswm.config.reader import read_config_bytes
+from ipvswm.config.resolve import Resolver
+from ipvswm.config.resolve import split_host_port
+from ipvswm.config.resolve import system_resolver
+from ipvswm.config.result import MAX_ERRORS
+from ipvswm.config.result import ConfigError
+from ipvswm.config.result import ParseResult
 from ipvswm.config.values import show
 from ipvswm.config.vs_line import vs_line
 from ipvswm.kernel.simulate import SCHEDULERS

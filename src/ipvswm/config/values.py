@@ -10,8 +10,12 @@ import ipaddress
 import math
 import re
 
-from ipvswm.config.model import Method, Proto, StatusRange
-from ipvswm.config.resolve import split_host_port, valid_hostname, valid_ipv6
+from ipvswm.config.model import Method
+from ipvswm.config.model import Proto
+from ipvswm.config.model import StatusRange
+from ipvswm.config.resolve import split_host_port
+from ipvswm.config.resolve import valid_hostname
+from ipvswm.config.resolve import valid_ipv6
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from ipvswm.config.checkspec import build_spec, parse_check_column, split_exec_args
-from ipvswm.config.model import (
-    CheckKind,
-    CheckSpec,
-    GlobalOptions,
-    Proto,
-    VirtualService,
-    shown_address,
-)
+from ipvswm.config.checkspec import build_spec
+from ipvswm.config.checkspec import parse_check_column
+from ipvswm.config.checkspec import split_exec_args
+from ipvswm.config.model import CheckKind
+from ipvswm.config.model import CheckSpec
+from ipvswm.config.model import GlobalOptions
+from ipvswm.config.model import Proto
+from ipvswm.config.model import VirtualService
+from ipvswm.config.model import shown_address
 from ipvswm.config.options import parse_vs_options
-from ipvswm.config.parse_state import VS_SYNTAX, ParseState
+from ipvswm.config.parse_state import VS_SYNTAX
+from ipvswm.config.parse_state import ParseState
 
 
 def vs_line(

@@ -11,17 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 
-from ipvswm.config.inotify import (
-    IN_CLOSE_WRITE,
-    IN_IGNORED,
-    IN_MOVED_TO,
-    IN_Q_OVERFLOW,
-    Inotify,
-    InotifyError,
-    writers_present,
-)
+from ipvswm.config.inotify import IN_CLOSE_WRITE
+from ipvswm.config.inotify import IN_IGNORED
+from ipvswm.config.inotify import IN_MOVED_TO
+from ipvswm.config.inotify import IN_Q_OVERFLOW
+from ipvswm.config.inotify import Inotify
+from ipvswm.config.inotify import InotifyError
+from ipvswm.config.inotify import writers_present
 from ipvswm.config.model import GlobalOptions
 from ipvswm.offload import run_detached
 

@@ -17,7 +17,8 @@ import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
+from typing import Any
 
 from ipvswm.config.model import GlobalOptions
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
-from ipvswm.events import AdminEvent, ForgetHost
+from ipvswm.events import AdminEvent
+from ipvswm.events import ForgetHost
 
 MAX_WEIGHT = 65535
 

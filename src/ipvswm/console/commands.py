@@ -12,37 +12,38 @@ import logging
 from typing import Any
 
 from ipvswm.answers import Refused
-from ipvswm.console import render, show
-from ipvswm.console.command_types import (
-    Admin,
-    ConfigAction,
-    ConfigCmd,
-    ControlCommand,
-    Dump,
-    DumpWhat,
-    LogLevel,
-    ShowChecks,
-    ShowCluster,
-    ShowHosts,
-    ShowVs,
-    Wait,
-    WaitFor,
-)
+from ipvswm.console import render
+from ipvswm.console import show
+from ipvswm.console.command_types import Admin
+from ipvswm.console.command_types import ConfigAction
+from ipvswm.console.command_types import ConfigCmd
+from ipvswm.console.command_types import ControlCommand
+from ipvswm.console.command_types import Dump
+from ipvswm.console.command_types import DumpWhat
+from ipvswm.console.command_types import LogLevel
+from ipvswm.console.command_types import ShowChecks
+from ipvswm.console.command_types import ShowCluster
+from ipvswm.console.command_types import ShowHosts
+from ipvswm.console.command_types import ShowVs
+from ipvswm.console.command_types import Wait
+from ipvswm.console.command_types import WaitFor
 from ipvswm.console.control import Control
 from ipvswm.console.render import printable
-from ipvswm.console.reply import STATUS_FAILED, STATUS_TIMEOUT, Reply, failed
+from ipvswm.console.reply import STATUS_FAILED
+from ipvswm.console.reply import STATUS_TIMEOUT
+from ipvswm.console.reply import Reply
+from ipvswm.console.reply import failed
 from ipvswm.daemon.requests import ReloadOutcome
 from ipvswm.engine.state import Phase
-from ipvswm.events import (
-    AdminEvent,
-    ForgetHost,
-    SetHostOff,
-    SetHostOn,
-    SetOverride,
-    SetPairsOn,
-)
+from ipvswm.events import AdminEvent
+from ipvswm.events import ForgetHost
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOn
 from ipvswm.views import pair_views
-from ipvswm.vocabulary import STARTING, config_refusal
+from ipvswm.vocabulary import STARTING
+from ipvswm.vocabulary import config_refusal
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ipvswm.answers import Answer, Refused
+from ipvswm.answers import Answer
+from ipvswm.answers import Refused
 from ipvswm.config.model import Config
 from ipvswm.daemon.requests import ReloadOutcome
 from ipvswm.engine.state import StateSnapshot
-from ipvswm.events import AdminEvent, CheckStatus
+from ipvswm.events import AdminEvent
+from ipvswm.events import CheckStatus
 from ipvswm.kernel.table import Table
 
 

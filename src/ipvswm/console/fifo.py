@@ -18,7 +18,9 @@ import logging
 import os
 import stat
 
-from ipvswm.console.lines import LineSplitter, decode_line, run_line
+from ipvswm.console.lines import LineSplitter
+from ipvswm.console.lines import decode_line
+from ipvswm.console.lines import run_line
 from ipvswm.console.render import printable
 from ipvswm.console.session import Session
 from ipvswm.vocabulary import STARTING

@@ -11,42 +11,43 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ipvswm.console.command_types import (
-    DEFAULT_WAIT_TIMEOUT,
-    MAX_WAIT_TIMEOUT,
-    MAX_WEIGHT,
-    Admin,
-    Auth,
-    Command,
-    ConfigAction,
-    ConfigCmd,
-    Dump,
-    DumpWhat,
-    Format,
-    Help,
-    History,
-    LogLevel,
-    ParseError,
-    Quit,
-    Repeat,
-    ShowChecks,
-    ShowCluster,
-    ShowHosts,
-    ShowVs,
-    Wait,
-    WaitFor,
-)
-from ipvswm.console.words import (
-    Fail,
-    Words,
-    integer,
-    reasons_list,
-    seconds,
-    split_words,
-    take_seconds,
-    vs_clause,
-)
-from ipvswm.events import ForgetHost, SetHostOff, SetHostOn, SetOverride, SetPairsOff, SetPairsOn
+from ipvswm.console.command_types import DEFAULT_WAIT_TIMEOUT
+from ipvswm.console.command_types import MAX_WAIT_TIMEOUT
+from ipvswm.console.command_types import MAX_WEIGHT
+from ipvswm.console.command_types import Admin
+from ipvswm.console.command_types import Auth
+from ipvswm.console.command_types import Command
+from ipvswm.console.command_types import ConfigAction
+from ipvswm.console.command_types import ConfigCmd
+from ipvswm.console.command_types import Dump
+from ipvswm.console.command_types import DumpWhat
+from ipvswm.console.command_types import Format
+from ipvswm.console.command_types import Help
+from ipvswm.console.command_types import History
+from ipvswm.console.command_types import LogLevel
+from ipvswm.console.command_types import ParseError
+from ipvswm.console.command_types import Quit
+from ipvswm.console.command_types import Repeat
+from ipvswm.console.command_types import ShowChecks
+from ipvswm.console.command_types import ShowCluster
+from ipvswm.console.command_types import ShowHosts
+from ipvswm.console.command_types import ShowVs
+from ipvswm.console.command_types import Wait
+from ipvswm.console.command_types import WaitFor
+from ipvswm.console.words import Fail
+from ipvswm.console.words import Words
+from ipvswm.console.words import integer
+from ipvswm.console.words import reasons_list
+from ipvswm.console.words import seconds
+from ipvswm.console.words import split_words
+from ipvswm.console.words import take_seconds
+from ipvswm.console.words import vs_clause
+from ipvswm.events import ForgetHost
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOff
+from ipvswm.events import SetPairsOn
 from ipvswm.vocabulary import DEFAULT_REASON
 
 # --- parsers, one per command family ----------------------------------------------------------

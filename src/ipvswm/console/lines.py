@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ipvswm.console.reply import STATUS_FAILED, Reply
+from ipvswm.console.reply import STATUS_FAILED
+from ipvswm.console.reply import Reply
 from ipvswm.console.session import Session
 
 log = logging.getLogger(__name__)

@@ -17,17 +17,26 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Mapping
 
-from ipvswm.config.model import Config, GlobalOptions, VirtualService
+from ipvswm.config.model import Config
+from ipvswm.config.model import GlobalOptions
+from ipvswm.config.model import VirtualService
 from ipvswm.config.options import GLOBAL_KEYS
 from ipvswm.console.control import CheckView
 from ipvswm.engine.kept import describe as describe_kept
 from ipvswm.engine.mapping import resolve_sorry
-from ipvswm.engine.state import HostState, PairState, StateSnapshot, VsState
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.engine.state import VsState
 from ipvswm.kernel.table import Table
-from ipvswm.timestamps import is_time_field, utc_text
-from ipvswm.views import PairView, pair_views, service_key
+from ipvswm.timestamps import is_time_field
+from ipvswm.timestamps import utc_text
+from ipvswm.views import PairView
+from ipvswm.views import pair_views
+from ipvswm.views import service_key
 
 Rendered = tuple[list[str], dict[str, object]]
 """Text lines and JSON data of one reply."""

@@ -18,10 +18,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from ipvswm.console.authority import Peer, tcp_peer, unix_peer
+from ipvswm.console.authority import Peer
+from ipvswm.console.authority import tcp_peer
+from ipvswm.console.authority import unix_peer
 from ipvswm.console.control import Control
 from ipvswm.console.fifo import FifoReader
-from ipvswm.console.lines import LineSplitter, decode_line, run_line
+from ipvswm.console.lines import LineSplitter
+from ipvswm.console.lines import decode_line
+from ipvswm.console.lines import run_line
 from ipvswm.console.reply import Reply
 from ipvswm.console.session import Session
 

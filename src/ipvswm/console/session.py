@@ -12,24 +12,27 @@ import hmac
 import json
 import logging
 
-from ipvswm.console.authority import Peer, describe, may_change
-from ipvswm.console.command_types import (
-    Auth,
-    Command,
-    Format,
-    Help,
-    History,
-    ParseError,
-    Quit,
-    Repeat,
-    SessionCommand,
-    read_only,
-)
+from ipvswm.console.authority import Peer
+from ipvswm.console.authority import describe
+from ipvswm.console.authority import may_change
+from ipvswm.console.command_types import Auth
+from ipvswm.console.command_types import Command
+from ipvswm.console.command_types import Format
+from ipvswm.console.command_types import Help
+from ipvswm.console.command_types import History
+from ipvswm.console.command_types import ParseError
+from ipvswm.console.command_types import Quit
+from ipvswm.console.command_types import Repeat
+from ipvswm.console.command_types import SessionCommand
+from ipvswm.console.command_types import read_only
 from ipvswm.console.commands import execute
 from ipvswm.console.control import Control
-from ipvswm.console.grammar import help_lines, parse
+from ipvswm.console.grammar import help_lines
+from ipvswm.console.grammar import parse
 from ipvswm.console.render import printable
-from ipvswm.console.reply import STATUS_USAGE, Reply, failed
+from ipvswm.console.reply import STATUS_USAGE
+from ipvswm.console.reply import Reply
+from ipvswm.console.reply import failed
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,15 @@ from __future__ import annotations
 import time
 
 from ipvswm.console import render
-from ipvswm.console.command_types import Dump, DumpWhat, ShowHosts, ShowVs
+from ipvswm.console.command_types import Dump
+from ipvswm.console.command_types import DumpWhat
+from ipvswm.console.command_types import ShowHosts
+from ipvswm.console.command_types import ShowVs
 from ipvswm.console.control import Control
 from ipvswm.console.marks import with_local_marks
-from ipvswm.console.reply import Reply, failed, rendered
+from ipvswm.console.reply import Reply
+from ipvswm.console.reply import failed
+from ipvswm.console.reply import rendered
 from ipvswm.views import pair_views
 from ipvswm.vocabulary import config_refusal
 

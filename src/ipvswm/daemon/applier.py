@@ -18,13 +18,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Collection
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Protocol
 
-from ipvswm.kernel.backend import BackendError, FailureKind
-from ipvswm.kernel.sync import KernelSync, SyncOutcome, describe_op
-from ipvswm.kernel.table import ServiceKey, Table
+from ipvswm.kernel.backend import BackendError
+from ipvswm.kernel.backend import FailureKind
+from ipvswm.kernel.sync import KernelSync
+from ipvswm.kernel.sync import SyncOutcome
+from ipvswm.kernel.sync import describe_op
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 log = logging.getLogger("ipvswm.daemon")
 

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from ipvswm import __version__
-from ipvswm.answers import Answer, Refused
+from ipvswm.answers import Answer
+from ipvswm.answers import Refused
 from ipvswm.checks.checker import Checker
 from ipvswm.cluster.adapter import ClusterStore
 from ipvswm.config.diff import describe_diff
@@ -25,11 +26,14 @@ from ipvswm.console.control import CheckView
 from ipvswm.daemon.requests import ReloadOutcome
 from ipvswm.dashboard import cluster_status
 from ipvswm.engine.state import StateSnapshot
-from ipvswm.events import AdminEvent, CheckStatus
+from ipvswm.events import AdminEvent
+from ipvswm.events import CheckStatus
 from ipvswm.kernel.table import Table
 from ipvswm.logs import LogControl
 from ipvswm.metrics import status_document
-from ipvswm.vocabulary import STARTING, STOPPING, config_refusal
+from ipvswm.vocabulary import STARTING
+from ipvswm.vocabulary import STOPPING
+from ipvswm.vocabulary import config_refusal
 
 
 class DaemonView(Protocol):

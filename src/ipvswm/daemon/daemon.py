@@ -14,49 +14,53 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine
+from collections.abc import Iterable
 from typing import Any
 
-from ipvswm import instance_lock, sdnotify
+from ipvswm import instance_lock
+from ipvswm import sdnotify
 from ipvswm.alerts import Mailer
 from ipvswm.checks.agent import AgentSet
 from ipvswm.checks.checker import Checker
 from ipvswm.checks.checkset import CheckSet
 from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
-from ipvswm.cluster.adapter import ClusterStartError, ClusterStore
+from ipvswm.cluster.adapter import ClusterStartError
+from ipvswm.cluster.adapter import ClusterStore
 from ipvswm.config.agent import agent_polls
 from ipvswm.config.model import Config
-from ipvswm.config.watch import ConfigWatcher, file_signature
-from ipvswm.console.server import ConsoleError, ConsoleServer
+from ipvswm.config.watch import ConfigWatcher
+from ipvswm.config.watch import file_signature
+from ipvswm.console.server import ConsoleError
+from ipvswm.console.server import ConsoleServer
 from ipvswm.daemon.control import DaemonControl
 from ipvswm.daemon.guard import check_start
 from ipvswm.daemon.inbox import Inbox
 from ipvswm.daemon.owner import Owner
 from ipvswm.daemon.reload import Reloader
-from ipvswm.daemon.requests import (
-    Batch,
-    QueueItem,
-    ResyncRequest,
-    StopRequest,
-    merge_changes,
-)
-from ipvswm.daemon.runtime import (
-    Runtime,
-    first_read,
-    log_check_result,
-    open_cluster,
-    raise_fd_limit,
-    warn_if_public,
-)
+from ipvswm.daemon.requests import Batch
+from ipvswm.daemon.requests import QueueItem
+from ipvswm.daemon.requests import ResyncRequest
+from ipvswm.daemon.requests import StopRequest
+from ipvswm.daemon.requests import merge_changes
+from ipvswm.daemon.runtime import Runtime
+from ipvswm.daemon.runtime import first_read
+from ipvswm.daemon.runtime import log_check_result
+from ipvswm.daemon.runtime import open_cluster
+from ipvswm.daemon.runtime import raise_fd_limit
+from ipvswm.daemon.runtime import warn_if_public
 from ipvswm.engine.engine import Engine
 from ipvswm.engine.layout import unweighted_targets
 from ipvswm.engine.state import StateSnapshot
-from ipvswm.events import AgentResult, CheckResult
+from ipvswm.events import AgentResult
+from ipvswm.events import CheckResult
 from ipvswm.kernel.backends import make_backend
 from ipvswm.kernel.sync import KernelSync
 from ipvswm.kernel.table import Table
-from ipvswm.logs import LogControl, setup_logging
-from ipvswm.metrics import Metrics, MetricsServer
+from ipvswm.logs import LogControl
+from ipvswm.logs import setup_logging
+from ipvswm.metrics import Metrics
+from ipvswm.metrics import MetricsServer
 from ipvswm.store import StoreError
 from ipvswm.store.writer import StoreWriter
 

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 
 from ipvswm.engine.engine import Engine
 from ipvswm.kernel.reconcile import reconcile
-from ipvswm.kernel.table import DeleteDestination, DeleteService, ServiceKey, Table
+from ipvswm.kernel.table import DeleteDestination
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 FORCE_HINT = "to start anyway: ipvswm run --force (or fix the file; ipvswm check-config)"
 _MAX_NAMED = 10

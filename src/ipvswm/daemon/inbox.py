@@ -6,15 +6,22 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from ipvswm.answers import Answer, Applied, Refused
+from ipvswm.answers import Answer
+from ipvswm.answers import Applied
+from ipvswm.answers import Refused
 from ipvswm.cluster.adapter import ClusterStore
 from ipvswm.config.model import Config
 from ipvswm.config.parser import ParseResult
 from ipvswm.daemon.reload import Reloader
-from ipvswm.daemon.requests import AdminRequest, QueueItem, ReloadOutcome, ResyncRequest
+from ipvswm.daemon.requests import AdminRequest
+from ipvswm.daemon.requests import QueueItem
+from ipvswm.daemon.requests import ReloadOutcome
+from ipvswm.daemon.requests import ResyncRequest
 from ipvswm.engine.state import StateSnapshot
-from ipvswm.events import AdminEvent, ForgetHost
-from ipvswm.vocabulary import STARTING, STOPPING
+from ipvswm.events import AdminEvent
+from ipvswm.events import ForgetHost
+from ipvswm.vocabulary import STARTING
+from ipvswm.vocabulary import STOPPING
 
 
 class InboxView(Protocol):

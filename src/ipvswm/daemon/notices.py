@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import logging
 
-from ipvswm.alerts import Mailer, host_lines
+from ipvswm.alerts import Mailer
+from ipvswm.alerts import host_lines
 from ipvswm.config.model import Config
-from ipvswm.engine.outputs import Decision, KeptChange, SorryChange
-from ipvswm.engine.state import Phase, StateSnapshot
+from ipvswm.engine.outputs import Decision
+from ipvswm.engine.outputs import KeptChange
+from ipvswm.engine.outputs import SorryChange
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import StateSnapshot
 from ipvswm.kernel.table import Table
 from ipvswm.logs import CHECK_STATUS
 

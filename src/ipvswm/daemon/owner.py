@@ -19,31 +19,39 @@ import asyncio
 import logging
 import time
 
-from ipvswm.answers import Answer, Applied, Refused
+from ipvswm.answers import Answer
+from ipvswm.answers import Applied
+from ipvswm.answers import Refused
 from ipvswm.checks.execcheck import SLOTS as EXEC_SLOTS
 from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.config.agent import agent_polls
-from ipvswm.config.diff import RESTART_OPTIONS, describe_diff
+from ipvswm.config.diff import RESTART_OPTIONS
+from ipvswm.config.diff import describe_diff
 from ipvswm.config.model import Config
 from ipvswm.daemon.applier import KernelApplier
-from ipvswm.daemon.notices import DecisionLog, kept_notice, sorry_notice
-from ipvswm.daemon.requests import (
-    AdminRequest,
-    Batch,
-    QueueItem,
-    ReloadOutcome,
-    ReloadRequest,
-    ResyncRequest,
-    StopRequest,
-    merge_changes,
-)
+from ipvswm.daemon.notices import DecisionLog
+from ipvswm.daemon.notices import kept_notice
+from ipvswm.daemon.notices import sorry_notice
+from ipvswm.daemon.requests import AdminRequest
+from ipvswm.daemon.requests import Batch
+from ipvswm.daemon.requests import QueueItem
+from ipvswm.daemon.requests import ReloadOutcome
+from ipvswm.daemon.requests import ReloadRequest
+from ipvswm.daemon.requests import ResyncRequest
+from ipvswm.daemon.requests import StopRequest
+from ipvswm.daemon.requests import merge_changes
 from ipvswm.daemon.runtime import Runtime
-from ipvswm.daemon.shared import take_late_shared, take_shared
+from ipvswm.daemon.shared import take_late_shared
+from ipvswm.daemon.shared import take_shared
 from ipvswm.engine.engine import Engine
 from ipvswm.engine.layout import unweighted_targets
-from ipvswm.engine.outputs import KeptChange, SorryChange, Step
+from ipvswm.engine.outputs import KeptChange
+from ipvswm.engine.outputs import SorryChange
+from ipvswm.engine.outputs import Step
 from ipvswm.engine.state import StateChanges
-from ipvswm.events import ConfigLoaded, EngineEvent, Tick
+from ipvswm.events import ConfigLoaded
+from ipvswm.events import EngineEvent
+from ipvswm.events import Tick
 from ipvswm.kernel.backend import FailureKind
 from ipvswm.kernel.sync import SyncOutcome
 from ipvswm.kernel.table import Table

@@ -9,10 +9,17 @@ from collections.abc import Callable
 from ipvswm import sdnotify
 from ipvswm.config.guard import refusal
 from ipvswm.config.model import Config
-from ipvswm.config.parser import ParseResult, parse_bytes, unreadable
-from ipvswm.config.reader import ConfigReadError, read_config_bytes
-from ipvswm.config.watch import ConfigWatcher, Signature, file_signature
-from ipvswm.daemon.requests import QueueItem, ReloadOutcome, ReloadRequest
+from ipvswm.config.parser import ParseResult
+from ipvswm.config.parser import parse_bytes
+from ipvswm.config.parser import unreadable
+from ipvswm.config.reader import ConfigReadError
+from ipvswm.config.reader import read_config_bytes
+from ipvswm.config.watch import ConfigWatcher
+from ipvswm.config.watch import Signature
+from ipvswm.config.watch import file_signature
+from ipvswm.daemon.requests import QueueItem
+from ipvswm.daemon.requests import ReloadOutcome
+from ipvswm.daemon.requests import ReloadRequest
 from ipvswm.metrics import Metrics
 from ipvswm.offload import run_detached
 

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 from ipvswm.answers import Answer
 from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.config.model import Config
 from ipvswm.engine.state import StateChanges
-from ipvswm.events import AdminEvent, AgentResult, CheckResult, ForgetHost, Tick
+from ipvswm.events import AdminEvent
+from ipvswm.events import AgentResult
+from ipvswm.events import CheckResult
+from ipvswm.events import ForgetHost
+from ipvswm.events import Tick
 from ipvswm.kernel.table import ServiceKey
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from ipvswm.alerts import Mailer
 from ipvswm.checks.agent import AgentSet
 from ipvswm.checks.checkset import CheckSet
-from ipvswm.cluster.adapter import ClusterStartError, ClusterStore
+from ipvswm.cluster.adapter import ClusterStartError
+from ipvswm.cluster.adapter import ClusterStore
 from ipvswm.cluster.memory import Memory
 from ipvswm.config.model import GlobalOptions
 from ipvswm.config.resolve import split_host_port
@@ -24,7 +25,9 @@ from ipvswm.events import CheckResult
 from ipvswm.kernel.backend import BackendError
 from ipvswm.kernel.sync import KernelSync
 from ipvswm.kernel.table import Table
-from ipvswm.logs import CHECK_RESULT, CHECK_STATUS, LogControl
+from ipvswm.logs import CHECK_RESULT
+from ipvswm.logs import CHECK_STATUS
+from ipvswm.logs import LogControl
 from ipvswm.metrics import Metrics
 from ipvswm.store.writer import StoreWriter
 

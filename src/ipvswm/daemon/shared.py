@@ -7,13 +7,16 @@ import logging
 import time
 from collections.abc import Callable
 
-from ipvswm.cluster.adapter import ClusterStore, SharedUpdate
+from ipvswm.cluster.adapter import ClusterStore
+from ipvswm.cluster.adapter import SharedUpdate
 from ipvswm.cluster.keys import describe_event
-from ipvswm.cluster.sharing import configured_here, late_changes
+from ipvswm.cluster.sharing import configured_here
+from ipvswm.cluster.sharing import late_changes
 from ipvswm.config.model import Config
 from ipvswm.engine.admin import NOTHING_TO_DO
 from ipvswm.engine.outputs import Step
-from ipvswm.events import EngineEvent, ForgetHost
+from ipvswm.events import EngineEvent
+from ipvswm.events import ForgetHost
 
 log = logging.getLogger("ipvswm.daemon")
 

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
 
 from ipvswm.answers import Refused
 from ipvswm.engine.layout import Layout
-from ipvswm.engine.state import HostState, PairId, PairState, StateChanges
-from ipvswm.events import (
-    AdminEvent,
-    SetHostOff,
-    SetHostOn,
-    SetOverride,
-    SetPairsOff,
-)
-from ipvswm.vocabulary import no_such_host, no_such_vs, not_on_vs
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import PairId
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import StateChanges
+from ipvswm.events import AdminEvent
+from ipvswm.events import SetHostOff
+from ipvswm.events import SetHostOn
+from ipvswm.events import SetOverride
+from ipvswm.events import SetPairsOff
+from ipvswm.vocabulary import no_such_host
+from ipvswm.vocabulary import no_such_vs
+from ipvswm.vocabulary import not_on_vs
 
 MAX_WEIGHT = 65535
 NOTHING_TO_DO = "nothing to do"

@@ -12,14 +12,18 @@ kernel's weight is kept whatever the agent says, as for checks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import replace
 
 from ipvswm.checks.agentline import AgentReply
 from ipvswm.config.model import AgentTarget
 from ipvswm.engine.layout import Layout
-from ipvswm.engine.rules import check_cause, scaled_weight
-from ipvswm.engine.state import PairId, PairState, Phase
+from ipvswm.engine.rules import check_cause
+from ipvswm.engine.rules import scaled_weight
+from ipvswm.engine.state import PairId
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
 from ipvswm.events import AgentResult as AgentResult
 from ipvswm.events import CheckStatus
 

@@ -6,8 +6,16 @@ import heapq
 from dataclasses import replace
 
 from ipvswm.answers import Refused
-from ipvswm.engine.outputs import Decision, KeptChange, SorryChange, Step
-from ipvswm.engine.state import HostState, KeptHost, PairId, PairState, StateChanges, VsState
+from ipvswm.engine.outputs import Decision
+from ipvswm.engine.outputs import KeptChange
+from ipvswm.engine.outputs import SorryChange
+from ipvswm.engine.outputs import Step
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import KeptHost
+from ipvswm.engine.state import PairId
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import StateChanges
+from ipvswm.engine.state import VsState
 from ipvswm.kernel.table import ServiceKey
 
 

@@ -12,31 +12,31 @@ from dataclasses import replace
 
 from ipvswm.config.model import Config
 from ipvswm.engine.agent import AgentBook
-from ipvswm.engine.builder import RampSchedule, StepBuilder
+from ipvswm.engine.builder import RampSchedule
+from ipvswm.engine.builder import StepBuilder
 from ipvswm.engine.depool import rebalance
 from ipvswm.engine.kept import KeptBook
 from ipvswm.engine.layout import Layout
-from ipvswm.engine.outputs import Decision, KeptChange
-from ipvswm.engine.rules import (
-    Context,
-    depool_candidate,
-    evaluate,
-    kept_in,
-    ramp_next_change,
-    scaled_weight,
-    significant,
-)
+from ipvswm.engine.outputs import Decision
+from ipvswm.engine.outputs import KeptChange
+from ipvswm.engine.rules import Context
+from ipvswm.engine.rules import depool_candidate
+from ipvswm.engine.rules import evaluate
+from ipvswm.engine.rules import kept_in
+from ipvswm.engine.rules import ramp_next_change
+from ipvswm.engine.rules import scaled_weight
+from ipvswm.engine.rules import significant
 from ipvswm.engine.sorry import SorryNotices
-from ipvswm.engine.state import (
-    HostState,
-    PairId,
-    PairState,
-    Phase,
-    StateSnapshot,
-    TargetCheck,
-    VsState,
-)
-from ipvswm.kernel.table import ServiceEntry, ServiceKey, Table
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import PairId
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.engine.state import TargetCheck
+from ipvswm.engine.state import VsState
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 _NO_HOST = HostState()
 Cause = str | Callable[[PairState], str]

@@ -13,12 +13,19 @@ Operator reasons are never limited: a disabled pair is simply not eligible.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ipvswm.engine.layout import Layout
-from ipvswm.engine.rules import depool_candidate, kept_in, taken_out
-from ipvswm.engine.state import HostState, PairId, PairState, Phase
+from ipvswm.engine.rules import depool_candidate
+from ipvswm.engine.rules import kept_in
+from ipvswm.engine.rules import taken_out
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import PairId
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
 
 # Weights are integers and F a short decimal: this only absorbs float error in F * total.
 _SLACK = 1e-9

@@ -12,25 +12,31 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ipvswm.answers import Refused
-from ipvswm.config.model import CheckTarget, Config
-from ipvswm.engine.admin import AdminPlan, plan_admin
+from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import Config
+from ipvswm.engine.admin import AdminPlan
+from ipvswm.engine.admin import plan_admin
 from ipvswm.engine.builder import StepBuilder
 from ipvswm.engine.kept import describe
 from ipvswm.engine.outputs import Step
 from ipvswm.engine.reload import Reloading
-from ipvswm.engine.rules import check_cause, ramp_cause
-from ipvswm.engine.state import PairId, PairState, StateChanges, StateSnapshot, TargetCheck
-from ipvswm.events import (
-    AdminEvent,
-    AgentResult,
-    CheckResult,
-    CheckStatus,
-    ConfigLoaded,
-    EngineEvent,
-    ForgetHost,
-    Tick,
-)
-from ipvswm.kernel.table import ServiceKey, Table
+from ipvswm.engine.rules import check_cause
+from ipvswm.engine.rules import ramp_cause
+from ipvswm.engine.state import PairId
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import StateChanges
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.engine.state import TargetCheck
+from ipvswm.events import AdminEvent
+from ipvswm.events import AgentResult
+from ipvswm.events import CheckResult
+from ipvswm.events import CheckStatus
+from ipvswm.events import ConfigLoaded
+from ipvswm.events import EngineEvent
+from ipvswm.events import ForgetHost
+from ipvswm.events import Tick
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 
 class Engine(Reloading):

@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from ipvswm.engine.builder import StepBuilder
-from ipvswm.engine.state import HostState, KeptHost, KeptPair, PairId, PairState
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import KeptHost
+from ipvswm.engine.state import KeptPair
+from ipvswm.engine.state import PairId
+from ipvswm.engine.state import PairState
 
 
 def pair_admin(state: PairState) -> KeptPair | None:

@@ -6,19 +6,28 @@ How a config maps onto the kernel table (service keys, destination ports, sorry 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
+from collections.abc import Mapping
 
-from ipvswm.config.model import CheckTarget, Config, Host, Pair, VirtualService
-from ipvswm.engine.mapping import FORWARD, SorryTarget, dest_port, resolve_sorry, service_key
-from ipvswm.engine.state import PairId, PairState, VsState
-from ipvswm.kernel.table import (
-    Destination,
-    DestKey,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
+from ipvswm.config.model import CheckTarget
+from ipvswm.config.model import Config
+from ipvswm.config.model import Host
+from ipvswm.config.model import Pair
+from ipvswm.config.model import VirtualService
+from ipvswm.engine.mapping import FORWARD
+from ipvswm.engine.mapping import SorryTarget
+from ipvswm.engine.mapping import dest_port
+from ipvswm.engine.mapping import resolve_sorry
+from ipvswm.engine.mapping import service_key
+from ipvswm.engine.state import PairId
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import VsState
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 
 def unweighted_targets(

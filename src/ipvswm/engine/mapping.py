@@ -8,8 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ipvswm.config.model import Config, Host, Method, VirtualService
-from ipvswm.kernel.table import DestKey, Forward, Protocol, ServiceKey
+from ipvswm.config.model import Config
+from ipvswm.config.model import Host
+from ipvswm.config.model import Method
+from ipvswm.config.model import VirtualService
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import ServiceKey
 
 FORWARD = {Method.NAT: Forward.MASQ, Method.DR: Forward.ROUTE, Method.TUN: Forward.TUNNEL}
 """The kernel's forwarding method of each configured method."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 from ipvswm.answers import Refused
-from ipvswm.engine.state import Phase, StateChanges
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import StateChanges
 from ipvswm.kernel.table import ServiceKey
 
 

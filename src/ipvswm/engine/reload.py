@@ -15,8 +15,13 @@ from ipvswm.engine.agent import AgentBook
 from ipvswm.engine.builder import StepBuilder
 from ipvswm.engine.core import Core
 from ipvswm.engine.layout import Layout
-from ipvswm.engine.state import PairId, PairState, Phase, TargetCheck, VsState
-from ipvswm.kernel.table import ServiceKey, Table
+from ipvswm.engine.state import PairId
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
+from ipvswm.engine.state import TargetCheck
+from ipvswm.engine.state import VsState
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 _MOVING = (Phase.RAMPING, Phase.FAILING_KEPT)
 

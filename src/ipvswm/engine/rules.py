@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from dataclasses import replace
 
-from ipvswm.engine.state import PairState, Phase
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import Phase
 from ipvswm.events import CheckStatus
 
 # Remaining ramp time is rounded to this many decimals so that float noise in `D - now`

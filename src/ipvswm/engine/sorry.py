@@ -23,7 +23,8 @@ from collections.abc import Iterable
 
 from ipvswm.engine.layout import Layout
 from ipvswm.engine.outputs import SorryChange
-from ipvswm.engine.state import PairId, VsState
+from ipvswm.engine.state import PairId
+from ipvswm.engine.state import VsState
 
 
 class SorryNotices:

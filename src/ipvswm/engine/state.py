@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 from ipvswm.events import CheckStatus
 from ipvswm.kernel.table import ServiceKey

@@ -9,16 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    DeleteDestination,
-    DeleteService,
-    EditDestination,
-    EditService,
-    Op,
-    Table,
-)
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import DeleteDestination
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import EditService
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Table
 
 # The messages ipvsadm prints for the kernel's refusals (IPVSADM.md): every backend reports a
 # refusal in these words, and the simulator (kernel.simulate) refuses with them too.

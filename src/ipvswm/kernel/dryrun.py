@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ipvswm.kernel.backend import ApplyResult, FailureKind, OpError
+from ipvswm.kernel.backend import ApplyResult
+from ipvswm.kernel.backend import FailureKind
+from ipvswm.kernel.backend import OpError
 from ipvswm.kernel.ipvsadm_format import render_line
 from ipvswm.kernel.simulate import apply_ops_report
-from ipvswm.kernel.table import Op, Table
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Table
 
 log = logging.getLogger(__name__)
 

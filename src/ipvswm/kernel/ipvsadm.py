@@ -10,37 +10,31 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ipvswm.kernel.backend import (
-    DEST_EXISTS,
-    NO_SCHEDULER,
-    NO_SUCH_DEST,
-    NO_SUCH_SERVICE,
-    OUT_OF_RANGE,
-    SERVICE_EXISTS,
-    SERVICE_NOT_DEFINED,
-    ApplyResult,
-    BackendError,
-    FailureKind,
-    OpError,
-)
-from ipvswm.kernel.ipvsadm_format import (
-    ParseError,
-    merge_listing,
-    parse_list,
-    parse_save,
-    render_line,
-    validate_op,
-)
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    DeleteDestination,
-    DeleteService,
-    EditDestination,
-    EditService,
-    Op,
-    Table,
-)
+from ipvswm.kernel.backend import DEST_EXISTS
+from ipvswm.kernel.backend import NO_SCHEDULER
+from ipvswm.kernel.backend import NO_SUCH_DEST
+from ipvswm.kernel.backend import NO_SUCH_SERVICE
+from ipvswm.kernel.backend import OUT_OF_RANGE
+from ipvswm.kernel.backend import SERVICE_EXISTS
+from ipvswm.kernel.backend import SERVICE_NOT_DEFINED
+from ipvswm.kernel.backend import ApplyResult
+from ipvswm.kernel.backend import BackendError
+from ipvswm.kernel.backend import FailureKind
+from ipvswm.kernel.backend import OpError
+from ipvswm.kernel.ipvsadm_format import ParseError
+from ipvswm.kernel.ipvsadm_format import merge_listing
+from ipvswm.kernel.ipvsadm_format import parse_list
+from ipvswm.kernel.ipvsadm_format import parse_save
+from ipvswm.kernel.ipvsadm_format import render_line
+from ipvswm.kernel.ipvsadm_format import validate_op
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import DeleteDestination
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import EditService
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Table
 
 log = logging.getLogger(__name__)
 

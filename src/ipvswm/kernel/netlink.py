@@ -14,28 +14,35 @@ import contextlib
 import logging
 import socket
 import struct
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+from typing import TypeVar
 
-from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, OpError, refusal_message
-from ipvswm.kernel.ipvsadm_format import TUN_TYPES, normalise_address, render_line, validate_op
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    DeleteDestination,
-    DeleteService,
-    Destination,
-    DestKey,
-    EditDestination,
-    EditService,
-    Forward,
-    Op,
-    Protocol,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
+from ipvswm.kernel.backend import ApplyResult
+from ipvswm.kernel.backend import BackendError
+from ipvswm.kernel.backend import FailureKind
+from ipvswm.kernel.backend import OpError
+from ipvswm.kernel.backend import refusal_message
+from ipvswm.kernel.ipvsadm_format import TUN_TYPES
+from ipvswm.kernel.ipvsadm_format import normalise_address
+from ipvswm.kernel.ipvsadm_format import render_line
+from ipvswm.kernel.ipvsadm_format import validate_op
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import DeleteDestination
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import EditService
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -326,7 +333,9 @@ class NetlinkBackend:
 
 
 def _request(sock: Any, msg: Any, dump: bool) -> list[Any]:
-    from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
+    from pyroute2.netlink import NLM_F_ACK
+    from pyroute2.netlink import NLM_F_DUMP
+    from pyroute2.netlink import NLM_F_REQUEST
 
     flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK)
     return list(sock.nlm_request(msg, msg_type=sock.prid, msg_flags=flags))

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import replace
 
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    DeleteDestination,
-    DeleteService,
-    Destination,
-    DestKey,
-    EditDestination,
-    EditService,
-    Forward,
-    Op,
-    Protocol,
-    Service,
-    ServiceKey,
-    Table,
-)
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import DeleteDestination
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import EditService
+from ipvswm.kernel.table import Forward
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 # Scheduler flag names by the bit the kernel stores (ipvsadm prints them by scheduler).
 _FLAG_BITS = {

@@ -3,32 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from dataclasses import replace
 
-from ipvswm.kernel.backend import (
-    DEST_EXISTS,
-    NO_SCHEDULER,
-    NO_SUCH_DEST,
-    NO_SUCH_SERVICE,
-    OUT_OF_RANGE,
-    SERVICE_EXISTS,
-    SERVICE_NOT_DEFINED,
-)
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    DeleteDestination,
-    DeleteService,
-    Destination,
-    DestKey,
-    EditDestination,
-    EditService,
-    Op,
-    Service,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
+from ipvswm.kernel.backend import DEST_EXISTS
+from ipvswm.kernel.backend import NO_SCHEDULER
+from ipvswm.kernel.backend import NO_SUCH_DEST
+from ipvswm.kernel.backend import NO_SUCH_SERVICE
+from ipvswm.kernel.backend import OUT_OF_RANGE
+from ipvswm.kernel.backend import SERVICE_EXISTS
+from ipvswm.kernel.backend import SERVICE_NOT_DEFINED
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import DeleteDestination
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import EditService
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import Service
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 
 # The schedulers and persistence engines a stock kernel knows (the kernel validates them).
 SCHEDULERS = frozenset(

@@ -10,25 +10,29 @@ removed by a reload is still deleted after a restart). The owner persists the se
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from collections.abc import Collection
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import replace
 
-from ipvswm.kernel.backend import ApplyResult, BackendError, FailureKind, KernelBackend
+from ipvswm.kernel.backend import ApplyResult
+from ipvswm.kernel.backend import BackendError
+from ipvswm.kernel.backend import FailureKind
+from ipvswm.kernel.backend import KernelBackend
 from ipvswm.kernel.reconcile import reconcile
-from ipvswm.kernel.table import (
-    AddDestination,
-    AddService,
-    DeleteDestination,
-    DeleteService,
-    Destination,
-    DestKey,
-    EditDestination,
-    EditService,
-    Op,
-    ServiceEntry,
-    ServiceKey,
-    Table,
-)
+from ipvswm.kernel.table import AddDestination
+from ipvswm.kernel.table import AddService
+from ipvswm.kernel.table import DeleteDestination
+from ipvswm.kernel.table import DeleteService
+from ipvswm.kernel.table import Destination
+from ipvswm.kernel.table import DestKey
+from ipvswm.kernel.table import EditDestination
+from ipvswm.kernel.table import EditService
+from ipvswm.kernel.table import Op
+from ipvswm.kernel.table import ServiceEntry
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.kernel.table import Table
 from ipvswm.loglevels import KERNEL_OP
 
 log = logging.getLogger(__name__)

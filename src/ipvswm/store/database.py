@@ -13,20 +13,24 @@ import logging
 import os
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
+from typing import TypeVar
 
-from ipvswm.engine.state import (
-    HostState,
-    KeptHost,
-    PairState,
-    StateChanges,
-    StateSnapshot,
-    VsState,
-)
-from ipvswm.kernel.table import Protocol, ServiceKey
-from ipvswm.store.records import StoreError, decode_record, encode_record
-from ipvswm.timestamps import is_time_field, utc_text
+from ipvswm.engine.state import HostState
+from ipvswm.engine.state import KeptHost
+from ipvswm.engine.state import PairState
+from ipvswm.engine.state import StateChanges
+from ipvswm.engine.state import StateSnapshot
+from ipvswm.engine.state import VsState
+from ipvswm.kernel.table import Protocol
+from ipvswm.kernel.table import ServiceKey
+from ipvswm.store.records import StoreError
+from ipvswm.store.records import decode_record
+from ipvswm.store.records import encode_record
+from ipvswm.timestamps import is_time_field
+from ipvswm.timestamps import utc_text
 
 __all__ = ["Store", "StoreError", "decode_record", "dump_file", "encode_record", "format_dump"]
 

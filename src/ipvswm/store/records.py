@@ -12,7 +12,8 @@ import json
 import logging
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from ipvswm.engine.state import StateChanges, StateSnapshot
+from ipvswm.engine.state import StateChanges
+from ipvswm.engine.state import StateSnapshot
 from ipvswm.store.database import Store
 
 R = TypeVar("R")
