@@ -65,6 +65,11 @@ class DepoolMachine(RuleBasedStateMachine):
         # check"); cleared when it is back in service or an operator disables it.
         self.failed_at: dict[str, float | None] = dict.fromkeys(WEIGHTS)
         self.last_end: dict[str, float] = {}
+        # A cold start: the sorry server is decided once every checker reported, or at the
+        # deadline (interval + timeouts).
+        spec = next(iter(self.targets.values())).spec
+        self.decide_at = T0 + spec.interval + spec.connect_timeout + spec.response_timeout
+        self.decided = False
         self._feed(Tick())
 
     # --- helpers ------------------------------------------------------------------------------
@@ -79,6 +84,8 @@ class DepoolMachine(RuleBasedStateMachine):
     def _feed(self, event: EngineEvent) -> None:
         self.engine.handle(event, self.now)
         self.snap = self.engine.snapshot()
+        reported = CheckStatus.UNKNOWN not in self.status.values()
+        self.decided = self.decided or reported or self.now >= self.decide_at
         for tag in WEIGHTS:
             state = self._state(tag)
             if state.phase in (Phase.ENABLED, Phase.RAMPING) and state.weight > 0:
@@ -206,7 +213,7 @@ class DepoolMachine(RuleBasedStateMachine):
     def sorry_server_iff_no_weight(self) -> None:
         snap = self.snap
         total = sum(s.weight for s in snap.pairs.values())
-        assert snap.vss["web"].sorry_on == (total == 0)
+        assert snap.vss["web"].sorry_on == (total == 0 and self.decided)
         assert (snap.vss["web"].kept_since is not None) == any(
             s.phase is Phase.FAILING_KEPT for s in snap.pairs.values()
         )

@@ -111,6 +111,11 @@ class EngineMachine(RuleBasedStateMachine):
             service.tag: self._targets(service.tag) for service in self.cfg.services
         }
         self.mailed_on: dict[str, bool] = {service.tag: False for service in self.cfg.services}
+        # VSs born cold (no kernel service) whose sorry server waits for their first round of
+        # checks, until their deadline (interval + timeouts after birth).
+        self.deciding: dict[str, float] = {}
+        for service in self.cfg.services:
+            self._born_cold(service.tag)
         self.table = self.engine.desired_table()
         self._feed(Tick())
 
@@ -122,6 +127,14 @@ class EngineMachine(RuleBasedStateMachine):
     def _targets(self, vs_tag: str) -> set[CheckTarget]:
         return {t for pid, t in self._pairs().items() if pid[0] == vs_tag and t is not None}
 
+    def _born_cold(self, vs_tag: str) -> None:
+        bounds = [
+            t.spec.interval + t.spec.connect_timeout + t.spec.response_timeout
+            for t in self._targets(vs_tag)
+        ]
+        if bounds:
+            self.deciding[vs_tag] = self.now + max(bounds)
+
     def _reasons(self, pid: PairId) -> frozenset[str]:
         return self.host_reasons[pid[1]] | self.pair_reasons.get(pid, frozenset())
 
@@ -130,6 +143,9 @@ class EngineMachine(RuleBasedStateMachine):
         self.prev_weights = {pid: s.weight for pid, s in snap.pairs.items()}
         before = self.table
         step = self.engine.handle(event, self.now)
+        for tag, deadline in list(self.deciding.items()):
+            if not self.unchecked.get(tag) or self.now >= deadline:
+                del self.deciding[tag]  # decided from now on
         for pid in self.adopted:
             if self._reasons(pid):
                 self.kernel_weight[pid] = 0  # disabled: the kernel has 0 from now on
@@ -274,6 +290,8 @@ class EngineMachine(RuleBasedStateMachine):
                 tags = st.sampled_from(sorted(D_WEIGHTS))
                 in_kernel = data.draw(st.dictionaries(tags, st.integers(0, 60)))
                 kernel = _with_d(kernel, in_kernel)
+            else:
+                self._born_cold("d")
             for tag in D_WEIGHTS:
                 pid = ("d", tag)
                 if pid in self.kept_reasons:
@@ -295,6 +313,7 @@ class EngineMachine(RuleBasedStateMachine):
                 for gone in (self.pair_reasons, self.enabled_at, self.adopted, self.kernel_weight):
                     gone.pop(("d", tag), None)
             del self.unchecked["d"], self.mailed_on["d"]
+            self.deciding.pop("d", None)
         self._feed(ConfigLoaded(self.cfg, kernel))
         self.perturbed = set(self._pairs())
 
@@ -329,12 +348,14 @@ class EngineMachine(RuleBasedStateMachine):
 
     @invariant()
     def sorry_server_iff_no_weight(self) -> None:
+        """The sorry server is in exactly when the VS has no weight, once it is decided."""
         snap = self.engine.snapshot()
         table: Table = self.table
         layout = {(p.vs, p.host): p for p in self.cfg.pairs()}
         for service in self.cfg.services:
             total = sum(s.weight for pid, s in snap.pairs.items() if pid[0] == service.tag)
-            assert snap.vss[service.tag].sorry_on == (total == 0), service.tag
+            on = snap.vss[service.tag].sorry_on
+            assert on == (total == 0 and service.tag not in self.deciding), service.tag
             dests = table.services[self.engine.service_key(service.tag)].destinations
             sorry_tag = service.sorry_server or "sorry"
             sorry_host = self.cfg.host(sorry_tag)
@@ -345,14 +366,14 @@ class EngineMachine(RuleBasedStateMachine):
                 for pid, p in layout.items()
                 if pid[0] == service.tag
             }
-            if total == 0:
+            if on:
                 assert dests[sorry].weight == 1
             elif sorry in real:
                 assert dests[sorry].weight == snap.pairs[real[sorry]].weight
             else:
                 assert sorry not in dests
             for key, pid in real.items():
-                if key != sorry or total:
+                if key != sorry or not on:
                     assert dests[key].weight == snap.pairs[pid].weight
 
     @invariant()

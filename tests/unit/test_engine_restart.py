@@ -238,7 +238,9 @@ def test_reload_vs_address_change_is_a_removed_plus_a_new_vs() -> None:
     step = d.at(T0 + 6).feed(ConfigLoaded(cfg))
     moved = ServiceKey(Protocol.TCP, "192.0.2.50", 80)
     assert step.touched == {WEB, moved}
-    assert step.changes.vss["web"] is not None  # the new VS's state (sorry on, quietly)
+    # The old VS's state is dropped; the new one is cold: its sorry server waits for its checks.
+    assert step.changes.vss["web"] is None
+    assert not d.engine.snapshot().vss["web"].sorry_on
     # a new pair whose admin state comes back with its tags (issue 10 item 2)
     assert d.state("web", "web1").override == 5
     assert d.engine.service_keys() == {moved}  # WEB is the sync's to delete (still managed)

@@ -127,6 +127,7 @@ def test_sorry_server_default_and_own_port() -> None:
         sorry_server_default="dflt",
     )
     d = Driver.start(cfg)
+    d.at(T0 + 1).check("web", "web1", False)  # web's first round: decided now
     assert d.kernel_weights("web")[DestKey("198.51.100.50", 8081)] == 1
     assert d.kernel_weights("api") == {DestKey("198.51.100.50", 8081): 1}  # unknown tag: default
 
@@ -159,13 +160,14 @@ def test_sorry_server_of_other_family_is_skipped() -> None:
 
 def test_sorry_switches_of_a_new_vs_are_logged_but_not_mailed_until_checked() -> None:
     d = Driver.start(_sorry_config())
-    first = d.steps[0]
+    assert d.steps[0].alerts == ()  # cold: decided after the first round of checks
+    # The checker never reported by the deadline (interval + timeouts): in, but no "FAIL" mail.
+    first = d.tick(T0 + 9)
     assert first.changes.vss["web"] is not None and first.changes.vss["web"].sorry_on
-    # Nothing checked yet: the switch is there to log, but it is no "FAIL" mail.
     assert [(a.on, a.mail) for a in first.alerts] == [(True, False)]
-    step = d.at(T0 + 1).check("web", "web1", True)
+    step = d.at(T0 + 10).check("web", "web1", True)
     assert [(a.on, a.mail) for a in step.alerts] == [(False, False)]  # no "OK" for it either
-    step = d.at(T0 + 2).check("web", "web1", False)
+    step = d.at(T0 + 11).check("web", "web1", False)
     assert [(a.on, a.mail) for a in step.alerts] == [(True, True)]
 
 

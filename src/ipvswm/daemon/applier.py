@@ -30,6 +30,7 @@ from ipvswm.kernel.backend import FailureKind
 from ipvswm.kernel.sync import KernelSync
 from ipvswm.kernel.sync import SyncOutcome
 from ipvswm.kernel.sync import describe_op
+from ipvswm.kernel.table import AddDestination
 from ipvswm.kernel.table import ServiceKey
 from ipvswm.kernel.table import Table
 
@@ -38,6 +39,11 @@ log = logging.getLogger("ipvswm.daemon")
 STOP_GRACE = 15.0
 """Seconds an operation under way may take to end once the daemon stops (then it is cancelled);
 more than an ipvsadm call's timeout, so a hung call is killed by its own timeout first."""
+
+READS_AFTER_ADD = 2
+"""Reads more for a `wait` when a resync added destinations after its read (their connection
+counters are the kernel's to say); still adding after these, the waiters are told "no fresh
+read" and look again later."""
 
 
 class ApplierHost(Protocol):
@@ -89,6 +95,7 @@ class KernelApplier:
         self.last_read_begun = time.monotonic()
         self._pending = Request()
         self._wanted = asyncio.Event()
+        self._added = False  # the last resync added a destination after its read
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -156,6 +163,14 @@ class KernelApplier:
             fresh = await self._resync()
             if not fresh and request.keys:
                 await self._converge(request.keys, "")  # the read failed: use the cached table
+            # A destination the resync added after its read shows 0 connections in the cached
+            # table, but the kernel's trash may have given it its old ones back: read again.
+            for _ in range(READS_AFTER_ADD):
+                if not (fresh and request.waiters and self._added):
+                    break
+                fresh = await self._resync()
+            else:
+                fresh = fresh and not (request.waiters and self._added)
         elif request.keys:
             await self._converge(request.keys, "")
         request.wake(fresh)
@@ -179,6 +194,12 @@ class KernelApplier:
             return False
         self.last_read_begun = begun
         outcome = await self.sync.converge(desired, None, reason="resync")
+        actual = self.sync.actual
+        self._added = actual is not None and any(
+            isinstance(op, AddDestination)
+            and actual.destination(op.service, op.destination.key) is not None
+            for op in outcome.ops
+        )  # accepted: the cached table says 0 connections for it, no read said so
         if outcome.ops:
             log.warning(
                 "resync: the kernel differed from the desired table; %d operation(s) to correct it",

@@ -26,6 +26,7 @@ from ipvswm.engine.rules import kept_in
 from ipvswm.engine.rules import ramp_next_change
 from ipvswm.engine.rules import scaled_weight
 from ipvswm.engine.rules import significant
+from ipvswm.engine.sorry import FirstRound
 from ipvswm.engine.sorry import SorryNotices
 from ipvswm.engine.state import HostState
 from ipvswm.engine.state import PairId
@@ -60,6 +61,7 @@ class Core:
         self._vss: dict[str, VsState] = {}
         self._vs_sum: dict[str, int] = dict.fromkeys(layout.vss, 0)
         self._notices = SorryNotices(layout)
+        self._first = FirstRound()  # cold VSs whose sorry server waits for their first checks
         # Per check target id (see Layout.target_ids):
         self._checks: dict[int, TargetCheck] = {}
         self._stale: list[set[PairId]] = [set(pids) for pids in layout.by_tid]  # not fresh yet
@@ -104,6 +106,9 @@ class Core:
             self._pairs[pid] = old
             self._vs_sum[pair.vs] += old.weight
             self._settle(pid, old, now, "adopted from kernel" if pair.check else "start", b)
+        for tag, key in layout.keys.items():
+            if kernel is None or key not in kernel.services:
+                self._first.wait(layout, tag, now)  # served by nobody yet: no flapping sorry
         b.recheck.update(layout.vss)
         self._close(b, now)
         b.touched.update(layout.keys.values())
@@ -218,7 +223,10 @@ class Core:
         for tag in sorted(b.limit):
             self._limit(tag, now, b)
         b.limit.clear()
+        b.recheck.update(self._first.due(now))
         for tag in sorted(b.recheck):
+            if self._first.holds(tag, self._notices.unchecked(tag), now):
+                continue  # decided once its first round of checks has reported
             need = self._vs_sum[tag] == 0
             st = self._vss[tag]
             sorry = self._layout.sorry[tag]

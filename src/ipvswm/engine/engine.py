@@ -150,8 +150,10 @@ class Engine(Reloading):
         return tuple(self._layout.pairs_of(target))
 
     def next_wakeup(self) -> float | None:
-        """The earliest time a weight changes by time alone (a ramp step), if any."""
-        return self._ramps.next()
+        """The earliest time something changes by time alone (a ramp step, or the deadline of a
+        cold VS's sorry decision), if any."""
+        times = [t for t in (self._ramps.next(), self._first.next()) if t is not None]
+        return min(times) if times else None
 
     # --- events -------------------------------------------------------------------------------
 

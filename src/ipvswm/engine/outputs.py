@@ -79,7 +79,7 @@ class Step:
     alerts: tuple[SorryChange, ...] = ()
     changes: StateChanges = field(default_factory=StateChanges)
     error: Refused | None = None  # an admin event that was refused (e.g. "no host 'x'")
-    next_wakeup: float | None = None  # when desired weights next change by time alone (ramps)
+    next_wakeup: float | None = None  # when something next changes by time alone (ramps, sorry)
     # The services whose desired entry may have changed in this step: reconcile only these.
     touched: frozenset[ServiceKey] = frozenset()
     note: str | None = None  # an informational reply that is not an error ("nothing to do")

@@ -123,10 +123,13 @@ class Reloading(Core):
                 same_dest = old.dests[pid] == new.dests[pid]
                 self._adopted[pid] = self._pairs[pid].weight if same_dest else 0
         self._notices.reload(old, new, born)
+        self._first.keep(tag for tag in new.vss if tag not in born)
         for tag in born:
             # A VS the kernel has is managed from now on; its sorry state starts as the kernel's.
             in_kernel = kernel is not None and new.keys[tag] in kernel.services
-            if in_kernel and not sum(self._adopted.get(pid, 0) for pid in new.by_vs[tag]):
+            if not in_kernel:
+                self._first.wait(new, tag, now)  # its sorry server waits for its first checks
+            elif not sum(self._adopted.get(pid, 0) for pid in new.by_vs[tag]):
                 self._vss[tag] = b.vss[tag] = VsState(True, now)
                 self._notices.quiet_start(tag)
         self._layout = layout = new

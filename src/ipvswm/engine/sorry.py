@@ -6,8 +6,9 @@ mails those with `mail=True` (when the VS has `email=true`). The mail rule:
 - A VS is *unchecked* from its birth (engine start, or a reload that adds it) until every one of
   its checked pairs has had a check status (PASS or FAIL) reported since then. Statuses restored
   from saved state do not count: they say nothing about the servers now.
-- Switching ON is mailed unless the VS is unchecked: at a first start every VS with no weight yet
-  goes into sorry state before any checker has reported, and that is no outage worth a mail.
+- Switching ON is mailed unless the VS is unchecked: a VS with no weight yet that goes into
+  sorry state before its checkers reported (one whose first round missed its deadline, see
+  `FirstRound`; an admin switch) is no outage worth a mail yet.
 - Switching OFF is mailed exactly when the ON before it was mailed, so mails always come in
   FAIL/OK pairs (no "OK" for a quiet start-up ON). A sorry state restored from saved state counts
   as mailed: the previous run announced it.
@@ -15,10 +16,17 @@ mails those with `mail=True` (when the VS has `email=true`). The mail rule:
   SorryChange(on=True, mail=True) is emitted once: the outage is real and is announced now.
 
 A VS with no checked pair (no hosts, or only check `-`) has nothing to wait for: never unchecked.
+
+`FirstRound` holds the sorry decision itself back for a VS born cold (the kernel not serving it,
+at start-up or added by a reload): its pairs start at weight 0 until their first checks, so
+deciding at once put the sorry server in and took it out again seconds later. The decision is
+taken once the VS is checked, or at its deadline (its longest check interval plus timeouts after
+its birth) if a checker never reports.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 
 from ipvswm.engine.layout import Layout
@@ -79,6 +87,10 @@ class SorryNotices:
             self._watch(new, tag, pids)
         self._unmailed = {tag for tag in self._unmailed if tag in new.vss and tag not in born}
 
+    def unchecked(self, tag: str) -> bool:
+        """Whether some checked pair of the VS has not reported a status since its birth."""
+        return tag in self._unchecked
+
     def quiet_start(self, tag: str) -> None:
         """A VS born with its sorry server already in (adopted from the kernel): not mailed yet."""
         self._unmailed.add(tag)
@@ -112,6 +124,58 @@ class SorryNotices:
         self._unchecked[tag] = pending
         for pid in pending:
             self._by_tid[layout.tids[pid]].add(pid)
+
+
+class FirstRound:
+    """The VSs whose sorry server waits for their first round of checks, with their deadlines."""
+
+    def __init__(self) -> None:
+        self._deadline: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []  # (deadline, tag); entries of VSs gone linger
+
+    def wait(self, layout: Layout, tag: str, now: float) -> None:
+        """A VS born cold: its sorry server is decided after its first round (none: at once)."""
+        pids = _checked_pairs(layout, tag)
+        if not pids:
+            return
+        targets = {layout.pairs[pid].check for pid in pids}
+        bound = max(
+            t.spec.interval + t.spec.connect_timeout + t.spec.response_timeout
+            for t in targets
+            if t is not None
+        )
+        self._deadline[tag] = now + bound
+        heapq.heappush(self._heap, (now + bound, tag))
+
+    def holds(self, tag: str, unchecked: bool, now: float) -> bool:
+        """Whether the VS's sorry decision still waits; once it does not, it never will again."""
+        deadline = self._deadline.get(tag)
+        if deadline is None:
+            return False
+        if unchecked and now < deadline:
+            return True
+        del self._deadline[tag]
+        return False
+
+    def due(self, now: float) -> list[str]:
+        """The waiting VSs whose deadline has come."""
+        found: list[str] = []
+        while self._heap and self._heap[0][0] <= now:
+            deadline, tag = heapq.heappop(self._heap)
+            if self._deadline.get(tag) == deadline:
+                found.append(tag)
+        return found
+
+    def keep(self, tags: Iterable[str]) -> None:
+        """A reload: only the VSs `tags` (those not born anew) may still wait."""
+        kept = set(tags)
+        self._deadline = {tag: at for tag, at in self._deadline.items() if tag in kept}
+
+    def next(self) -> float | None:
+        """The earliest deadline of a VS still waiting."""
+        while self._heap and self._deadline.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
 
 
 def _checked_pairs(layout: Layout, tag: str) -> list[PairId]:
