@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ipvswm.config.model import Config
+from ipvswm.engine.outputs import Step
 from ipvswm.events import ConfigLoaded
 from ipvswm.events import SetHostOff
 from ipvswm.events import SetHostOn
@@ -44,6 +45,19 @@ def _busy(cfg: Config) -> Driver:
     return d
 
 
+def _partial_and_full(cfg: Config, changed: Config) -> tuple[Step, Step]:
+    """The reload to `changed` of a busy engine on `cfg` (partial: only what changed is
+    re-evaluated), and of a twin made to re-evaluate everything (an option differs, which
+    changes no decision); both engines end in the same state. Returns (reload, reference)."""
+    partial, full = _busy(cfg), _busy(cfg)
+    step = partial.at(T0 + 230).feed(ConfigLoaded(changed))
+    options = replace(changed.options, config_check_period=9.0)
+    reference = full.at(T0 + 230).feed(ConfigLoaded(replace(changed, options=options)))
+    assert partial.engine.snapshot() == full.engine.snapshot()
+    assert partial.engine.desired_table() == full.engine.desired_table()
+    return step, reference
+
+
 def test_a_changed_weight_reloads_like_a_full_re_evaluation() -> None:
     for weight in (80, 0):  # (50: the same config, which changes nothing at all)
         partial, full = _busy(_config(50)), _busy(_config(50))
@@ -68,12 +82,7 @@ def test_a_changed_vs_setting_reloads_like_a_full_re_evaluation() -> None:
     changed = replace(
         cfg, services=(replace(cfg.services[0], depool_threshold=0.5), cfg.services[1])
     )
-    partial, full = _busy(cfg), _busy(cfg)
-    step = partial.at(T0 + 230).feed(ConfigLoaded(changed))
-    options = replace(changed.options, config_check_period=9.0)
-    reference = full.at(T0 + 230).feed(ConfigLoaded(replace(changed, options=options)))
-    assert partial.engine.snapshot() == full.engine.snapshot()
-    assert partial.engine.desired_table() == full.engine.desired_table()
+    step, reference = _partial_and_full(cfg, changed)
     assert step.decisions == reference.decisions
 
 
@@ -81,12 +90,7 @@ def test_added_and_removed_pairs_reload_like_a_full_re_evaluation() -> None:
     cfg = _config(50)
     hosts = (*cfg.hosts[:3], host("e", "198.51.100.5", ("api", 5), ("web", 5)), cfg.hosts[4])
     changed = replace(cfg, hosts=hosts)  # d (off) removed, e added on both VSs
-    partial, full = _busy(cfg), _busy(cfg)
-    step = partial.at(T0 + 230).feed(ConfigLoaded(changed))
-    options = replace(changed.options, config_check_period=9.0)
-    reference = full.at(T0 + 230).feed(ConfigLoaded(replace(changed, options=options)))
-    assert partial.engine.snapshot() == full.engine.snapshot()
-    assert partial.engine.desired_table() == full.engine.desired_table()
+    step, reference = _partial_and_full(cfg, changed)
     assert (step.decisions, step.touched, step.messages) == (
         reference.decisions,
         reference.touched,
