@@ -235,6 +235,10 @@ def prepare() -> tuple[str, Path, Path]:
     return version, root / "boot" / f"vmlinuz-{version}", initramfs
 
 
+GUEST_TMPFS = (Path("/tmp"), Path("/run"), Path("/dev/shm"))
+"""Where guest.sh mounts a fresh tmpfs: the host's files there are hidden in the VM."""
+
+
 def run_in_vm(command: list[str], cwd: Path, timeout: float) -> int:
     """Boot the VM, run `command` in `cwd`, stream its output; its exit status (or 124/125)."""
     version, kernel, initramfs = prepare()
@@ -284,7 +288,16 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.command:
             parser.error("no command")
-        return run_in_vm(args.command, args.cwd.resolve(), args.timeout)
+        cwd = args.cwd.resolve()
+        hidden = next((d for d in GUEST_TMPFS if cwd == d or d in cwd.parents), None)
+        if hidden is not None:
+            print(
+                f"vm: cannot run in {cwd}: the VM mounts a fresh tmpfs on {hidden}, so nothing"
+                f" below it is visible inside; use a checkout outside {hidden}",
+                flush=True,
+            )
+            return 2
+        return run_in_vm(args.command, cwd, args.timeout)
     except Skip as why:
         if os.environ.get("CI") == "true":
             print(f"vm: cannot boot the VM in CI: {why}", flush=True)
