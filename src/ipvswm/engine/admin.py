@@ -18,9 +18,7 @@ from ipvswm.events import SetHostOff
 from ipvswm.events import SetHostOn
 from ipvswm.events import SetOverride
 from ipvswm.events import SetPairsOff
-from ipvswm.vocabulary import no_such_host
-from ipvswm.vocabulary import no_such_vs
-from ipvswm.vocabulary import not_on_vs
+from ipvswm.vocabulary import name_refusal
 
 MAX_WEIGHT = 65535
 NOTHING_TO_DO = "nothing to do"
@@ -49,19 +47,20 @@ def plan_admin(
     now: float,
 ) -> AdminPlan | Refused:
     """The plan of an admin event, or why it is refused (nothing applied)."""
-    if event.host not in layout.hosts:
-        return Refused(no_such_host(event.host))
+    refusal = name_refusal(
+        [event.host],
+        () if isinstance(event, SetHostOff | SetHostOn) or event.vss is None else event.vss,
+        is_host=layout.hosts.__contains__,
+        is_vs=layout.vss.__contains__,
+        is_pair=lambda vs, host: (vs, host) in layout.pairs,
+    )
+    if refusal is not None:
+        return Refused(refusal)
     host_state = hosts.get(event.host, HostState())
     if isinstance(event, SetHostOff | SetHostOn):
         return _host_plan(event, layout, host_state, pairs, now)
     vss = event.vss if event.vss is not None else tuple(vs for vs, _ in layout.by_host[event.host])
-    pids: list[PairId] = []
-    for vs in vss:
-        if vs not in layout.vss:
-            return Refused(no_such_vs(vs))
-        if (vs, event.host) not in layout.pairs:
-            return Refused(not_on_vs(event.host, vs))
-        pids.append((vs, event.host))
+    pids: list[PairId] = [(vs, event.host) for vs in vss]
     if isinstance(event, SetOverride):
         return _override_plan(event, pids, pairs)
     current = {pid: pairs[pid] for pid in pids}
