@@ -50,6 +50,14 @@ def test_off_on_override_and_ramp_propagate(
     tmp_path: Path, servers: dict[str, ThreadedRealServer], etcd: Etcd
 ) -> None:
     with director_pair(tmp_path, servers, etcd) as (a, b):
+        # A shared command reaches the store before the engine: an unknown name is refused
+        # first, in the engine's words, and nothing of it is written.
+        before = etcd.keys(PREFIX)
+        code, reply = a.ctl("set", "host", "nosuch", "off")
+        assert (code, reply["lines"]) == (1, ["# no such host 'nosuch'"])
+        code, reply = a.ctl("set", "host", "web1", "off", "for", "vs", "nosuch")
+        assert (code, reply["lines"]) == (1, ["# no such vs 'nosuch'"])
+        assert etcd.keys(PREFIX) == before
         a.ok("set", "host", "web1", "off", "for", "reason", "deploy")
         b.wait_weight("web1", 0)
         b.daemon.wait_log("from director A: set host web1 off for reason deploy")

@@ -33,7 +33,6 @@ from ipvswm.logs import LogControl
 from ipvswm.metrics import status_document
 from ipvswm.vocabulary import STARTING
 from ipvswm.vocabulary import STOPPING
-from ipvswm.vocabulary import config_refusal
 
 
 class DaemonView(Protocol):
@@ -116,13 +115,6 @@ class DaemonControl:
         return views
 
     async def submit(self, event: AdminEvent, local: bool = False) -> Answer:
-        if self._view.cluster is not None and not local:
-            # Shared: written to the store before the engine sees it, so its names are checked
-            # first, as the engine checks them (same function, same words).
-            vss = getattr(event, "vss", None) or ()
-            refusal = config_refusal(self.config(), [event.host], vss, paired=True)
-            if refusal is not None:
-                return Refused(refusal)
         return await self._requests.submit(event, local)
 
     def cluster_view(self) -> dict[str, object] | None:

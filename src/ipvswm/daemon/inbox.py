@@ -22,6 +22,7 @@ from ipvswm.events import AdminEvent
 from ipvswm.events import ForgetHost
 from ipvswm.vocabulary import STARTING
 from ipvswm.vocabulary import STOPPING
+from ipvswm.vocabulary import config_refusal
 
 
 class InboxView(Protocol):
@@ -70,6 +71,12 @@ class Inbox:
             return refused
         cluster = self._view.cluster
         if cluster is not None and not local:
+            # Shared: written to the store before the engine sees it, so its names are checked
+            # first, as the engine checks them (the same function, the same words).
+            vss = getattr(event, "vss", None) or ()
+            named = config_refusal(self._view.config, [event.host], vss, paired=True)
+            if named is not None:
+                return Refused(named)
             refused = await cluster.commit(event, self.vss_of)
             if refused is not None:
                 return refused
