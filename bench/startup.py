@@ -1,8 +1,10 @@
 """Benchmark: start-up of `--hosts` hosts x `--vs` VSs to all weights (issue 16 goal 2).
 
 The real `ipvswm run` on the ipvsadm emulator with an empty table and no DB, Check.Interval=5,
-`tcp://` checks (one checker per host) against a farm process listening on one port per host on
-127.0.0.202 (accept, close). Times from the daemon's spawn, from the emulator's invocation log:
+`tcp://` checks (one checker per host) against farm processes listening on one port per host
+(accept, close): one process per `PER_FARM` (8,000) hosts, on 127.0.0.202, .203, ... (this
+machine's hard open-files limit is 20,000 per process). Times from the daemon's spawn, from the
+emulator's invocation log:
 the start of the first `-R` call (the table in place), and the start of the `-R` call after which
 every pair has its full weight; `ipvsadm_processes` counts every call of the emulator up to then
 (reads included). Default 2,500 hosts x 2 VSs = 5,000 pairs; `--hosts 25000` for 50,000.
@@ -38,6 +40,7 @@ from detect import InvocationLog  # noqa: E402
 from detect import batch_weights  # noqa: E402
 
 FARM = "127.0.0.202"
+PER_FARM = 8000
 FULL = 10
 
 
@@ -51,12 +54,18 @@ class Closer(asyncio.Protocol):
         transport.close()
 
 
-async def farm(count: int) -> None:
-    """The farm (child process): `count` listeners; prints their ports, runs until stdin ends."""
+def farm_address(index: int) -> str:
+    """The address of farm process `index`: 127.0.0.202, .203, ..."""
+    base = FARM.rsplit(".", 1)
+    return f"{base[0]}.{int(base[1]) + index}"
+
+
+async def farm(count: int, address: str) -> None:
+    """A farm (child process): `count` listeners on `address`, their ports printed; until EOF."""
     loop = asyncio.get_running_loop()
     ports = []
     for _ in range(count):
-        server = await loop.create_server(Closer, FARM, 0, backlog=64)
+        server = await loop.create_server(Closer, address, 0, backlog=64)
         ports.append(server.sockets[0].getsockname()[1])
     print(" ".join(map(str, ports)), flush=True)
     await loop.run_in_executor(None, sys.stdin.read)
@@ -71,34 +80,48 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=2500)
     parser.add_argument("--vs", type=int, default=2)
     parser.add_argument("--farm", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--farm-address", default=FARM, help=argparse.SUPPRESS)
     args = parser.parse_args()
     raise_fd_limit()
     if args.farm is not None:
-        asyncio.run(farm(args.farm))
+        asyncio.run(farm(args.farm, args.farm_address))
         return
-    child = subprocess.Popen(  # noqa: S603 (this script, arguments as a list)
-        [sys.executable, __file__, "--farm", str(args.hosts)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None and child.stdin is not None
-    ports = [int(p) for p in child.stdout.readline().split()]
+    children = []
+    for index, start in enumerate(range(0, args.hosts, PER_FARM)):
+        count = min(PER_FARM, args.hosts - start)
+        address = farm_address(index)
+        children.append(
+            (
+                address,
+                subprocess.Popen(  # noqa: S603 (this script, arguments as a list)
+                    [sys.executable, __file__, "--farm", str(count), "--farm-address", address],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                ),
+            )
+        )
+    servers: list[str] = []
+    for address, child in children:
+        assert child.stdout is not None
+        servers += [f"{address}:{int(p)}" for p in child.stdout.readline().split()]
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            run(Path(tmp), ports, args.vs)
+            run(Path(tmp), servers, args.vs)
     finally:
-        child.stdin.close()
-        child.wait()
+        for _address, child in children:
+            assert child.stdin is not None
+            child.stdin.close()
+            child.wait()
 
 
-def run(tmp: Path, ports: list[int], vss: int) -> None:
+def run(tmp: Path, servers: list[str], vss: int) -> None:
     emu = Emulator(tmp / "emu")
     if emu.real:
         raise SystemExit("needs the emulator (unset IPVSWM_TEST_IPVSADM)")
     lines = [f"! v{i} {vip(i)} tcp://" for i in range(vss)]
     weights = " ".join(f"v{i}={FULL}" for i in range(vss))
-    lines += [f"h{n} {FARM}:{port} {weights}" for n, port in enumerate(ports)]
+    lines += [f"h{n} {server} {weights}" for n, server in enumerate(servers)]
     options = {
         "IPVSADM": emu.binary,
         "Log.Level": "3",
@@ -110,7 +133,7 @@ def run(tmp: Path, ports: list[int], vss: int) -> None:
     (tmp / "daemon").mkdir()
     daemon = DaemonProcess(tmp / "daemon", "\n".join(lines) + "\n", env=emu.env, options=options)
     log = InvocationLog(emu.log)
-    wanted = {(vip(i), f"{FARM}:{port}") for i in range(vss) for port in ports}
+    wanted = {(vip(i), server) for i in range(vss) for server in servers}
     seen: dict[tuple[str, str], int] = {}
     done: list[float] = []
     calls = 0
@@ -134,22 +157,34 @@ def run(tmp: Path, ports: list[int], vss: int) -> None:
     spawned = time.time()
     daemon.start(timeout=300)
     try:
-        wait_until(all_full, 300, "every pair at full weight", step=0.05)
+        wait_until(
+            all_full,
+            float(os.environ.get("BENCH_TIMEOUT", "300")),
+            "every pair at full weight",
+            step=0.05,
+        )
     finally:
         try:
             daemon.stop(timeout=120)
         except subprocess.TimeoutExpired:
             daemon.kill()
+        full = sum(1 for key in wanted if seen.get(key) == FULL)
+        print(f"# {full} of {len(wanted)} pairs at full weight, {calls} ipvsadm calls")
+        if os.environ.get("BENCH_VERBOSE"):
+            keep = Path(os.environ.get("BENCH_KEEP_LOG", "/tmp/ipvswm-startup.log"))
+            keep.write_text(daemon.log_text())
+            print(f"# daemon log kept in {keep}")
+            for inv in log.entries[:calls]:
+                lines = len(inv.batch_lines())
+                print(
+                    f"# {inv.time - log.entries[0].time:7.2f} s {' '.join(inv.argv)} {lines} lines"
+                )
     print(f"startup_pairs = {len(wanted)}")
     first_call = log.entries[0].time
     print(f"startup_to_first_ipvsadm_call = {first_call - spawned:.2f} s (process start, reads)")
     print(f"startup_table_in_place = {first_restore[0] - first_call:.2f} s (after the first call)")
     print(f"startup_all_weights = {done[0] - first_call:.2f} s (after the first call)")
     print(f"startup_all_weights_from_spawn = {done[0] - spawned:.2f} s")
-    if os.environ.get("BENCH_VERBOSE"):
-        for inv in log.entries[:calls]:
-            lines = len(inv.batch_lines())
-            print(f"# {inv.time - first_call:7.2f} s {' '.join(inv.argv)} {lines} lines")
     print(f"startup_ipvsadm_processes = {calls}")
     print(f"startup_changing_calls = {changing}")
     print(f"load_1min = {os.getloadavg()[0]:.2f}")
