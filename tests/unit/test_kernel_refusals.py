@@ -111,19 +111,19 @@ def test_another_family_is_refused_except_for_tunnels() -> None:
     assert validate_op(AddDestination(VS, tun)) is None
 
 
-class RecordingSocket:
-    prid = 0
+class RecordingWire:
+    """Stands in for `netlink_wire.Wire`: records the requests; the kernel accepts them all."""
 
     def __init__(self) -> None:
         self.sent: list[Any] = []
 
-    def nlm_request(self, msg: Any, msg_type: int, msg_flags: int) -> list[Any]:
-        self.sent.append(msg)
-        return []
+    def apply(self, requests: Sequence[tuple[int, bytes]]) -> list[int]:
+        self.sent += requests
+        return [0] * len(requests)
 
 
 def test_netlink_validates_like_ipvsadm() -> None:
-    sock = RecordingSocket()
+    sock = RecordingWire()
     heavy = Destination(DestKey("198.51.100.2", 80), Forward.MASQ, weight=70000)
     v6 = Destination(DestKey("2001:db8::5", 80), Forward.MASQ, weight=1)
     good = Destination(DestKey("198.51.100.3", 80), Forward.MASQ, weight=5)
