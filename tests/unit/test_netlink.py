@@ -12,16 +12,13 @@ from pyroute2.netlink.generic import ipvs
 from ipvswm.kernel.backend import BackendError
 from ipvswm.kernel.backend import FailureKind
 from ipvswm.kernel.backend import refusal_message
-from ipvswm.kernel.netlink import CMD_DEL_DEST
-from ipvswm.kernel.netlink import CMD_DEL_SERVICE
-from ipvswm.kernel.netlink import CMD_NEW_DEST
-from ipvswm.kernel.netlink import CMD_NEW_SERVICE
-from ipvswm.kernel.netlink import CMD_SET_DEST
-from ipvswm.kernel.netlink import CMD_SET_SERVICE
 from ipvswm.kernel.netlink import NetlinkBackend
-from ipvswm.kernel.netlink import op_message
-from ipvswm.kernel.netlink import parse_dest
-from ipvswm.kernel.netlink import parse_service
+from ipvswm.kernel.netlink_wire import CMD_DEL_DEST
+from ipvswm.kernel.netlink_wire import CMD_DEL_SERVICE
+from ipvswm.kernel.netlink_wire import CMD_NEW_DEST
+from ipvswm.kernel.netlink_wire import CMD_NEW_SERVICE
+from ipvswm.kernel.netlink_wire import CMD_SET_DEST
+from ipvswm.kernel.netlink_wire import CMD_SET_SERVICE
 from ipvswm.kernel.table import AddDestination
 from ipvswm.kernel.table import AddService
 from ipvswm.kernel.table import DeleteDestination
@@ -35,6 +32,11 @@ from ipvswm.kernel.table import Op
 from ipvswm.kernel.table import Protocol
 from ipvswm.kernel.table import Service
 from ipvswm.kernel.table import ServiceKey
+from tests.support.netlink_reference import KERNEL_DEST_RECORD
+from tests.support.netlink_reference import op_message
+from tests.support.netlink_reference import parse_dest
+from tests.support.netlink_reference import parse_service
+from tests.support.netlink_reference import raw_nla
 
 VIP = ServiceKey(Protocol.TCP, "192.0.2.1", 80)
 VIP6 = ServiceKey(Protocol.UDP, "2001:db8::1", 53)
@@ -107,24 +109,7 @@ def test_destination_round_trip(service: ServiceKey, dest: Destination) -> None:
 
 def test_raw_attributes_are_read_not_defaults() -> None:
     """A kernel dump message: forwarding method, flags and timeout come from the raw attrs."""
-
-    def nla(kind: int, payload: bytes) -> bytes:
-        size = 4 + len(payload)
-        return struct.pack("HH", size, kind) + payload + b"\0" * (-size % 4)
-
-    # IPVS_DEST_ATTR_*: ADDR=1 (16 bytes, no ADDR_FAMILY as older kernels send), PORT=2,
-    # FWD_METHOD=3, WEIGHT=4, U_THRESH=5, L_THRESH=6, ACTIVE_CONNS=7, INACT_CONNS=8.
-    dest = (
-        nla(1, bytes([10, 0, 0, 1]) + bytes(12))
-        + nla(2, struct.pack(">H", 80))
-        + nla(3, struct.pack("I", 2 | 0x0100))  # tunnel, plus a non-method flag bit
-        + nla(4, struct.pack("I", 7))
-        + nla(5, struct.pack("I", 0))
-        + nla(6, struct.pack("I", 0))
-        + nla(7, struct.pack("I", 11))
-        + nla(8, struct.pack("I", 12))
-    )
-    body = struct.pack("BBH", 8, 1, 0) + nla(2, dest)
+    body = struct.pack("BBH", 8, 1, 0) + raw_nla(2, KERNEL_DEST_RECORD)
     msg = ipvs.ipvsmsg(struct.pack("IHHII", 16 + len(body), 0x1E, 2, 1, 0) + body)
     msg.decode()
     parsed = parse_dest(msg.get_attr("IPVS_CMD_ATTR_DEST"), socket.AF_INET)

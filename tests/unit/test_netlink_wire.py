@@ -12,9 +12,6 @@ from pyroute2.netlink.generic import ipvs
 
 from ipvswm.kernel.backend import FailureKind
 from ipvswm.kernel.netlink import _apply_ops
-from ipvswm.kernel.netlink import op_message
-from ipvswm.kernel.netlink import parse_dest
-from ipvswm.kernel.netlink import parse_service
 from ipvswm.kernel.netlink_wire import CMD_ATTR_DEST
 from ipvswm.kernel.netlink_wire import CMD_ATTR_SERVICE
 from ipvswm.kernel.netlink_wire import NLMSG_ERROR
@@ -37,6 +34,10 @@ from ipvswm.kernel.table import Op
 from ipvswm.kernel.table import Protocol
 from ipvswm.kernel.table import Service
 from ipvswm.kernel.table import ServiceKey
+from tests.support.netlink_reference import KERNEL_DEST_RECORD
+from tests.support.netlink_reference import op_message
+from tests.support.netlink_reference import parse_dest
+from tests.support.netlink_reference import parse_service
 
 VIP = ServiceKey(Protocol.TCP, "192.0.2.1", 80)
 VIP6 = ServiceKey(Protocol.UDP, "2001:db8::1", 53)
@@ -110,20 +111,7 @@ def test_the_dest_decoder_agrees_with_pyroute2(key: ServiceKey, dest: Destinatio
 
 
 def test_a_kernel_dump_dest_with_counters_and_no_family() -> None:
-    def nla(kind: int, payload: bytes) -> bytes:
-        size = 4 + len(payload)
-        return struct.pack("HH", size, kind) + payload + b"\0" * (-size % 4)
-
-    dest = (
-        nla(1, bytes([10, 0, 0, 1]) + bytes(12))
-        + nla(2, struct.pack(">H", 80))
-        + nla(3, struct.pack("I", 2 | 0x0100))  # tunnel, plus a non-method flag bit
-        + nla(4, struct.pack("I", 7))
-        + nla(7, struct.pack("I", 11))
-        + nla(8, struct.pack("I", 12))
-        + nla(10 | 0x8000, nla(1, struct.pack("I", 5)))  # a nested STATS we skip
-    )
-    parsed = decode_dest(memoryview(dest), socket.AF_INET)
+    parsed = decode_dest(memoryview(KERNEL_DEST_RECORD), socket.AF_INET)
     assert parsed == Destination(DestKey("10.0.0.1", 80), Forward.TUNNEL, 7)
     assert (parsed.active, parsed.inactive) == (11, 12)
 

@@ -10,8 +10,8 @@ ACKs are read back in bulk and matched to their ops by sequence number. The kern
 message of a buffer in order and ACKs each one, an error included, so one refused op never hides
 the others' results. Dumps are decoded with `struct.unpack_from` on the attributes we read.
 
-The pyroute2 builders in `netlink.py` stay as the reference: the unit tests check that these
-bytes equal pyroute2's encoding and that this decoder agrees with the pyroute2-based parser.
+The earlier pyroute2 builders (`tests/support/netlink_reference.py`) are the reference: the tests
+check that these bytes equal pyroute2's encoding and that this decoder agrees with its parser.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ WINDOW = 128  # requests in flight: their ACKs fit the receive buffer many times
 RCVBUF = 1 << 20
 _RECV = 1 << 18
 
-# include/uapi/linux/ip_vs.h (the command numbers are repeated in netlink.py for the builders)
+# include/uapi/linux/ip_vs.h
 CMD_NEW_SERVICE, CMD_SET_SERVICE, CMD_DEL_SERVICE, CMD_GET_SERVICE = 1, 2, 3, 4
 CMD_NEW_DEST, CMD_SET_DEST, CMD_DEL_DEST, CMD_GET_DEST = 5, 6, 7, 8
 CMD_ATTR_SERVICE, CMD_ATTR_DEST = 1, 2
