@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["ipvsadm", "netlink", "dry-run"],
         default=None,
         help="how to reach the kernel's IPVS table: ipvsadm (the default, the binary named by"
-        " IPVSADM), netlink (pyroute2), dry-run (in memory, logs every operation)",
+        " IPVSADM), netlink (generic netlink, no subprocess), dry-run (in memory, logs every"
+        " operation)",
     )
     run.add_argument(
         "--pid-file",
