@@ -381,8 +381,7 @@ class Wire:
         codes: list[int] = []
         for start in range(0, len(requests), window):
             chunk = requests[start : start + window]
-            first = self.next_seq()
-            seqs = [first] + [self.next_seq() for _ in chunk[1:]]
+            seqs = [self.next_seq() for _ in chunk]
             flags = NLM_F_REQUEST | NLM_F_ACK
             buf = b"".join(
                 message(self.family, cmd, attrs, flags, seq)
