@@ -1,10 +1,10 @@
 """Benchmark: start-up of `--hosts` hosts x `--vs` VSs to all weights (issue 16 goal 2).
 
 The real `ipvswm run` on the ipvsadm emulator with an empty table and no DB, Check.Interval=5,
-`tcp://` checks (one checker per host) against farm processes listening on one port per host
-(accept, close): one process per `PER_FARM` (8,000) hosts, on 127.0.0.202, .203, ... (this
-machine's hard open-files limit is 20,000 per process). Times from the daemon's spawn, from the
-emulator's invocation log:
+`tcp://` checks (one checker per host) against the long benches' farm (bench/long/farm.py: one
+address per host from 127.78.0.1 on, port 18090, one process per 8,000 addresses, as this
+machine's hard open-files limit is 20,000). Times from the daemon's spawn, from the emulator's
+invocation log:
 the start of the first `-R` call (the table in place), and the start of the `-R` call after which
 every pair has its full weight; `ipvsadm_processes` counts every call of the emulator up to then
 (reads included). Default 2,500 hosts x 2 VSs = 5,000 pairs; `--hosts 25000` for 50,000.
@@ -19,9 +19,7 @@ Usage: python bench/startup.py [--hosts 2500] [--vs 2]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,7 +29,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO / "bench" / "long"))
 
+from farm import Farm  # noqa: E402
+from farm import addresses  # noqa: E402
+from farm import raise_fd_limit  # noqa: E402
 from tests.support.daemon import DaemonProcess  # noqa: E402
 from tests.support.daemon import wait_until  # noqa: E402
 from tests.support.emulator import Emulator  # noqa: E402
@@ -39,36 +41,9 @@ from tests.support.emulator import Emulator  # noqa: E402
 from detect import InvocationLog  # noqa: E402
 from detect import batch_weights  # noqa: E402
 
-FARM = "127.0.0.202"
-PER_FARM = 8000
+FIRST = "127.78.0.1"
+PORT = 18090
 FULL = 10
-
-
-def raise_fd_limit() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-class Closer(asyncio.Protocol):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()
-
-
-def farm_address(index: int) -> str:
-    """The address of farm process `index`: 127.0.0.202, .203, ..."""
-    base = FARM.rsplit(".", 1)
-    return f"{base[0]}.{int(base[1]) + index}"
-
-
-async def farm(count: int, address: str) -> None:
-    """A farm (child process): `count` listeners on `address`, their ports printed; until EOF."""
-    loop = asyncio.get_running_loop()
-    ports = []
-    for _ in range(count):
-        server = await loop.create_server(Closer, address, 0, backlog=64)
-        ports.append(server.sockets[0].getsockname()[1])
-    print(" ".join(map(str, ports)), flush=True)
-    await loop.run_in_executor(None, sys.stdin.read)
 
 
 def vip(i: int) -> str:
@@ -79,40 +54,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=2500)
     parser.add_argument("--vs", type=int, default=2)
-    parser.add_argument("--farm", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--farm-address", default=FARM, help=argparse.SUPPRESS)
     args = parser.parse_args()
     raise_fd_limit()
-    if args.farm is not None:
-        asyncio.run(farm(args.farm, args.farm_address))
-        return
-    children = []
-    for index, start in enumerate(range(0, args.hosts, PER_FARM)):
-        count = min(PER_FARM, args.hosts - start)
-        address = farm_address(index)
-        children.append(
-            (
-                address,
-                subprocess.Popen(  # noqa: S603 (this script, arguments as a list)
-                    [sys.executable, __file__, "--farm", str(count), "--farm-address", address],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                ),
-            )
-        )
-    servers: list[str] = []
-    for address, child in children:
-        assert child.stdout is not None
-        servers += [f"{address}:{int(p)}" for p in child.stdout.readline().split()]
+    hosts = list(addresses(FIRST, args.hosts))
+    farm = Farm(hosts, PORT)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            run(Path(tmp), servers, args.vs)
+            run(Path(tmp), [f"{host}:{PORT}" for host in hosts], args.vs)
     finally:
-        for _address, child in children:
-            assert child.stdin is not None
-            child.stdin.close()
-            child.wait()
+        farm.close()
 
 
 def run(tmp: Path, servers: list[str], vss: int) -> None:
@@ -175,10 +125,8 @@ def run(tmp: Path, servers: list[str], vss: int) -> None:
             keep.write_text(daemon.log_text())
             print(f"# daemon log kept in {keep}")
             for inv in log.entries[:calls]:
-                lines = len(inv.batch_lines())
-                print(
-                    f"# {inv.time - log.entries[0].time:7.2f} s {' '.join(inv.argv)} {lines} lines"
-                )
+                at = inv.time - log.entries[0].time
+                print(f"# {at:7.2f} s {' '.join(inv.argv)} {len(inv.batch_lines())} lines")
     print(f"startup_pairs = {len(wanted)}")
     first_call = log.entries[0].time
     print(f"startup_to_first_ipvsadm_call = {first_call - spawned:.2f} s (process start, reads)")

@@ -7,6 +7,7 @@ Listens on `--count` consecutive addresses from `--first` (skipping .0 and .255)
 failing. Prints `ready` once every socket listens; then reads commands on stdin, one a line,
 answering `ok` to each: `fail ADDR`, `heal ADDR`. Exits when stdin closes. Its open-files limit is
 raised to what the kernel allows (one socket per address and port, plus the checks in flight).
+The benches start it through `Farm`, one process per `PER_FARM` addresses.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import ipaddress
 import resource
+import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -82,6 +84,53 @@ async def serve(args: argparse.Namespace) -> None:
         print("ok", flush=True)
     for server in servers:
         server.close()
+
+
+PER_FARM = 8000  # addresses per farm process: its sockets stay under a 20,000 open-files limit
+
+
+class Farm:
+    """Farm processes for `hosts` addresses on one port; fail() and heal() an address.
+
+    One process while the addresses fit its open-files limit (here the hard limit is 20,000 and
+    not raisable), else one per PER_FARM addresses.
+    """
+
+    def __init__(self, hosts: list[str], port: int) -> None:
+        self.procs: list[subprocess.Popen[str]] = []
+        self.owner: dict[str, subprocess.Popen[str]] = {}
+        for k in range(0, len(hosts), PER_FARM):
+            part = hosts[k : k + PER_FARM]
+            where = ["--first", part[0], "--count", str(len(part)), "--ports", str(port)]
+            proc = subprocess.Popen(  # noqa: S603 (this script, arguments as a list)
+                [sys.executable, __file__, *where],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            self.procs.append(proc)
+            self.owner.update(dict.fromkeys(part, proc))
+        for proc in self.procs:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise SystemExit("a farm process did not start")
+
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self.procs]
+
+    def tell(self, verb: str, address: str) -> None:
+        proc = self.owner[address]
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(f"{verb} {address}\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "ok"
+
+    def close(self) -> None:
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        for proc in self.procs:
+            proc.wait(60)
 
 
 def main() -> None:

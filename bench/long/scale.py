@@ -38,6 +38,7 @@ BENCH = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
+from farm import Farm  # noqa: E402
 from farm import addresses  # noqa: E402
 from farm import raise_fd_limit  # noqa: E402
 from tests.support.daemon import DaemonProcess  # noqa: E402
@@ -50,7 +51,6 @@ from vm_keepalived import tree  # noqa: E402
 from detect import InvocationLog  # noqa: E402
 from detect import is_read  # noqa: E402
 
-FARM = Path(__file__).resolve().parent / "farm.py"
 FIRST = "127.77.0.1"
 VIPS = ("192.0.2.1:80", "192.0.2.2:80")
 WEIGHT = 10
@@ -69,53 +69,6 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-PER_FARM = 8000  # addresses per farm process: its sockets stay under a 20,000 open-files limit
-
-
-class Farm:
-    """Farm processes for `hosts` addresses on one port; fail() and heal() an address.
-
-    One process while the addresses fit its open-files limit (here the hard limit is 20,000 and
-    not raisable), else one per PER_FARM addresses.
-    """
-
-    def __init__(self, hosts: list[str], port: int) -> None:
-        self.procs: list[subprocess.Popen[str]] = []
-        self.owner: dict[str, subprocess.Popen[str]] = {}
-        for k in range(0, len(hosts), PER_FARM):
-            part = hosts[k : k + PER_FARM]
-            where = ["--first", part[0], "--count", str(len(part)), "--ports", str(port)]
-            proc = subprocess.Popen(  # noqa: S603 (our interpreter and file)
-                [sys.executable, str(FARM), *where],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            self.procs.append(proc)
-            self.owner.update(dict.fromkeys(part, proc))
-        for proc in self.procs:
-            assert proc.stdout is not None
-            if proc.stdout.readline().strip() != "ready":
-                raise SystemExit("a farm process did not start")
-
-    def pids(self) -> list[int]:
-        return [proc.pid for proc in self.procs]
-
-    def tell(self, verb: str, address: str) -> None:
-        proc = self.owner[address]
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(f"{verb} {address}\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline().strip() == "ok"
-
-    def close(self) -> None:
-        for proc in self.procs:
-            assert proc.stdin is not None
-            proc.stdin.close()
-        for proc in self.procs:
-            proc.wait(60)
 
 
 def body(hosts: list[str], port: int) -> str:
